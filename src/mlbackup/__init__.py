@@ -1,0 +1,96 @@
+"""mlbackup: back machine-learning outputs up the moment they exist, resume on the next machine.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> import mlbackup
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "study.db"
+    >>> _ = out.write_bytes(b"trials")
+    >>> target = mlbackup.open_target(tempfile.mkdtemp())
+    >>> mlbackup.immediate_backup_if_needed(out, target=target).status.value
+    'copied'
+    >>> out.unlink()
+    >>> mlbackup.restore_if_missing(out, target=target).status.value
+    'restored'
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import backup, immediate_backup_if_needed, restore, restore_if_missing
+from .backend import Backend, ObjectInfo
+from .config import BackupConfig, load_config
+from .errors import (
+    BackendPermissionError,
+    BackendUnavailableError,
+    BackupNotFoundError,
+    CommitConflictError,
+    ConfigError,
+    DestinationNotEmptyError,
+    IntegrityError,
+    MLBackupError,
+    RestoreError,
+    SourceChangedError,
+    SourceError,
+    SourceMissingError,
+    TargetError,
+    UnknownBackendError,
+    UnsafePathError,
+)
+from .fsspec_backend import FsspecBackend
+from .paths import default_name, is_drive_path, is_on_target, is_url
+from .progress import ProgressCallback, ProgressEvent
+from .registry import available_backends, register_backend
+from .results import (
+    BackupInfo,
+    BackupResult,
+    BackupStatus,
+    RestoreResult,
+    RestoreStatus,
+    VerifyResult,
+)
+from .target import BackupTarget, open_target
+
+__all__ = [
+    "Backend",
+    "BackendPermissionError",
+    "BackendUnavailableError",
+    "BackupConfig",
+    "BackupInfo",
+    "BackupNotFoundError",
+    "BackupResult",
+    "BackupStatus",
+    "BackupTarget",
+    "CommitConflictError",
+    "ConfigError",
+    "DestinationNotEmptyError",
+    "FsspecBackend",
+    "IntegrityError",
+    "MLBackupError",
+    "ObjectInfo",
+    "ProgressCallback",
+    "ProgressEvent",
+    "RestoreError",
+    "RestoreResult",
+    "RestoreStatus",
+    "SourceChangedError",
+    "SourceError",
+    "SourceMissingError",
+    "TargetError",
+    "UnknownBackendError",
+    "UnsafePathError",
+    "VerifyResult",
+    "__version__",
+    "available_backends",
+    "backup",
+    "default_name",
+    "immediate_backup_if_needed",
+    "is_drive_path",
+    "is_on_target",
+    "is_url",
+    "load_config",
+    "open_target",
+    "register_backend",
+    "restore",
+    "restore_if_missing",
+]

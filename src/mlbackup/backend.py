@@ -1,0 +1,113 @@
+"""The backend plugin interface: the few storage operations the backup protocol needs.
+
+A backend stores opaque objects under ``/``-separated keys relative to its root. The protocol
+(what to send, where, in which order; see :mod:`mlbackup.engine`) lives in the core and is the
+same for every backend; a backend only has to make each operation below keep its promise.
+Most backends subclass :class:`mlbackup.fsspec_backend.FsspecBackend` and override only what
+their store does differently.
+
+Register a backend under the entry-point group ``mlbackup.backends`` (one entry per URL scheme)
+or at run time with :func:`mlbackup.register_backend`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+__all__ = ["Backend", "ObjectInfo"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a backend knows about one stored object.
+
+    Attributes:
+        key: the object's key relative to the backend root.
+        size: its size in bytes.
+        checksum: its hash in the backend's ``hash_name``, when the store reports one cheaply
+            (an md5 from S3, GCS or Drive), else ``None``.
+    """
+
+    key: str
+    size: int
+    checksum: str | None = None
+
+
+class Backend(ABC):
+    """One storage location (a folder, a bucket prefix, a Drive folder) holding backups.
+
+    Class attributes:
+        hash_name: the hash that verifies data on this store (see :mod:`mlbackup.hashing`).
+        max_workers: how many transfers the engine runs at once.
+    """
+
+    hash_name: ClassVar[str] = "md5"
+    max_workers: ClassVar[int] = 8
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> Backend:
+        """Build the backend for ``url``; ``options`` are the store's own settings.
+
+        Raise :class:`mlbackup.ConfigError` for an option the backend does not know, listing
+        the valid ones.
+        """
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The target's URL for display. Never contains a credential."""
+
+    @property
+    def local_root(self) -> Path | None:
+        """The root as a local folder, for targets that are one (local, Drive mount)."""
+        return None
+
+    @abstractmethod
+    def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        """Store the file at ``key``, atomically: readers see the old object or the whole new one.
+
+        Returns the stored object's info with ``checksum`` set to the hash of the bytes sent,
+        computed while sending; raises if the store's own size or checksum disagree.
+        """
+
+    @abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """Open the object for reading; raise ``FileNotFoundError`` if it does not exist."""
+
+    @abstractmethod
+    def info(self, key: str) -> ObjectInfo | None:
+        """Return the object's info, or ``None`` if there is no object at ``key``."""
+
+    @abstractmethod
+    def list_dir(self, prefix: str) -> list[str]:
+        """Return the base names directly under ``prefix`` (``[]`` if there are none)."""
+
+    @abstractmethod
+    def move(self, src: str, dst: str) -> None:
+        """Move an object, replacing ``dst``. Never leaves both keys missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete an object; a missing object is not an error."""
+
+    @abstractmethod
+    def write_new(self, key: str, data: bytes) -> None:
+        """Create an object atomically; raise ``FileExistsError`` if ``key`` already exists."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Read a small object whole; raise ``FileNotFoundError`` if it does not exist."""
+
+    def sync(self) -> None:  # noqa: B027 - a hook: most stores are durable once a write returns
+        """Make every object written so far durable. Called before a manifest is committed."""
+
+    def close(self) -> None:  # noqa: B027 - a hook: most backends hold nothing to release
+        """Release connections and temporary state."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,42 @@
+"""Named points in the backup protocol where crash trials kill the process.
+
+Set ``MLBACKUP_CRASH_AT=<point>[:<n>]`` in a child process and it sends itself SIGKILL the
+``n``-th time (default 1st) it reaches ``<point>``. Unset, each call is one dictionary lookup.
+The points are listed in :data:`POINTS`; tests sweep all of them (see ``tests/test_crash.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+__all__ = ["POINTS", "crash_point"]
+
+#: Every named point, in protocol order.
+POINTS = (
+    "after-displace",  # an old file moved aside, its replacement not yet sent
+    "after-put",  # one file sent, the rest not
+    "before-commit",  # all data sent, manifest not written
+    "after-commit",  # manifest written, retention not run
+    "during-retention",  # an old manifest deleted, its objects not yet collected
+)
+
+_ENV = "MLBACKUP_CRASH_AT"
+_hits: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def crash_point(point: str) -> None:
+    """SIGKILL this process here if ``MLBACKUP_CRASH_AT`` names ``point`` and its count is due."""
+    wanted = os.environ.get(_ENV)
+    if not wanted:
+        return
+    name, _, count = wanted.partition(":")
+    if name != point:
+        return
+    with _lock:
+        _hits[point] = _hits.get(point, 0) + 1
+        due = _hits[point] == int(count or 1)
+    if due:
+        os.kill(os.getpid(), signal.SIGKILL)

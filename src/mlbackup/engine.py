@@ -1,0 +1,279 @@
+"""The backup protocol: plan, transfer, commit, retention.
+
+1. **Plan.** Scan the source (a stat per file) and compare each file's signature with the
+   newest committed manifest. Equal signatures are unchanged without reading a byte. A file
+   whose signature differs is hashed; if its hash equals the recorded one it is not sent.
+2. **Transfer.** Before a plain file that the newest version lists is replaced or deleted, its
+   bytes are moved to ``objects/<hash>`` unless that already exists, so every kept version stays
+   readable at every instant. Each new or changed file is then stored atomically at its plain
+   key, hashed while it is sent and verified against what the store reports.
+3. **Commit.** After a durability barrier (``Backend.sync``), the manifest is written
+   create-only. Until then readers see the previous version, byte for byte.
+4. **Retention.** With ``keep_last=N``, manifests beyond the newest N are deleted, then the
+   displaced objects no kept manifest lists.
+
+A kill -9 at any point leaves the previous committed version restorable (see
+``tests/test_crash.py``, which kills the process at each of :data:`mlbackup.crashpoints.POINTS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import __version__, layout
+from .crashpoints import crash_point
+from .errors import CommitConflictError, ConfigError, SourceChangedError
+from .hashing import hash_file
+from .manifest import FileEntry, Manifest
+from .progress import ProgressCallback, ProgressEvent
+from .results import BackupResult, BackupStatus
+from .sources import SourceFile, current_signature, readable_copy, scan
+from .target import BackupTarget
+
+__all__ = ["run_backup"]
+
+log = logging.getLogger("mlbackup")
+
+#: How often a file that changes while it is read is read again before giving up.
+READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Sent:
+    entry: FileEntry
+    sent: bool
+
+
+class _Transfer:
+    """One backup run's shared state: what was displaced, progress counters."""
+
+    def __init__(
+        self,
+        target: BackupTarget,
+        name: str,
+        displaced: Iterable[str],
+        totals: tuple[int, int],
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.target = target
+        self.backend = target.backend
+        self.name = name
+        self.displaced = set(displaced)
+        self.lock = threading.Lock()
+        self.files_total, self.bytes_total = totals
+        self.files_done = 0
+        self.bytes_done = 0
+        self.progress = progress
+
+    def report(self, path: str, size: int) -> None:
+        with self.lock:
+            self.files_done += 1
+            self.bytes_done += size
+            event = ProgressEvent(
+                self.name, path, self.files_done, self.files_total, self.bytes_done,
+                self.bytes_total,
+            )  # fmt: skip
+        if self.progress is not None:
+            self.progress(event)
+
+    def displace(self, old: FileEntry) -> None:
+        """Keep ``old``'s bytes for the versions that list it, then free its plain key."""
+        plain = layout.plain_key(self.name, old.path)
+        with self.lock:
+            keep = old.hash not in self.displaced
+            self.displaced.add(old.hash)
+        if keep:
+            try:
+                self.backend.move(plain, layout.object_key(self.name, old.hash))
+            except FileNotFoundError:
+                log.warning("%s/%s was already gone from the target", self.target.url, plain)
+            crash_point("after-displace")
+        else:
+            self.backend.delete(plain)
+
+    def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
+        """Send one new or changed file; returns its manifest entry."""
+        key = layout.plain_key(self.name, source.path)
+        for _attempt in range(READ_ATTEMPTS):
+            before = current_signature(source.abspath)
+            with readable_copy(source) as (readable, is_snapshot):
+                if old is not None:
+                    _size, digest = hash_file(readable, self.target.hash_name)
+                    if digest == old.hash:  # touched, not changed
+                        self.report(source.path, old.size)
+                        return _Sent(replace(old, sig=before, mtime_ns=source.mtime_ns), False)
+                    self.displace(old)
+                    old = None  # displaced once; a re-read must not displace again
+                stored = self.backend.put_file(readable, key)
+            if is_snapshot or current_signature(source.abspath) == before:
+                crash_point("after-put")
+                self.report(source.path, stored.size)
+                entry = FileEntry(
+                    path=source.path,
+                    size=stored.size,
+                    hash=stored.checksum or "",
+                    mtime_ns=source.mtime_ns,
+                    mode=source.mode,
+                    sig=before,
+                    sqlite=is_snapshot,
+                )
+                return _Sent(entry, True)
+            log.info("%s changed while it was read; reading it again", source.abspath)
+        raise SourceChangedError(
+            f"{source.abspath} kept changing while it was read ({READ_ATTEMPTS} tries); back it "
+            "up when the writer pauses (e.g. from a callback after each step)"
+        )
+
+
+def _check_no_overlap(target: BackupTarget, name: str) -> None:
+    """A new name must not nest in (or contain) another: their plain files would collide."""
+    for other in target.names():
+        if other == name:
+            continue
+        if name.startswith(other + "/") or other.startswith(name + "/"):
+            raise ConfigError(
+                f"backup name {name!r} overlaps the existing backup {other!r} on {target.url}: "
+                "their files would share a folder; pass another name=... (--name)"
+            )
+
+
+def run_backup(
+    target: BackupTarget,
+    source: Path,
+    name: str,
+    *,
+    keep_last: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> BackupResult:
+    """Back ``source`` up as ``name``; see the module docstring for the protocol."""
+    started = time.perf_counter()
+    layout.check_name(name)
+    if keep_last is not None and keep_last < 1:
+        raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
+    scanned = scan(source)
+    previous = target.latest_manifest(name)
+    if previous is None:
+        _check_no_overlap(target, name)
+    old_entries = previous.by_path() if previous else {}
+
+    unchanged: list[FileEntry] = []
+    todo: list[tuple[SourceFile, FileEntry | None]] = []
+    for sf in scanned.files:
+        old = old_entries.get(sf.path)
+        if old is not None and old.sig == sf.sig and old.size == sf.size:
+            unchanged.append(old)
+        else:
+            todo.append((sf, old))
+    gone = [e for p, e in old_entries.items() if p not in {sf.path for sf in scanned.files}]
+
+    totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
+    displaced = target.backend.list_dir(layout.objects_prefix(name)) if previous else []
+    transfer = _Transfer(target, name, displaced, totals, progress)
+    for entry in unchanged:
+        transfer.report(entry.path, entry.size)
+    # Deletions first: a file that becomes a folder (or back) frees its plain key before reuse.
+    for entry in gone:
+        transfer.displace(entry)
+    sent = _send_all(transfer, todo)
+
+    entries = unchanged + [s.entry for s in sent]
+    files_sent = sum(1 for s in sent if s.sent)
+    bytes_sent = sum(s.entry.size for s in sent if s.sent)
+    common = {
+        "name": name,
+        "target": target.url,
+        "source": source,
+        "skipped_entries": tuple(scanned.skipped),
+        "files_total": len(entries),
+        "bytes_total": sum(e.size for e in entries),
+    }
+    if previous is not None and not gone and files_sent == 0 and (
+        sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind
+    ):
+        return BackupResult(
+            BackupStatus.UNCHANGED,
+            version=previous.version,
+            seconds=time.perf_counter() - started,
+            **common,  # type: ignore[arg-type]
+        )
+
+    version = previous.version + 1 if previous else 1
+    manifest = Manifest(
+        name=name,
+        version=version,
+        kind=scanned.kind,
+        hash_name=target.hash_name,
+        files=tuple(sorted(entries, key=lambda e: e.path)),
+        dirs=tuple(sorted(scanned.empty_dirs)),
+        meta={"mlbackup": __version__, "source": str(source)},
+    )
+    _commit(target, manifest)
+    if keep_last is not None:
+        apply_retention(target, name, keep_last)
+    log.info(
+        "backed up %s to %s as %r version %d: %d files, %d bytes sent",
+        source, target.url, name, version, files_sent, bytes_sent,
+    )  # fmt: skip
+    return BackupResult(
+        BackupStatus.COPIED,
+        version=version,
+        files_sent=files_sent,
+        bytes_sent=bytes_sent,
+        seconds=time.perf_counter() - started,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _send_all(
+    transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None]]
+) -> list[_Sent]:
+    workers = min(transfer.backend.max_workers, len(todo))
+    if workers <= 1:
+        return [transfer.send(sf, old) for sf, old in todo]
+    with ThreadPoolExecutor(workers, thread_name_prefix="mlbackup-send") as pool:
+        futures = [pool.submit(transfer.send, sf, old) for sf, old in todo]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _commit(target: BackupTarget, manifest: Manifest) -> None:
+    crash_point("before-commit")
+    target.backend.sync()
+    key = layout.manifest_key(manifest.name, manifest.version)
+    try:
+        target.backend.write_new(key, manifest.to_bytes())
+    except FileExistsError:
+        raise CommitConflictError(
+            f"another process committed {manifest.name!r} version {manifest.version} on "
+            f"{target.url} first; back up one name from one process at a time, then retry"
+        ) from None
+    crash_point("after-commit")
+
+
+def apply_retention(target: BackupTarget, name: str, keep_last: int) -> list[int]:
+    """Delete all but the newest ``keep_last`` versions of ``name``; return those deleted.
+
+    Manifests go first (oldest first), so a crash part-way leaves only unreferenced objects,
+    which the next run collects.
+    """
+    versions = target.versions(name)
+    dropped = versions[:-keep_last]
+    for version in dropped:
+        target.backend.delete(layout.manifest_key(name, version))
+        crash_point("during-retention")
+    kept = versions[-keep_last:]
+    needed = {e.hash for v in kept for e in target.read_manifest(name, v).files}
+    for digest in target.backend.list_dir(layout.objects_prefix(name)):
+        if digest not in needed:
+            target.backend.delete(layout.object_key(name, digest))
+    return dropped

@@ -1,0 +1,123 @@
+"""Errors raised by mlbackup.
+
+Every error is an :class:`MLBackupError`, and most also inherit from the builtin exception a
+caller would naturally catch (``FileNotFoundError``, ``PermissionError``, ...), so
+``except FileNotFoundError`` keeps working around mlbackup calls. Each message names the problem
+and the fix. No message ever contains a credential.
+
+Skips are not errors: :class:`~mlbackup.BackupResult` says when a backup was skipped and why.
+
+::
+
+    MLBackupError
+    ├── ConfigError (ValueError)                 bad configuration or argument
+    │   └── UnknownBackendError                  URL scheme no installed backend serves
+    ├── SourceError                              the thing to back up
+    │   ├── SourceMissingError (FileNotFoundError)
+    │   └── SourceChangedError                   kept changing while it was read
+    ├── TargetError                              the backup storage
+    │   ├── BackendUnavailableError (ConnectionError)  transient: retry later
+    │   ├── BackendPermissionError (PermissionError)   credentials, access, quota
+    │   └── CommitConflictError                  another writer committed the same version
+    └── RestoreError
+        ├── BackupNotFoundError (FileNotFoundError)    no such name or version
+        ├── DestinationNotEmptyError (FileExistsError)
+        ├── UnsafePathError                      a manifest path escapes the destination
+        └── IntegrityError                       data missing or not matching its hash
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BackendPermissionError",
+    "BackendUnavailableError",
+    "BackupNotFoundError",
+    "CommitConflictError",
+    "ConfigError",
+    "DestinationNotEmptyError",
+    "IntegrityError",
+    "MLBackupError",
+    "RestoreError",
+    "SourceChangedError",
+    "SourceError",
+    "SourceMissingError",
+    "TargetError",
+    "UnknownBackendError",
+    "UnsafePathError",
+]
+
+
+class MLBackupError(Exception):
+    """Base class of every error mlbackup raises."""
+
+
+class ConfigError(MLBackupError, ValueError):
+    """A configuration value or argument is invalid; the message says which and how to fix it."""
+
+
+class UnknownBackendError(ConfigError):
+    """No installed backend serves the URL's scheme."""
+
+
+class SourceError(MLBackupError):
+    """The path to back up cannot be read as asked."""
+
+
+class SourceMissingError(SourceError, FileNotFoundError):
+    """The path to back up does not exist."""
+
+
+class SourceChangedError(SourceError):
+    """A file kept changing while it was read, so no consistent copy could be taken."""
+
+
+class TargetError(MLBackupError):
+    """The backup storage failed or refused an operation."""
+
+
+class BackendUnavailableError(TargetError, ConnectionError):
+    """The storage could not be reached or answered with a transient failure; retry later."""
+
+
+class BackendPermissionError(TargetError, PermissionError):
+    """The storage refused access: credentials, permissions or quota."""
+
+
+class CommitConflictError(TargetError):
+    """Another writer committed the same backup version first."""
+
+
+class RestoreError(MLBackupError):
+    """A restore or verification could not be carried out."""
+
+
+class BackupNotFoundError(RestoreError, FileNotFoundError):
+    """No committed backup exists for the name (or version) asked for."""
+
+
+class DestinationNotEmptyError(RestoreError, FileExistsError):
+    """The restore destination already holds data and ``overwrite`` was not given."""
+
+
+class UnsafePathError(RestoreError):
+    """A path recorded in a manifest would be written outside the restore destination."""
+
+
+class IntegrityError(RestoreError):
+    """Backed-up data is missing or does not match its recorded size and hash.
+
+    Attributes:
+        problems: one line per damaged file, e.g. ``"weights.bin: hash mismatch"``.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        self.problems = tuple(problems)
+        if self.problems:
+            shown = "\n".join(f"  - {p}" for p in self.problems[:20])
+            more = len(self.problems) - 20
+            if more > 0:
+                shown += f"\n  ... and {more} more"
+            message = f"{message}\n{shown}"
+        super().__init__(message)

@@ -1,0 +1,154 @@
+"""A backend over any fsspec filesystem: the base class most backends extend.
+
+It implements every :class:`~mlbackup.backend.Backend` operation with plain fsspec calls. What
+it cannot promise on an arbitrary store (atomic create-only writes, a checksum the store
+computes) is marked below; a backend for a real store overrides those methods with the store's
+own mechanism (``O_EXCL`` and ``os.replace`` locally, ``If-None-Match`` on S3, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, cast
+
+from .backend import Backend, ObjectInfo
+from .errors import ConfigError, TargetError
+from .hashing import hash_bytes, hash_file
+
+__all__ = ["FsspecBackend"]
+
+#: Files up to this size are read into memory once, hashed and sent from the same buffer.
+SMALL_FILE = 16 << 20
+
+
+class FsspecBackend(Backend):
+    """A backend storing objects under ``root`` on an fsspec filesystem ``fs``.
+
+    Args:
+        fs: the filesystem, built with ``skip_instance_cache=True`` so that no other code
+            shares (or keeps alive) its credentials.
+        root: the root path in ``fs``'s own notation (no protocol).
+        url: the display URL (no credentials).
+    """
+
+    #: Option names the backend accepts; ``from_url`` rejects any other.
+    option_names: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self._url = url
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise :class:`ConfigError` naming any option not in ``option_names``."""
+        unknown = sorted(set(options) - cls.option_names)
+        if unknown:
+            valid = ", ".join(sorted(cls.option_names)) or "none"
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid options: {valid}"
+            )
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def path(self, key: str) -> str:
+        """The filesystem path of ``key``."""
+        return f"{self.root}/{key}" if key else self.root
+
+    @contextmanager
+    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
+        """Turn the store's exceptions into mlbackup errors; override per store.
+
+        ``FileNotFoundError`` and ``FileExistsError`` pass through unchanged: the protocol
+        relies on them.
+        """
+        try:
+            yield
+        except (FileNotFoundError, FileExistsError):
+            raise
+        except OSError as exc:
+            raise TargetError(f"{operation} {key!r} on {self.url} failed: {exc}") from exc
+
+    def stored_checksum(self, info: Mapping[str, Any]) -> str | None:
+        """The checksum (in ``hash_name``) the store reports in ``fs.info()``, if any."""
+        return None
+
+    def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        path = self.path(key)
+        with self.translate_errors("upload", key):
+            size = local_path.stat().st_size
+            if size <= SMALL_FILE:
+                data = local_path.read_bytes()
+                size, digest = len(data), hash_bytes(data, self.hash_name)
+                self.fs.pipe_file(path, data)
+            else:
+                # Hash first, then upload: the page cache serves the second read. Stores with
+                # a streaming upload API override this to hash while sending.
+                size, digest = hash_file(local_path, self.hash_name)
+                self.fs.put_file(str(local_path), path)
+            stored = self.info(key)
+        self._check_stored(key, stored, size, digest)
+        return ObjectInfo(key, size, digest)
+
+    def _check_stored(self, key: str, stored: ObjectInfo | None, size: int, digest: str) -> None:
+        if stored is None or stored.size != size:
+            got = "nothing" if stored is None else f"{stored.size} bytes"
+            raise TargetError(
+                f"upload of {key!r} to {self.url} could not be verified: sent {size} bytes, "
+                f"the store holds {got}; retry the backup"
+            )
+        if stored.checksum is not None and stored.checksum != digest:
+            raise TargetError(
+                f"upload of {key!r} to {self.url} could not be verified: the store's "
+                f"{self.hash_name} differs from the bytes sent; retry the backup"
+            )
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self.translate_errors("read", key):
+            return cast(BinaryIO, self.fs.open(self.path(key), "rb"))
+
+    def info(self, key: str) -> ObjectInfo | None:
+        # fsspec's exists() answers False on *any* error; only a real "not found" means absent.
+        with self.translate_errors("stat", key):
+            try:
+                info = self.fs.info(self.path(key))
+            except FileNotFoundError:
+                return None
+        if info.get("type") == "directory":
+            return None
+        return ObjectInfo(key, int(info["size"]), self.stored_checksum(info))
+
+    def list_dir(self, prefix: str) -> list[str]:
+        with self.translate_errors("list", prefix):
+            try:
+                entries = self.fs.ls(self.path(prefix), detail=False)
+            except FileNotFoundError:
+                return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def move(self, src: str, dst: str) -> None:
+        with self.translate_errors("move", src):
+            self.fs.mv(self.path(src), self.path(dst))
+
+    def delete(self, key: str) -> None:
+        with self.translate_errors("delete", key):
+            try:
+                self.fs.rm_file(self.path(key))
+            except FileNotFoundError:
+                pass
+
+    def write_new(self, key: str, data: bytes) -> None:
+        # Check-then-write: create-only only against sequential writers. Stores with a
+        # conditional write (If-None-Match, ifGenerationMatch=0, O_EXCL) override this.
+        if self.info(key) is not None:
+            raise FileExistsError(key)
+        with self.translate_errors("write", key):
+            self.fs.pipe_file(self.path(key), data)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.translate_errors("read", key):
+            return cast(bytes, self.fs.cat_file(self.path(key)))

@@ -1,0 +1,65 @@
+"""Content hashes used to verify backed-up data.
+
+Each backend names the hash it verifies with: the store's own checksum where the store reports
+one (``md5`` for Drive, GCS and single-part S3 objects), else a fast one (``xxh128``, about 30 GB/s
+here against md5's 0.9 GB/s) where we compute both sides ourselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import xxhash
+
+from .errors import ConfigError
+
+__all__ = ["CHUNK_SIZE", "Hasher", "hash_bytes", "hash_file", "new_hasher"]
+
+#: Read and write granularity for streaming copies: large enough to amortise syscalls,
+#: small enough to keep memory flat for multi-GB files.
+CHUNK_SIZE = 1 << 20
+
+
+class Hasher(Protocol):
+    """The part of ``hashlib``'s interface mlbackup uses."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+_HASHERS: dict[str, Callable[[], Hasher]] = {
+    "md5": hashlib.md5,
+    "sha256": hashlib.sha256,
+    "xxh128": xxhash.xxh3_128,
+}
+
+
+def new_hasher(name: str) -> Hasher:
+    """Return a fresh hasher for ``name`` (``md5``, ``sha256`` or ``xxh128``)."""
+    try:
+        return _HASHERS[name]()
+    except KeyError:
+        valid = ", ".join(sorted(_HASHERS))
+        raise ConfigError(f"unknown hash {name!r}; use one of: {valid}") from None
+
+
+def hash_bytes(data: bytes, name: str) -> str:
+    """Return the hex digest of ``data``."""
+    hasher = new_hasher(name)
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+def hash_file(path: Path, name: str) -> tuple[int, str]:
+    """Return ``(size, hex digest)`` of the file at ``path``, reading it once in chunks."""
+    hasher = new_hasher(name)
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest()

@@ -1,0 +1,199 @@
+"""The manifest: the record of one committed backup version.
+
+A manifest is a JSON document written **last**, after every byte it lists is stored and
+verified; readers trust nothing else. One manifest per version::
+
+    {
+      "format": "mlbackup.manifest/1",
+      "name": "outputs/hpo/study.db",        # the backup's name (a relative POSIX path)
+      "version": 3,                          # 1, 2, 3, ... per name
+      "kind": "file",                        # "file" or "dir"
+      "created": "2026-11-28T15:40:00.123456+00:00",
+      "hash": "xxh128",                      # algorithm of every "hash" below
+      "files": [                             # sorted by path
+        {"path": "", "size": 28672, "hash": "9f...", "mtime_ns": 1764340800123456789,
+         "mode": 420, "sig": "28672:1764340800123456789", "sqlite": true}
+      ],
+      "dirs": [],                            # empty folders of a "dir" backup
+      "meta": {}                             # free-form, e.g. the mlbackup version
+    }
+
+``path`` is relative to the backed-up item: ``""`` for a single file, ``"sub/w.bin"`` inside a
+folder. ``sig`` is the cheap change signature (sizes and mtimes of the source, plus the WAL of a
+SQLite database) that lets the next backup skip unchanged files without reading them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from .errors import IntegrityError, UnsafePathError
+
+__all__ = ["FORMAT", "FileEntry", "Manifest", "check_relative_path"]
+
+FORMAT = "mlbackup.manifest/1"
+
+Kind = Literal["file", "dir"]
+
+
+def check_relative_path(path: str, *, allow_empty: bool = False) -> str:
+    """Return ``path`` if it is a safe relative POSIX path, else raise :class:`UnsafePathError`.
+
+    Safe means: no absolute path, no ``..`` or ``.`` component, no empty component, no NUL and
+    no backslash, so that joining it under a destination can never leave the destination.
+    """
+    if path == "" and allow_empty:
+        return path
+    problem = None
+    if not path:
+        problem = "is empty"
+    elif "\x00" in path:
+        problem = "contains a NUL byte"
+    elif "\\" in path:
+        problem = "contains a backslash"
+    elif path.startswith("/"):
+        problem = "is absolute"
+    elif any(part in ("", ".", "..") for part in path.split("/")):
+        problem = "has an empty, '.' or '..' component"
+    if problem:
+        raise UnsafePathError(
+            f"unsafe path {path!r} in backup: it {problem}; the backup may have been tampered "
+            "with, so nothing was written"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a backup version."""
+
+    path: str
+    size: int
+    hash: str
+    mtime_ns: int
+    mode: int = 0o644
+    sig: str = ""
+    sqlite: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": self.path,
+            "size": self.size,
+            "hash": self.hash,
+            "mtime_ns": self.mtime_ns,
+            "mode": self.mode,
+            "sig": self.sig,
+        }
+        if self.sqlite:
+            data["sqlite"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FileEntry:
+        return cls(
+            path=check_relative_path(str(data["path"]), allow_empty=True),
+            size=int(data["size"]),
+            hash=str(data["hash"]),
+            mtime_ns=int(data["mtime_ns"]),
+            mode=int(data.get("mode", 0o644)) & 0o7777,
+            sig=str(data.get("sig", "")),
+            sqlite=bool(data.get("sqlite", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One committed version of a backup."""
+
+    name: str
+    version: int
+    kind: Kind
+    hash_name: str
+    files: tuple[FileEntry, ...]
+    dirs: tuple[str, ...] = ()
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "created": self.created,
+            "hash": self.hash_name,
+            "files": [f.to_json() for f in sorted(self.files, key=lambda f: f.path)],
+            "dirs": sorted(self.dirs),
+            "meta": dict(self.meta),
+        }
+        return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str) -> Manifest:
+        """Parse a manifest; ``where`` names its location for error messages."""
+        try:
+            doc = json.loads(data.decode("utf-8"))
+            if doc.get("format") != FORMAT:
+                raise ValueError(f"unknown format {doc.get('format')!r}")
+            kind = doc["kind"]
+            if kind not in ("file", "dir"):
+                raise ValueError(f"unknown kind {kind!r}")
+            files = tuple(FileEntry.from_json(f) for f in doc["files"])
+            dirs = tuple(check_relative_path(str(d)) for d in doc.get("dirs", []))
+            manifest = cls(
+                name=str(doc["name"]),
+                version=int(doc["version"]),
+                kind=kind,
+                hash_name=str(doc["hash"]),
+                files=files,
+                dirs=dirs,
+                created=str(doc["created"]),
+                meta=dict(doc.get("meta", {})),
+            )
+        except UnsafePathError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IntegrityError(
+                f"manifest {where} is unreadable ({exc}); restore another version with "
+                "--version, or back the data up again"
+            ) from exc
+        _check_consistent(manifest, where)
+        return manifest
+
+
+def _check_consistent(manifest: Manifest, where: str) -> None:
+    paths = [f.path for f in manifest.files]
+    problems: list[str] = []
+    if manifest.kind == "file" and paths != [""]:
+        problems.append("a file backup must hold exactly one entry with an empty path")
+    if manifest.kind == "dir" and "" in paths:
+        problems.append("a folder backup holds an entry with an empty path")
+    if len(set(paths)) != len(paths):
+        problems.append("duplicate paths")
+    problems.extend(_prefix_clashes(paths, manifest.dirs))
+    if problems:
+        raise IntegrityError(f"manifest {where} is inconsistent", problems)
+
+
+def _prefix_clashes(paths: Iterable[str], dirs: Iterable[str]) -> list[str]:
+    """Entries that are both a file and a folder (``a`` and ``a/b``): a symlink-style trick."""
+    files = set(paths)
+    clashes = []
+    for p in [*files, *dirs]:
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                clashes.append(f"{p!r} lies inside the file {parent!r}")
+    return clashes

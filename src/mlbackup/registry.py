@@ -1,0 +1,125 @@
+"""Which backend serves which URL scheme.
+
+Backends are plugins, ours included: the core imports none of them by name. Two ways to add one:
+
+1. Declare an entry point in the plugin's ``pyproject.toml``::
+
+       [project.entry-points."mlbackup.backends"]
+       myscheme = "my_package.backend:MyBackend"
+
+2. Register at run time (handy in tests)::
+
+       from mlbackup import register_backend
+       register_backend("myscheme", MyBackend)            # or "my_package.backend:MyBackend"
+
+Entry points are loaded lazily, on the first URL that needs them. A scheme that is known but not
+installed (``s3`` without s3fs, say) gets an error naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+__all__ = ["available_backends", "get_backend_class", "register_backend"]
+
+ENTRY_POINT_GROUP = "mlbackup.backends"
+
+#: Schemes we know of, with what to install when none serves them.
+INSTALL_HINTS: dict[str, str] = {
+    "s3": 'pip install "mlbackup[s3]"',
+    "gs": 'pip install "mlbackup[gcs]"',
+    "gcs": 'pip install "mlbackup[gcs]"',
+    "gdrive": 'pip install "mlbackup[gdrive]"',
+    "drive": 'pip install "mlbackup[drive]"',
+}
+
+_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*$")
+
+# Registered at run time: scheme -> class, or "module:attr" to import on first use.
+_registered: dict[str, type[Backend] | str] = {}
+
+
+def _check_scheme(scheme: str) -> str:
+    if not _SCHEME_RE.match(scheme):
+        raise ConfigError(
+            f"invalid backend scheme {scheme!r}: use lowercase letters, digits, '+', '-' or '.', "
+            "starting with a letter"
+        )
+    return scheme
+
+
+def register_backend(scheme: str, backend: type[Backend] | str, *, clobber: bool = False) -> None:
+    """Make ``backend`` serve URLs of ``scheme`` in this process.
+
+    Args:
+        scheme: the URL scheme, e.g. ``"myscheme"`` for ``myscheme://...``.
+        backend: a :class:`~mlbackup.backend.Backend` subclass, or ``"module:attr"`` naming one.
+        clobber: replace a backend already registered for ``scheme``.
+
+    Raises:
+        ConfigError: the scheme is malformed, or taken and ``clobber`` is false.
+
+    Example:
+        >>> from mlbackup.testing.memory import MemoryBackend
+        >>> register_backend("mymem", MemoryBackend)
+        >>> "mymem" in available_backends()
+        True
+    """
+    _check_scheme(scheme)
+    if not clobber and scheme in _registered:
+        raise ConfigError(
+            f"a backend is already registered for {scheme!r}; pass clobber=True to replace it"
+        )
+    _registered[scheme] = backend
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> list[str]:
+    """The schemes served in this process: registered ones and installed entry points."""
+    return sorted(set(_registered) | set(_entry_points()))
+
+
+def _load(spec: str) -> type[Backend]:
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    obj = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[return-value]
+
+
+def get_backend_class(scheme: str) -> type[Backend]:
+    """Return the backend class serving ``scheme``.
+
+    Raises:
+        UnknownBackendError: no backend serves ``scheme``; the message lists the installed
+            ones and, for a known scheme, the extra to install.
+    """
+    found = _registered.get(scheme) or _entry_points().get(scheme)
+    if found is None:
+        installed = ", ".join(available_backends()) or "none"
+        hint = INSTALL_HINTS.get(scheme)
+        fix = f"install it with: {hint}" if hint else "check the URL, or install its plugin"
+        raise UnknownBackendError(
+            f"no backend for URL scheme {scheme!r} (installed: {installed}); {fix}"
+        )
+    if isinstance(found, str):
+        try:
+            found = _load(found)
+        except ImportError as exc:
+            hint = INSTALL_HINTS.get(scheme, f"reinstall the plugin serving {scheme!r}")
+            raise UnknownBackendError(
+                f"the backend for {scheme!r} could not be imported ({exc}); {hint}"
+            ) from exc
+    return found

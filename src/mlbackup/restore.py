@@ -1,0 +1,196 @@
+"""The restore protocol: fetch, verify, then place.
+
+Every file is downloaded to a temp file beside its final path and hash-checked; only when all
+of them pass is any moved into place (``os.replace``), so a damaged backup changes nothing and
+raises an :class:`~mlbackup.IntegrityError` listing every bad file. Paths come from the manifest
+and are checked (no ``..``, no absolute paths); folders are created one component at a time and
+a symlink or file in the way is refused, so nothing is ever written outside the destination.
+Stale SQLite ``-wal``/``-shm``/``-journal`` siblings are removed before a database is placed:
+replayed onto a restored database they silently change or corrupt it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DestinationNotEmptyError, IntegrityError, UnsafePathError
+from .manifest import Manifest
+from .progress import ProgressCallback, ProgressEvent
+from .results import RestoreResult, RestoreStatus
+from .sources import SQLITE_SIDECARS
+from .target import BackupTarget, DataLocation
+
+__all__ = ["run_restore"]
+
+
+@dataclass
+class _Staged:
+    location: DataLocation
+    final: Path
+    temp: Path | None = None
+    problem: str | None = None
+
+
+def _check_destination(dest: Path, manifest: Manifest, overwrite: bool) -> None:
+    if not os.path.lexists(dest):
+        return
+    is_dir = dest.is_dir()  # a symlink the user named as destination is followed, once
+    if manifest.kind == "file" and is_dir:
+        raise DestinationNotEmptyError(
+            f"{dest} is a folder but {manifest.name!r} is a file; give a file path as destination"
+        )
+    if manifest.kind == "dir" and not is_dir:
+        raise DestinationNotEmptyError(
+            f"{dest} is a file but {manifest.name!r} is a folder; give a folder path as destination"
+        )
+    if overwrite:
+        return
+    if not is_dir or any(os.scandir(dest)):
+        raise DestinationNotEmptyError(
+            f"{dest} already exists and is not empty; restore elsewhere or pass overwrite=True "
+            "(--overwrite) to replace what the backup holds"
+        )
+
+
+def _safe_dir(root: Path, rel: str, created: list[Path]) -> Path:
+    """Create ``root/rel`` one component at a time, refusing symlinks and files in the way."""
+    current = root
+    for part in rel.split("/") if rel else []:
+        current = current / part
+        try:
+            st = current.lstat()
+        except FileNotFoundError:
+            current.mkdir()
+            created.append(current)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "a file"
+            raise UnsafePathError(
+                f"cannot restore into {current}: it is {what}, and a restore never writes "
+                "through one; restore into an empty folder instead"
+            )
+    return current
+
+
+def run_restore(
+    target: BackupTarget,
+    name: str,
+    dest: Path,
+    *,
+    version: int | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> RestoreResult:
+    """Restore ``name`` (newest or ``version``) so that it is *at* ``dest``."""
+    started = time.perf_counter()
+    manifest = target.manifest(name, version)
+    dest = Path(os.path.abspath(dest))
+    _check_destination(dest, manifest, overwrite)
+    locations = target.locate(manifest)
+
+    created: list[Path] = []
+    staged: list[_Staged] = []
+    try:
+        if manifest.kind == "file":
+            parent = dest.parent
+            parent.mkdir(parents=True, exist_ok=True)
+            staged = [_Staged(locations[0], dest)]
+        else:
+            if not dest.exists():
+                dest.mkdir(parents=True)
+                created.append(dest)
+            root = dest.resolve()
+            for rel in manifest.dirs:
+                _safe_dir(root, rel, created)
+            for loc in locations:
+                folder, _, base = loc.entry.path.rpartition("/")
+                staged.append(_Staged(loc, _safe_dir(root, folder, created) / base))
+            for item in staged:
+                if item.final.is_symlink() or item.final.is_dir():
+                    raise UnsafePathError(
+                        f"cannot restore {item.final}: a symlink or folder is in the way; "
+                        "restore into an empty folder instead"
+                    )
+        _fetch_all(target, manifest, staged, progress)
+        problems = [s.problem for s in staged if s.problem]
+        if problems:
+            raise IntegrityError(
+                f"backup {name!r} version {manifest.version} on {target.url} is damaged; nothing "
+                "was restored. Restore another version (--version) or back the data up again",
+                problems,
+            )
+        for item in staged:
+            _place(item)
+    except BaseException:
+        for item in staged:
+            if item.temp is not None:
+                item.temp.unlink(missing_ok=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return RestoreResult(
+        RestoreStatus.RESTORED,
+        name=name,
+        dest=dest,
+        version=manifest.version,
+        files_restored=len(staged),
+        bytes_restored=manifest.total_bytes,
+        target=target.url,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _fetch_all(
+    target: BackupTarget,
+    manifest: Manifest,
+    staged: list[_Staged],
+    progress: ProgressCallback | None,
+) -> None:
+    total_bytes = manifest.total_bytes
+    done = [0, 0]
+    lock = threading.Lock()
+
+    def fetch(item: _Staged) -> None:
+        fd, temp = tempfile.mkstemp(dir=item.final.parent, prefix=".mlbackup-restore-")
+        item.temp = Path(temp)
+        with os.fdopen(fd, "wb") as out:
+            item.problem = target.copy_verified(item.location, out, manifest.hash_name)
+        if progress is not None:
+            with lock:
+                done[0] += 1
+                done[1] += item.location.entry.size
+                event = ProgressEvent(
+                    manifest.name, item.location.entry.path, done[0], len(staged), done[1],
+                    total_bytes,
+                )  # fmt: skip
+            progress(event)
+
+    workers = min(target.backend.max_workers, len(staged))
+    if workers <= 1:
+        for item in staged:
+            fetch(item)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="mlbackup-restore") as pool:
+        for future in [pool.submit(fetch, item) for item in staged]:
+            future.result()
+
+
+def _place(item: _Staged) -> None:
+    assert item.temp is not None
+    entry = item.location.entry
+    os.chmod(item.temp, entry.mode)
+    os.utime(item.temp, ns=(entry.mtime_ns, entry.mtime_ns))
+    if entry.sqlite:
+        for suffix in SQLITE_SIDECARS:
+            item.final.with_name(item.final.name + suffix).unlink(missing_ok=True)
+    os.replace(item.temp, item.final)
+    item.temp = None

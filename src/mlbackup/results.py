@@ -1,0 +1,163 @@
+"""What backup, restore, listing and verification calls return.
+
+Skips are results, not exceptions: a workflow step that calls
+:func:`~mlbackup.immediate_backup_if_needed` reads ``result.status`` to learn what happened.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BackupInfo",
+    "BackupResult",
+    "BackupStatus",
+    "RestoreResult",
+    "RestoreStatus",
+    "VerifyResult",
+]
+
+
+class BackupStatus(str, enum.Enum):
+    """What a backup call did."""
+
+    COPIED = "copied"
+    """A new version was committed."""
+    UNCHANGED = "unchanged"
+    """Nothing changed since the last committed version; nothing was sent."""
+    SKIPPED_DISABLED = "skipped_disabled"
+    """Backup is disabled by configuration or argument."""
+    SKIPPED_MISSING = "skipped_missing"
+    """The path does not exist (yet)."""
+    SKIPPED_ALREADY_ON_TARGET = "skipped_already_on_target"
+    """The path already lives on backup storage (inside the target, the Drive mount, a URL)."""
+
+
+class RestoreStatus(str, enum.Enum):
+    """What a restore call did."""
+
+    RESTORED = "restored"
+    """The backup was written to the destination."""
+    SKIPPED_PRESENT = "skipped_present"
+    """``restore_if_missing``: the path already exists locally; nothing was written."""
+    SKIPPED_NO_BACKUP = "skipped_no_backup"
+    """``restore_if_missing``: no backup of that name exists yet (a first run)."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (enums as their values, paths as strings)."""
+        return {k: _jsonable(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class BackupResult(_Result):
+    """The outcome of one backup call.
+
+    Attributes:
+        status: what happened; see :class:`BackupStatus`.
+        name: the backup's name on the target (``None`` when skipped before naming).
+        version: the committed version (the new one, or the unchanged latest), else ``None``.
+        files_sent: files uploaded by this call.
+        bytes_sent: bytes uploaded by this call.
+        files_total: files in the committed version.
+        bytes_total: bytes in the committed version.
+        target: the target URL.
+        source: the local path backed up.
+        reason: for skips, why, in words.
+        skipped_entries: entries of a folder left out (symlinks, sockets, ...), with why.
+        seconds: wall time of the call.
+    """
+
+    status: BackupStatus
+    name: str | None = None
+    version: int | None = None
+    files_sent: int = 0
+    bytes_sent: int = 0
+    files_total: int = 0
+    bytes_total: int = 0
+    target: str | None = None
+    source: Path | None = None
+    reason: str = ""
+    skipped_entries: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def committed(self) -> bool:
+        """True if the data is now on the target (copied now, or unchanged since)."""
+        return self.status in (BackupStatus.COPIED, BackupStatus.UNCHANGED)
+
+
+@dataclass(frozen=True)
+class RestoreResult(_Result):
+    """The outcome of one restore call.
+
+    Attributes:
+        status: what happened; see :class:`RestoreStatus`.
+        name: the backup's name.
+        version: the version restored, else ``None``.
+        dest: where it was (or would have been) written.
+        files_restored: files written.
+        bytes_restored: bytes written.
+        target: the target URL.
+        seconds: wall time of the call.
+    """
+
+    status: RestoreStatus
+    name: str
+    dest: Path
+    version: int | None = None
+    files_restored: int = 0
+    bytes_restored: int = 0
+    target: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BackupInfo(_Result):
+    """One committed version of a backup, as listed by :meth:`BackupTarget.list`.
+
+    Attributes:
+        name: the backup's name.
+        version: the version number (1, 2, ...).
+        created: when it was committed (ISO 8601, UTC).
+        kind: ``"file"`` or ``"dir"``.
+        files: how many files it holds.
+        bytes: their total size.
+    """
+
+    name: str
+    version: int
+    created: str
+    kind: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class VerifyResult(_Result):
+    """A verification that passed: every file is present with its recorded size and hash.
+
+    A failed verification raises :class:`~mlbackup.IntegrityError` listing the damage.
+    """
+
+    name: str
+    version: int
+    files_checked: int
+    bytes_checked: int

@@ -1,0 +1,270 @@
+"""BackupTarget: the backend-neutral view of a backup location.
+
+It reads and writes manifests, lists versions, locates each file's bytes and checks them. The
+backup and restore protocols (:mod:`mlbackup.engine`, :mod:`mlbackup.restore`) are built on it;
+a backend only stores objects.
+
+Where a file's bytes live: the newest version's files sit at their plain keys; when a backup
+replaces or deletes a plain file that a kept version still lists, the old bytes are first moved
+to ``objects/<hash>`` (see :mod:`mlbackup.layout`). So for any kept version, an entry's bytes are
+at ``objects/<hash>`` if that exists, else at the plain key, and the hash check on every read
+catches anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from . import layout
+from .backend import Backend
+from .errors import BackupNotFoundError, IntegrityError
+from .hashing import CHUNK_SIZE, new_hasher
+from .manifest import FileEntry, Manifest
+from .registry import get_backend_class
+from .results import BackupInfo, VerifyResult
+
+__all__ = ["BackupTarget", "open_target"]
+
+log = logging.getLogger("mlbackup")
+
+
+@dataclass(frozen=True)
+class DataLocation:
+    """Where to read one manifest entry's bytes."""
+
+    entry: FileEntry
+    key: str
+
+
+class BackupTarget:
+    """A backup location: one backend plus the protocol's bookkeeping.
+
+    Build one with :func:`open_target`. It is a context manager; leaving it closes the backend.
+
+    Example:
+        >>> import tempfile
+        >>> target = open_target(tempfile.mkdtemp())
+        >>> target.list()
+        []
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @property
+    def url(self) -> str:
+        """The target's URL (never with credentials)."""
+        return self.backend.url
+
+    @property
+    def local_root(self) -> Path | None:
+        """The target's folder, for targets that are local folders (or a mount); else None."""
+        return self.backend.local_root
+
+    @property
+    def hash_name(self) -> str:
+        """The hash that verifies data on this target."""
+        return self.backend.hash_name
+
+    def __repr__(self) -> str:
+        return f"BackupTarget({self.url!r})"
+
+    def __enter__(self) -> BackupTarget:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        self.backend.close()
+
+    # -- versions -------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """The names with at least one committed version, sorted."""
+        names = []
+        for segment in self.backend.list_dir(layout.names_prefix()):
+            name = layout.name_from_segment(segment)
+            if self.versions(name):
+                names.append(name)
+        return sorted(names)
+
+    def versions(self, name: str) -> list[int]:
+        """The committed versions of ``name``, oldest first (empty if none)."""
+        layout.check_name(name)
+        found = (
+            layout.version_from_manifest_key(base)
+            for base in self.backend.list_dir(layout.manifests_prefix(name))
+        )
+        return sorted(v for v in found if v is not None)
+
+    def manifest(self, name: str, version: int | None = None) -> Manifest:
+        """The manifest of ``version`` of ``name`` (default: the newest).
+
+        Raises:
+            BackupNotFoundError: no such name or version.
+            IntegrityError: the manifest is unreadable or inconsistent.
+        """
+        versions = self.versions(name)
+        if not versions:
+            raise BackupNotFoundError(
+                f"no backup named {name!r} on {self.url}; see the names with `mlbackup ls`"
+            )
+        if version is None:
+            version = versions[-1]
+        elif version not in versions:
+            kept = ", ".join(map(str, versions))
+            raise BackupNotFoundError(
+                f"backup {name!r} has no version {version} on {self.url}; kept versions: {kept}"
+            )
+        return self.read_manifest(name, version)
+
+    def latest_manifest(self, name: str) -> Manifest | None:
+        """The newest manifest of ``name``, or None if it was never backed up."""
+        versions = self.versions(name)
+        return self.read_manifest(name, versions[-1]) if versions else None
+
+    def read_manifest(self, name: str, version: int) -> Manifest:
+        """Read the manifest of a version known to exist (no listing); see :meth:`manifest`."""
+        key = layout.manifest_key(name, version)
+        manifest = Manifest.from_bytes(self.backend.read_bytes(key), where=f"{self.url}/{key}")
+        if manifest.name != name or manifest.version != version:
+            raise IntegrityError(
+                f"manifest {self.url}/{key} claims to be {manifest.name!r} version "
+                f"{manifest.version}; it was moved or edited, restore another version"
+            )
+        return manifest
+
+    def list(self, name: str | None = None) -> list[BackupInfo]:
+        """One :class:`BackupInfo` per committed version, by name then version.
+
+        Args:
+            name: only this backup's versions; default all.
+        """
+        infos = []
+        for each in [name] if name is not None else self.names():
+            for version in self.versions(each):
+                m = self.read_manifest(each, version)
+                infos.append(
+                    BackupInfo(
+                        name=each,
+                        version=version,
+                        created=m.created,
+                        kind=m.kind,
+                        files=len(m.files),
+                        bytes=m.total_bytes,
+                    )
+                )
+        return infos
+
+    # -- data -----------------------------------------------------------------------------
+
+    def locate(self, manifest: Manifest) -> list[DataLocation]:
+        """Where each file of ``manifest`` is stored (one listing, no per-file requests)."""
+        displaced = set(self.backend.list_dir(layout.objects_prefix(manifest.name)))
+        return [
+            DataLocation(
+                entry,
+                layout.object_key(manifest.name, entry.hash)
+                if entry.hash in displaced
+                else layout.plain_key(manifest.name, entry.path),
+            )
+            for entry in manifest.files
+        ]
+
+    def copy_verified(
+        self, location: DataLocation, out: BinaryIO | None, hash_name: str
+    ) -> str | None:
+        """Stream one file's bytes into ``out`` (or nowhere), checking size and hash.
+
+        Returns None if they match, else a one-line description of the damage.
+        """
+        entry = location.entry
+        shown = entry.path or "(the file)"
+        hasher = new_hasher(hash_name)
+        size = 0
+        try:
+            with self.backend.open_read(location.key) as src:
+                while chunk := src.read(CHUNK_SIZE):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    if out is not None:
+                        out.write(chunk)
+        except FileNotFoundError:
+            return f"{shown}: missing from the target"
+        if size != entry.size:
+            return f"{shown}: {size} bytes stored, {entry.size} expected (truncated or replaced)"
+        if hasher.hexdigest() != entry.hash:
+            return f"{shown}: content does not match its recorded {hash_name} (corrupted)"
+        return None
+
+    def verify(self, name: str, version: int | None = None) -> VerifyResult:
+        """Read every file of a version back and check its size and hash.
+
+        Raises:
+            BackupNotFoundError: no such name or version.
+            IntegrityError: some files are missing or damaged; ``.problems`` names each.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> from mlbackup import backup
+            >>> src = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+            >>> _ = src.write_text("hello")
+            >>> target = open_target(tempfile.mkdtemp())
+            >>> _ = backup(src, target=target, name="notes.txt")
+            >>> target.verify("notes.txt").files_checked
+            1
+        """
+        manifest = self.manifest(name, version)
+        problems = [
+            problem
+            for location in self.locate(manifest)
+            if (problem := self.copy_verified(location, None, manifest.hash_name))
+        ]
+        if problems:
+            raise IntegrityError(
+                f"backup {name!r} version {manifest.version} on {self.url} is damaged; "
+                "restore another version (--version) or back the data up again",
+                problems,
+            )
+        return VerifyResult(name, manifest.version, len(manifest.files), manifest.total_bytes)
+
+
+def _split_scheme(url: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    return scheme.lower() if sep and scheme else "file"
+
+
+def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
+    """Open the backup location at ``url``.
+
+    Args:
+        url: a folder path (the local backend), or a URL whose scheme picks the backend:
+            ``file://``, ``s3://``, ``gs://``, ``gdrive://``, ``drive://``, ``memory://``, or any
+            scheme an installed plugin serves.
+        **options: the backend's own storage options, e.g. ``endpoint_url`` for S3.
+
+    Raises:
+        UnknownBackendError: no installed backend serves the scheme (the message lists them).
+        ConfigError: an option or the URL is invalid.
+
+    Example:
+        >>> import tempfile
+        >>> target = open_target(tempfile.mkdtemp())
+        >>> target.url.startswith("file://")
+        True
+    """
+    text = str(url)
+    backend_class = get_backend_class(_split_scheme(text))
+    return BackupTarget(backend_class.from_url(text, options))
