@@ -196,6 +196,8 @@ def run_backup(
     if previous is not None and not gone and files_sent == 0 and (
         sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind
     ):
+        if keep_last is not None:  # finish a retention an earlier run was killed in
+            apply_retention(target, name, keep_last)
         return BackupResult(
             BackupStatus.UNCHANGED,
             version=previous.version,
@@ -264,10 +266,12 @@ def apply_retention(target: BackupTarget, name: str, keep_last: int) -> list[int
     """Delete all but the newest ``keep_last`` versions of ``name``; return those deleted.
 
     Manifests go first (oldest first), so a crash part-way leaves only unreferenced objects,
-    which the next run collects.
+    which the next retention that drops a version collects.
     """
     versions = target.versions(name)
     dropped = versions[:-keep_last]
+    if not dropped:
+        return []
     for version in dropped:
         target.backend.delete(layout.manifest_key(name, version))
         crash_point("during-retention")

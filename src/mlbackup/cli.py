@@ -1,0 +1,187 @@
+"""The ``mlbackup`` command line (also ``python -m mlbackup``).
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error. ``--json`` prints one JSON
+document on stdout; errors always go to stderr in one or two lines (a traceback with
+``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .api import backup, restore
+from .config import BackupConfig, load_config
+from .demo import run_demo
+from .errors import ConfigError, MLBackupError
+from .target import open_target
+
+__all__ = ["main"]
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)  # numbers, true/false, null, JSON objects
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    common.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+
+    def target_args(p: argparse.ArgumentParser, flag: str) -> None:
+        p.add_argument(flag, dest="url", metavar="URL", help="target URL or folder")
+        p.add_argument(
+            "-o",
+            "--option",
+            dest="options",
+            action="append",
+            type=_option,
+            default=[],
+            metavar="KEY=VALUE",
+            help="a storage option of the backend (repeatable)",
+        )
+
+    parser = argparse.ArgumentParser(
+        prog="mlbackup",
+        description="Back ML outputs up the moment they exist; restore them on the next machine.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"mlbackup {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("backup", parents=[common], help="back a file or folder up")
+    p.add_argument("path", type=Path)
+    target_args(p, "--to")
+    p.add_argument("--name", help="name on the target (default: path relative to the project)")
+    p.add_argument("--keep-last", type=int, metavar="N", help="keep only the newest N versions")
+
+    p = sub.add_parser("restore", parents=[common], help="restore a backup")
+    p.add_argument("name")
+    target_args(p, "--from")
+    p.add_argument("--to", dest="dest", type=Path, help="destination (default: ./NAME)")
+    p.add_argument("--version", dest="backup_version", type=int, metavar="V")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty destination")
+
+    p = sub.add_parser("ls", parents=[common], help="list backups and their versions")
+    p.add_argument("name", nargs="?")
+    target_args(p, "--from")
+
+    p = sub.add_parser("verify", parents=[common], help="check a backup's data against its hashes")
+    p.add_argument("name")
+    target_args(p, "--from")
+    p.add_argument("--version", dest="backup_version", type=int, metavar="V")
+
+    p = sub.add_parser("demo", parents=[common], help="run the offline demo story")
+    p.add_argument("--to", dest="url", metavar="URL", help="target (default: a temp folder)")
+    p.add_argument("--workdir", type=Path, help="where the demo project goes (default: temp)")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> BackupConfig:
+    config = load_config(target=args.url)
+    if args.options:  # -o KEY=VALUE adds to (and wins over) configured storage options
+        config = replace(config, storage_options={**config.storage_options, **dict(args.options)})
+    return config
+
+
+def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=1, default=str))
+    elif not args.quiet:
+        print(human)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        lines: list[str] = []
+        summary = run_demo(args.url, args.workdir, say=lines.append if args.json else None)
+        if args.json:
+            print(json.dumps(summary.__dict__, indent=1))
+        ok = summary.byte_identical and summary.trials_after_resume > summary.trials_before_loss
+        return 0 if ok else 1
+
+    config = _config(args)
+    if args.command == "backup":
+        result = backup(args.path, name=args.name, keep_last=args.keep_last, config=config)
+        _emit(
+            args,
+            result.to_dict(),
+            f"{result.name}: {result.status.value}, version {result.version}, "
+            f"{result.files_sent}/{result.files_total} files and {result.bytes_sent:,} bytes "
+            f"sent to {result.target}"
+            + "".join(f"\n  skipped {s}" for s in result.skipped_entries),
+        )
+    elif args.command == "restore":
+        dest = args.dest or Path(args.name)
+        result_r = restore(
+            args.name, dest, version=args.backup_version, overwrite=args.overwrite, config=config
+        )
+        _emit(
+            args,
+            result_r.to_dict(),
+            f"{result_r.name} version {result_r.version}: {result_r.files_restored} files, "
+            f"{result_r.bytes_restored:,} bytes restored to {result_r.dest}",
+        )
+    elif args.command == "ls":
+        with open_target(config.target_url(), **config.storage_options) as target:
+            infos = target.list(args.name)
+            lines = [f"{'NAME':40} {'VERSION':>7} {'FILES':>7} {'BYTES':>14}  CREATED"]
+            lines += [
+                f"{i.name:40} {i.version:>7} {i.files:>7} {i.bytes:>14,}  {i.created}"
+                for i in infos
+            ]
+            _emit(
+                args,
+                {"target": target.url, "backups": [i.to_dict() for i in infos]},
+                "\n".join(lines) if infos else f"no backups on {target.url}",
+            )
+    elif args.command == "verify":
+        with open_target(config.target_url(), **config.storage_options) as target:
+            verified = target.verify(args.name, args.backup_version)
+            _emit(
+                args,
+                verified.to_dict(),
+                f"{verified.name} version {verified.version}: {verified.files_checked} files, "
+                f"{verified.bytes_checked:,} bytes verified",
+            )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"mlbackup: error: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 2
+    except (MLBackupError, OSError) as exc:
+        print(f"mlbackup: error: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 1
+    except KeyboardInterrupt:
+        print("mlbackup: interrupted", file=sys.stderr)
+        return 1

@@ -1,0 +1,288 @@
+"""The backend contract suite: what every backend must do, run unchanged over each of them.
+
+A backend passes it by providing one fixture, ``target_factory``, which returns a function
+opening a *new* :class:`~mlbackup.BackupTarget` object on the same (initially empty) storage
+each time it is called, as a second machine would::
+
+    # tests/contract/test_mybackend.py
+    import pytest
+    from mlbackup import open_target
+    from mlbackup.testing.contract import BackendContractTests, BackendFixtures
+
+    class MyBackendFixtures(BackendFixtures):
+        @pytest.fixture
+        def target_factory(self, my_server):
+            return lambda: open_target(f"myscheme://{my_server.bucket}/run", endpoint=...)
+
+    class TestMyBackend(BackendContractTests, MyBackendFixtures):
+        pass
+
+The test classes hold no fixtures and come first, so the backend's fixtures win. A backend that
+cannot meet one test rebinds just that test with a strict xfail and a reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mlbackup import (
+    BackupNotFoundError,
+    BackupStatus,
+    BackupTarget,
+    DestinationNotEmptyError,
+    IntegrityError,
+    backup,
+    restore,
+)
+from mlbackup.layout import manifest_key, plain_key
+
+__all__ = [
+    "BackendContractTests",
+    "BackendFixtures",
+    "BackendOperationTests",
+    "BackupProtocolTests",
+]
+
+TargetFactory = Callable[[], BackupTarget]
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (as None) under ``root``, by relative path."""
+    found: dict[str, bytes | None] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        for d in dirnames:
+            found[(rel / d).as_posix() + "/"] = None
+        for f in filenames:
+            found[(rel / f).as_posix()] = (Path(dirpath) / f).read_bytes()
+    return found
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+class BackendFixtures:
+    """Fixtures the suite uses; a backend's fixture class subclasses this and overrides
+    ``target_factory``."""
+
+    @pytest.fixture
+    def target_factory(self) -> TargetFactory:
+        raise NotImplementedError("a backend's test class must provide target_factory")
+
+    @pytest.fixture
+    def target(self, target_factory: TargetFactory) -> Iterator[BackupTarget]:
+        opened = target_factory()
+        yield opened
+        opened.close()
+
+    @pytest.fixture
+    def source(self, tmp_path: Path) -> Path:
+        """A small checkpoint-like folder: nested files, an empty file and folder, odd names."""
+        root = tmp_path / "src" / "ckpt"
+        _write(root / "weights.bin", os.urandom(300_000))
+        _write(root / "config.json", b'{"layers": 2}')
+        _write(root / "sub dir" / "données ünïcode.txt", "héllo".encode())
+        _write(root / "sub dir" / "empty.txt", b"")
+        (root / "logs" / "empty").mkdir(parents=True)
+        return root
+
+    @pytest.fixture
+    def scratch(self, tmp_path: Path) -> Path:
+        folder = tmp_path / "scratch"
+        folder.mkdir()
+        return folder
+
+
+class BackendOperationTests:
+    """The raw operations of :class:`~mlbackup.backend.Backend`."""
+
+    def test_put_then_info_and_read(self, target: BackupTarget, scratch: Path) -> None:
+        data = os.urandom(70_000)
+        stored = target.backend.put_file(_write(scratch / "a", data), "dir/a b/ü.bin")
+        assert stored.size == len(data) and stored.checksum
+        info = target.backend.info("dir/a b/ü.bin")
+        assert info is not None and info.size == len(data)
+        with target.backend.open_read("dir/a b/ü.bin") as f:
+            assert f.read() == data
+
+    def test_put_empty_file(self, target: BackupTarget, scratch: Path) -> None:
+        target.backend.put_file(_write(scratch / "e", b""), "e")
+        info = target.backend.info("e")
+        assert info is not None and info.size == 0
+
+    def test_put_replaces(self, target: BackupTarget, scratch: Path) -> None:
+        target.backend.put_file(_write(scratch / "a", b"old contents"), "k")
+        target.backend.put_file(_write(scratch / "a", b"new"), "k")
+        assert target.backend.read_bytes("k") == b"new"
+
+    def test_missing_object(self, target: BackupTarget) -> None:
+        assert target.backend.info("no/such/key") is None
+        assert target.backend.list_dir("no/such") == []
+        with pytest.raises(FileNotFoundError):
+            target.backend.read_bytes("no/such/key")
+        target.backend.delete("no/such/key")  # not an error
+
+    def test_write_new_is_create_only(self, target: BackupTarget) -> None:
+        target.backend.write_new("m/1.json", b"first")
+        with pytest.raises(FileExistsError):
+            target.backend.write_new("m/1.json", b"second")
+        assert target.backend.read_bytes("m/1.json") == b"first"
+
+    def test_list_move_delete(self, target: BackupTarget) -> None:
+        target.backend.write_new("d/x", b"x")
+        target.backend.write_new("d/y", b"y")
+        assert target.backend.list_dir("d") == ["x", "y"]
+        target.backend.move("d/x", "e/z")
+        assert target.backend.info("d/x") is None
+        assert target.backend.read_bytes("e/z") == b"x"
+        target.backend.delete("d/y")
+        assert target.backend.info("d/y") is None
+
+    def test_repr_is_url(self, target: BackupTarget) -> None:
+        assert target.url in repr(target)
+
+
+class BackupProtocolTests:
+    """Backup, versions, restore and verification through the public API."""
+
+    def test_file_roundtrip(self, target: BackupTarget, scratch: Path) -> None:
+        src = _write(scratch / "study.db.bin", os.urandom(5000))
+        result = backup(src, target=target, name="hpo/study.bin")
+        assert result.status is BackupStatus.COPIED
+        assert (result.version, result.files_sent, result.bytes_sent) == (1, 1, 5000)
+        dest = scratch / "restored" / "study.bin"
+        restored = restore("hpo/study.bin", dest, target=target)
+        assert restored.files_restored == 1
+        assert dest.read_bytes() == src.read_bytes()
+        assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
+
+    def test_plain_file_is_browsable(self, target: BackupTarget, source: Path) -> None:
+        backup(source, target=target, name="run/ckpt")
+        key = plain_key("run/ckpt", "config.json")
+        assert target.backend.read_bytes(key) == b'{"layers": 2}'
+
+    def test_folder_roundtrip(self, target: BackupTarget, source: Path, scratch: Path) -> None:
+        result = backup(source, target=target, name="ckpt")
+        assert result.files_total == 4
+        restore("ckpt", scratch / "out", target=target)
+        assert tree_snapshot(scratch / "out") == tree_snapshot(source)
+
+    def test_unchanged_rerun_sends_nothing(self, target: BackupTarget, source: Path) -> None:
+        backup(source, target=target, name="ckpt")
+        again = backup(source, target=target, name="ckpt")
+        assert again.status is BackupStatus.UNCHANGED
+        assert (again.version, again.files_sent, again.bytes_sent) == (1, 0, 0)
+
+    def test_another_machine_sees_the_backup(
+        self, target_factory: TargetFactory, source: Path, scratch: Path
+    ) -> None:
+        with target_factory() as first:
+            backup(source, target=first, name="ckpt")
+        with target_factory() as second:
+            assert second.names() == ["ckpt"]
+            assert backup(source, target=second, name="ckpt").status is BackupStatus.UNCHANGED
+            restore("ckpt", scratch / "out", target=second)
+        assert tree_snapshot(scratch / "out") == tree_snapshot(source)
+
+    def test_changes_make_versions_and_old_ones_stay(
+        self, target: BackupTarget, source: Path, scratch: Path
+    ) -> None:
+        v1 = tree_snapshot(source)
+        backup(source, target=target, name="ckpt")
+        _write(source / "config.json", b'{"layers": 3}')
+        (source / "sub dir" / "empty.txt").unlink()
+        _write(source / "new.txt", b"new file")
+        second = backup(source, target=target, name="ckpt")
+        assert second.status is BackupStatus.COPIED
+        assert (second.version, second.files_sent) == (2, 2)
+        assert second.bytes_sent == len(b'{"layers": 3}') + len(b"new file")
+        restore("ckpt", scratch / "v1", target=target, version=1)
+        restore("ckpt", scratch / "v2", target=target)
+        assert tree_snapshot(scratch / "v1") == v1
+        assert tree_snapshot(scratch / "v2") == tree_snapshot(source)
+        assert [i.version for i in target.list("ckpt")] == [1, 2]
+
+    def test_file_becomes_folder(self, target: BackupTarget, scratch: Path) -> None:
+        item = _write(scratch / "item", b"a file first")
+        backup(item, target=target, name="item")
+        item.unlink()
+        _write(item / "inner.txt", b"then a folder")
+        assert backup(item, target=target, name="item").version == 2
+        restore("item", scratch / "v1", target=target, version=1)
+        restore("item", scratch / "v2", target=target, version=2)
+        assert (scratch / "v1").read_bytes() == b"a file first"
+        assert (scratch / "v2" / "inner.txt").read_bytes() == b"then a folder"
+
+    def test_keep_last(self, target: BackupTarget, scratch: Path) -> None:
+        src = scratch / "metrics.txt"
+        contents = []
+        for i in range(5):
+            contents.append(f"step {i}\n".encode() * (i + 1))
+            _write(src, contents[-1])
+            backup(src, target=target, name="metrics.txt", keep_last=3)
+        assert target.versions("metrics.txt") == [3, 4, 5]
+        for version in (3, 4, 5):
+            dest = scratch / f"v{version}"
+            restore("metrics.txt", dest, target=target, version=version)
+            assert dest.read_bytes() == contents[version - 1]
+            target.verify("metrics.txt", version)
+        with pytest.raises(BackupNotFoundError, match="kept versions: 3, 4, 5"):
+            restore("metrics.txt", scratch / "v1", target=target, version=1)
+
+    def test_verify_names_a_corrupted_file(
+        self, target: BackupTarget, source: Path, scratch: Path
+    ) -> None:
+        backup(source, target=target, name="ckpt")
+        assert target.verify("ckpt").files_checked == 4
+        bad = _write(scratch / "bad", b"X" * 300_000)  # same size, other bytes
+        target.backend.put_file(bad, plain_key("ckpt", "weights.bin"))
+        with pytest.raises(IntegrityError, match="weights.bin") as caught:
+            target.verify("ckpt")
+        assert len(caught.value.problems) == 1
+        dest = scratch / "out"
+        with pytest.raises(IntegrityError, match="weights.bin"):
+            restore("ckpt", dest, target=target)
+        assert not dest.exists()  # a damaged backup changes nothing
+
+    def test_verify_names_a_missing_file(self, target: BackupTarget, source: Path) -> None:
+        backup(source, target=target, name="ckpt")
+        target.backend.delete(plain_key("ckpt", "config.json"))
+        with pytest.raises(IntegrityError, match=r"config\.json: missing"):
+            target.verify("ckpt")
+
+    def test_edited_manifest_is_refused(self, target: BackupTarget, source: Path) -> None:
+        backup(source, target=target, name="ckpt")
+        key = manifest_key("ckpt", 1)
+        target.backend.delete(key)
+        target.backend.write_new(key, b'{"format": "mlbackup.manifest/1", "files": "?"}')
+        with pytest.raises(IntegrityError, match="unreadable"):
+            target.verify("ckpt")
+
+    def test_restore_refuses_non_empty_destination(
+        self, target: BackupTarget, source: Path, scratch: Path
+    ) -> None:
+        backup(source, target=target, name="ckpt")
+        dest = scratch / "busy"
+        _write(dest / "mine.txt", b"keep me")
+        with pytest.raises(DestinationNotEmptyError, match="overwrite"):
+            restore("ckpt", dest, target=target)
+        assert tree_snapshot(dest) == {"mine.txt": b"keep me"}
+        restore("ckpt", dest, target=target, overwrite=True)
+        assert (dest / "mine.txt").read_bytes() == b"keep me"
+        assert (dest / "config.json").read_bytes() == b'{"layers": 2}'
+
+    def test_unknown_name(self, target: BackupTarget, scratch: Path) -> None:
+        with pytest.raises(BackupNotFoundError, match="no backup named"):
+            restore("nothing", scratch / "x", target=target)
+        assert not (scratch / "x").exists()
+
+
+class BackendContractTests(BackendOperationTests, BackupProtocolTests):
+    """The whole contract: inherit this and provide ``target_factory``."""

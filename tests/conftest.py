@@ -1,0 +1,30 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No test sees the developer's MLBACKUP_* settings, config files or data folder."""
+    for key in list(os.environ):
+        if key.startswith("MLBACKUP_"):
+            monkeypatch.delenv(key)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv(
+        "MLBACKUP_DRIVE_MOUNT_ROOT", str(tmp_path_factory.mktemp("no-drive") / "drive")
+    )
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder as the current directory (the default source root)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+@pytest.fixture
+def target_dir(tmp_path):
+    return tmp_path / "target"
