@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import mlbackup.config
-
 from mlbackup import (
     BackupConfig,
     BackupStatus,
@@ -38,7 +37,9 @@ def test_disabled_by_argument_and_by_config(project, target_dir, monkeypatch):
     r = immediate_backup_if_needed(out, target=target_dir, backup_enabled=False)
     assert r.status is BackupStatus.SKIPPED_DISABLED
     monkeypatch.setenv("MLBACKUP_ENABLED", "false")
-    assert immediate_backup_if_needed(out, target=target_dir).status is BackupStatus.SKIPPED_DISABLED
+    assert (
+        immediate_backup_if_needed(out, target=target_dir).status is BackupStatus.SKIPPED_DISABLED
+    )
     # The argument wins over the environment.
     r = immediate_backup_if_needed(out, target=target_dir, backup_enabled=True)
     assert r.status is BackupStatus.COPIED
@@ -121,9 +122,7 @@ def test_default_target_from_environment(project, tmp_path, monkeypatch):
     assert (tmp_path / "env-target" / "a.txt").read_text() == "a"
 
 
-def test_default_target_without_configuration_is_local_and_warns(
-    project, caplog, monkeypatch
-):
+def test_default_target_without_configuration_is_local_and_warns(project, caplog, monkeypatch):
     monkeypatch.setattr(mlbackup.config, "_warned_local_default", False)
     out = project / "a.txt"
     out.write_text("a")

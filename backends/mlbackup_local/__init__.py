@@ -92,8 +92,7 @@ class LocalBackend(FsspecBackend):
             where = f"{operation} {key!r} in {self.root}"
             if exc.errno in _FULL:
                 raise TargetError(
-                    f"{where} failed: the disk is full; free space there or choose another "
-                    "target"
+                    f"{where} failed: the disk is full; free space there or choose another target"
                 ) from exc
             if exc.errno in _DENIED:
                 raise BackendPermissionError(

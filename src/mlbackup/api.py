@@ -108,7 +108,7 @@ def immediate_backup_if_needed(
         return run_backup(
             opened,
             source,
-            name or default_name(source, cfg.source_root),
+            name if name is not None else default_name(source, cfg.source_root),
             keep_last=keep_last if keep_last is not None else cfg.keep_last,
             progress=progress,
         )
@@ -162,7 +162,7 @@ def backup(
         return run_backup(
             opened,
             source,
-            name or default_name(source, cfg.source_root),
+            name if name is not None else default_name(source, cfg.source_root),
             keep_last=keep_last if keep_last is not None else cfg.keep_last,
             progress=progress,
         )
@@ -249,7 +249,7 @@ def restore_if_missing(
     """
     cfg = config or load_config()
     dest = Path(path)
-    backup_name = name or default_name(dest, cfg.source_root)
+    backup_name = name if name is not None else default_name(dest, cfg.source_root)
     if dest.exists():
         return RestoreResult(RestoreStatus.SKIPPED_PRESENT, name=backup_name, dest=dest)
     with _target(target, cfg) as opened:

@@ -26,6 +26,7 @@ from .target import open_target
 
 __all__ = ["main"]
 
+
 def _option(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .api import immediate_backup_if_needed, restore_if_missing
 from .config import BackupConfig
@@ -56,7 +56,7 @@ def _objective(trial: Any) -> float:
 
 def _write_outputs(outputs: Path, best: dict[str, Any]) -> list[Path]:
     """Stand-ins for the later workflow steps' real outputs."""
-    rng = random.Random(repr(sorted(best.items())))
+    rng = random.Random(repr(sorted(best.items())))  # noqa: S311 - demo data, not secrets
     model = outputs / "final_model"
     (model / "tokenizer").mkdir(parents=True)
     (model / "logs").mkdir()  # an empty folder must round-trip too
@@ -127,7 +127,9 @@ def run_demo(
 
     study.optimize(_objective, n_trials=TRIALS_BEFORE_LOSS, callbacks=[after_trial])
     summary.trials_before_loss = len(study.trials)
-    tell(f"   best value so far {study.best_value:.3f}; {summary.study_backups} versions of study.db")
+    tell(
+        f"   best value so far {study.best_value:.3f}; {summary.study_backups} versions of study.db"
+    )
 
     tell("2. training, conversion, benchmarking: each output backed up the same way")
     made = _write_outputs(outputs, dict(study.best_params))
@@ -153,7 +155,10 @@ def run_demo(
     with open_target(url) as target:
         for name in summary.restored:
             target.verify(name)
-    tell(f"   identical to before the loss (byte for byte; databases by content): {summary.byte_identical}")
+    tell(
+        "   identical to before the loss (byte for byte; databases by content): "
+        f"{summary.byte_identical}"
+    )
 
     tell(f"5. tuning resumes: {TRIALS_AFTER_RESUME} more trials on the restored study")
     resumed = optuna.load_study(

@@ -193,8 +193,11 @@ def run_backup(
         "files_total": len(entries),
         "bytes_total": sum(e.size for e in entries),
     }
-    if previous is not None and not gone and files_sent == 0 and (
-        sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind
+    if (
+        previous is not None
+        and not gone
+        and files_sent == 0
+        and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
     ):
         if keep_last is not None:  # finish a retention an earlier run was killed in
             apply_retention(target, name, keep_last)
@@ -232,9 +235,7 @@ def run_backup(
     )
 
 
-def _send_all(
-    transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None]]
-) -> list[_Sent]:
+def _send_all(transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None]]) -> list[_Sent]:
     workers = min(transfer.backend.max_workers, len(todo))
     if workers <= 1:
         return [transfer.send(sf, old) for sf, old in todo]

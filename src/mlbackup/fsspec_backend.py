@@ -8,6 +8,7 @@ own mechanism (``O_EXCL`` and ``os.replace`` locally, ``If-None-Match`` on S3, .
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,11 +136,8 @@ class FsspecBackend(Backend):
             self.fs.mv(self.path(src), self.path(dst))
 
     def delete(self, key: str) -> None:
-        with self.translate_errors("delete", key):
-            try:
-                self.fs.rm_file(self.path(key))
-            except FileNotFoundError:
-                pass
+        with self.translate_errors("delete", key), contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self.path(key))
 
     def write_new(self, key: str, data: bytes) -> None:
         # Check-then-write: create-only only against sequential writers. Stores with a

@@ -96,4 +96,4 @@ def plain_key(name: str, path: str) -> str:
 
 
 def tmp_prefix() -> str:
-    return f"{META_DIR}/tmp"
+    return f"{META_DIR}/tmp"  # noqa: S108 - a key on the target, not /tmp

@@ -29,12 +29,20 @@ _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def drive_mount_root() -> Path:
-    """Where Google Drive is mounted: ``/content/drive`` on Colab, or ``$MLBACKUP_DRIVE_MOUNT_ROOT``."""
+    """Where Google Drive is mounted: ``/content/drive`` on Colab, else as configured.
+
+    ``$MLBACKUP_DRIVE_MOUNT_ROOT`` overrides it (tests, or a mount elsewhere).
+    """
     return Path(os.environ.get(DRIVE_MOUNT_ENV) or COLAB_DRIVE_MOUNT)
 
 
 def is_url(path: str | PathLike[str]) -> bool:
-    """True if ``path`` is a URL such as ``gs://bucket/x`` rather than a local path."""
+    """True if ``path`` is a URL such as ``gs://bucket/x`` rather than a local path.
+
+    Example:
+        >>> is_url("gs://bucket/run/study.db"), is_url("outputs/study.db")
+        (True, False)
+    """
     return bool(_URL_RE.match(os.fspath(path)))
 
 
@@ -66,6 +74,14 @@ def is_on_target(path: str | PathLike[str], target: BackupTarget) -> bool:
     That is: a URL (remote storage), a path on the Google Drive mount, or a path inside the
     target's own folder (for local targets). Checked before every immediate backup, so that a
     workflow step writing straight to Drive is skipped instead of copying a file onto itself.
+
+    Example:
+        >>> import tempfile
+        >>> from mlbackup import open_target
+        >>> folder = tempfile.mkdtemp()
+        >>> target = open_target(folder)
+        >>> is_on_target(f"{folder}/outputs/model.onnx", target), is_on_target("/srv/x", target)
+        (True, False)
     """
     return is_url(path) or is_drive_path(path) or is_inside_target_root(path, target)
 

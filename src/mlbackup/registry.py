@@ -86,7 +86,12 @@ def _entry_points() -> dict[str, str]:
 
 
 def available_backends() -> list[str]:
-    """The schemes served in this process: registered ones and installed entry points."""
+    """The schemes served in this process: registered ones and installed entry points.
+
+    Example:
+        >>> "file" in available_backends()
+        True
+    """
     return sorted(set(_registered) | set(_entry_points()))
 
 

@@ -133,9 +133,9 @@ def run_restore(
         for item in staged:
             if item.temp is not None:
                 item.temp.unlink(missing_ok=True)
-        for folder in reversed(created):
+        for made in reversed(created):
             with contextlib.suppress(OSError):
-                folder.rmdir()
+                made.rmdir()
         raise
     return RestoreResult(
         RestoreStatus.RESTORED,

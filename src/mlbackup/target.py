@@ -13,6 +13,7 @@ catches anything else.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from dataclasses import dataclass
 from os import PathLike
@@ -91,7 +92,7 @@ class BackupTarget:
 
     # -- versions -------------------------------------------------------------------------
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         """The names with at least one committed version, sorted."""
         names = []
         for segment in self.backend.list_dir(layout.names_prefix()):
@@ -100,7 +101,7 @@ class BackupTarget:
                 names.append(name)
         return sorted(names)
 
-    def versions(self, name: str) -> list[int]:
+    def versions(self, name: str) -> builtins.list[int]:
         """The committed versions of ``name``, oldest first (empty if none)."""
         layout.check_name(name)
         found = (
@@ -170,7 +171,7 @@ class BackupTarget:
 
     # -- data -----------------------------------------------------------------------------
 
-    def locate(self, manifest: Manifest) -> list[DataLocation]:
+    def locate(self, manifest: Manifest) -> builtins.list[DataLocation]:
         """Where each file of ``manifest`` is stored (one listing, no per-file requests)."""
         displaced = set(self.backend.list_dir(layout.objects_prefix(manifest.name)))
         return [

@@ -243,11 +243,11 @@ class BackupProtocolTests:
         assert target.verify("ckpt").files_checked == 4
         bad = _write(scratch / "bad", b"X" * 300_000)  # same size, other bytes
         target.backend.put_file(bad, plain_key("ckpt", "weights.bin"))
-        with pytest.raises(IntegrityError, match="weights.bin") as caught:
+        with pytest.raises(IntegrityError, match=r"weights\.bin") as caught:
             target.verify("ckpt")
         assert len(caught.value.problems) == 1
         dest = scratch / "out"
-        with pytest.raises(IntegrityError, match="weights.bin"):
+        with pytest.raises(IntegrityError, match=r"weights\.bin"):
             restore("ckpt", dest, target=target)
         assert not dest.exists()  # a damaged backup changes nothing
 

@@ -1,0 +1,141 @@
+"""Bad input gets a typed error that names the problem and the fix, and changes nothing."""
+
+import json
+import os
+import socket
+
+import pytest
+
+from mlbackup import (
+    BackupStatus,
+    ConfigError,
+    DestinationNotEmptyError,
+    SourceMissingError,
+    UnknownBackendError,
+    UnsafePathError,
+    backup,
+    open_target,
+    restore,
+)
+from mlbackup.layout import manifest_key
+from mlbackup.testing.contract import tree_snapshot
+
+
+def test_unknown_scheme_lists_backends_and_extra():
+    with pytest.raises(UnknownBackendError) as caught:
+        open_target("s3://bucket/run")
+    message = str(caught.value)
+    assert "installed: " in message and "file" in message
+    assert 'pip install "mlbackup[s3]"' in message
+    with pytest.raises(UnknownBackendError, match="check the URL"):
+        open_target("nosuch://x")
+
+
+def test_unknown_option_lists_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown option.*endpoint_url.*valid options: none"):
+        open_target(tmp_path, endpoint_url="http://x")
+
+
+def test_missing_path_raises_and_writes_nothing(tmp_path):
+    target = tmp_path / "target"
+    with pytest.raises(SourceMissingError, match="does not exist"):
+        backup(tmp_path / "nope", target=target)
+    assert not target.exists()
+
+
+def test_backup_of_the_target_itself_is_refused(tmp_path):
+    target = tmp_path / "target"
+    (target / "x").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="inside the backup target"):
+        backup(target / "x", target=target)
+
+
+@pytest.mark.parametrize("name", ["../up", "/abs", "a//b", "a/./b", ".mlbackup/x", "", "a\\b"])
+def test_invalid_names(tmp_path, name):
+    src = tmp_path / "f"
+    src.write_text("x")
+    with pytest.raises(ConfigError):
+        backup(src, target=tmp_path / "target", name=name)
+    assert not (tmp_path / "target").exists()
+
+
+def test_overlapping_names_are_refused(tmp_path):
+    folder = tmp_path / "outputs"
+    (folder / "hpo").mkdir(parents=True)
+    (folder / "hpo" / "study.db").write_text("x")
+    target = tmp_path / "target"
+    backup(folder, target=target, name="outputs")
+    with pytest.raises(ConfigError, match="overlaps the existing backup 'outputs'"):
+        backup(folder / "hpo" / "study.db", target=target, name="outputs/hpo/study.db")
+
+
+def test_non_empty_destination_is_refused_unchanged(tmp_path):
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"new")
+    target = tmp_path / "target"
+    backup(src, target=target)
+    dest = tmp_path / "dest.onnx"
+    dest.write_bytes(b"mine")
+    with pytest.raises(DestinationNotEmptyError, match="overwrite=True"):
+        restore("model.onnx", dest, target=target)
+    assert dest.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("evil", ["../escaped.txt", "/tmp/abs.txt", "a/../../x", "nul\x00byte"])
+def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    target = tmp_path / "target"
+    backup(folder, target=target)
+    t = open_target(target)
+    key = manifest_key("ckpt", 1)
+    doc = json.loads(t.backend.read_bytes(key))
+    doc["files"][0]["path"] = evil
+    t.backend.delete(key)
+    t.backend.write_new(key, json.dumps(doc).encode())
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(UnsafePathError, match="unsafe path"):
+        restore("ckpt", tmp_path / "dest", target=t)
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_restore_never_writes_through_a_symlink(tmp_path):
+    folder = tmp_path / "ckpt"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "f.txt").write_text("data")
+    target = tmp_path / "target"
+    backup(folder, target=target)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        restore("ckpt", dest, target=target, overwrite=True)
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinks_and_special_files_are_skipped_and_reported(tmp_path):
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    (folder / "real.txt").write_text("real")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the tree")
+    (folder / "link-out").symlink_to(secret)
+    (folder / "dangling").symlink_to(tmp_path / "missing")
+    (folder / "loop").symlink_to(folder)
+    os.mkfifo(folder / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folder / "sock"))
+    try:
+        result = backup(folder, target=tmp_path / "target")
+    finally:
+        sock.close()
+    assert result.status is BackupStatus.COPIED
+    assert result.files_total == 1
+    skipped = "\n".join(result.skipped_entries)
+    for name in ("link-out", "dangling", "loop", "fifo", "sock"):
+        assert name in skipped
+    restore("tree", tmp_path / "out", target=tmp_path / "target")
+    assert tree_snapshot(tmp_path / "out") == {"real.txt": b"real"}
