@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 from .api import backup, immediate_backup_if_needed, restore, restore_if_missing
 from .backend import Backend, ObjectInfo
+from .background import BackgroundBackup, BackgroundBackupError, NameStatus
 from .config import BackupConfig, load_config
 from .errors import (
     BackendPermissionError,
@@ -55,6 +56,8 @@ __all__ = [
     "Backend",
     "BackendPermissionError",
     "BackendUnavailableError",
+    "BackgroundBackup",
+    "BackgroundBackupError",
     "BackupConfig",
     "BackupInfo",
     "BackupNotFoundError",
@@ -67,6 +70,7 @@ __all__ = [
     "FsspecBackend",
     "IntegrityError",
     "MLBackupError",
+    "NameStatus",
     "ObjectInfo",
     "ProgressCallback",
     "ProgressEvent",

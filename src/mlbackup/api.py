@@ -23,18 +23,23 @@ PathArg = str | PathLike[str]
 TargetArg = BackupTarget | str | PathLike[str] | None
 
 
+def open_target_for(target: TargetArg, config: BackupConfig) -> tuple[BackupTarget, bool]:
+    """The given target, or one opened from a URL or the config; True if opened here."""
+    if isinstance(target, BackupTarget):
+        return target, False
+    url = str(target) if target is not None else config.target_url()
+    return open_target(url, **config.storage_options), True
+
+
 @contextmanager
 def _target(target: TargetArg, config: BackupConfig) -> Iterator[BackupTarget]:
     """Use the given target, or open (and afterwards close) one from a URL or the config."""
-    if isinstance(target, BackupTarget):
-        yield target
-        return
-    url = str(target) if target is not None else config.target_url()
-    opened = open_target(url, **config.storage_options)
+    opened, owned = open_target_for(target, config)
     try:
         yield opened
     finally:
-        opened.close()
+        if owned:
+            opened.close()
 
 
 def immediate_backup_if_needed(

@@ -1,0 +1,358 @@
+"""Background backups that never get in the training loop's way.
+
+:class:`BackgroundBackup` takes submissions from the training loop and returns at once; one
+worker thread sends them. Submissions of the same name coalesce, latest wins: if ``study.db`` is
+submitted ten times while an upload runs, the next upload sends its newest state once, and all
+ten futures get that result. A failure is recorded, logged once per kind, shown by
+:meth:`BackgroundBackup.status`, and raised by :meth:`~BackgroundBackup.flush` and
+:meth:`~BackgroundBackup.close`, never by :meth:`~BackgroundBackup.submit` unless
+``strict=True``. Pending work is flushed at interpreter exit and, best effort, on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from .api import PathArg, TargetArg, open_target_for
+from .config import BackupConfig, load_config
+from .engine import run_backup
+from .errors import BackendUnavailableError, MLBackupError
+from .paths import default_name
+from .results import BackupResult
+from .target import BackupTarget
+
+__all__ = ["BackgroundBackup", "BackgroundBackupError", "NameStatus"]
+
+log = logging.getLogger("mlbackup")
+
+
+class BackgroundBackupError(MLBackupError):
+    """One or more background backups failed; ``.failures`` maps each name to its error."""
+
+    def __init__(self, failures: dict[str, BaseException]) -> None:
+        self.failures = dict(failures)
+        lines = "\n".join(f"  - {name}: {exc}" for name, exc in self.failures.items())
+        super().__init__(f"{len(self.failures)} background backup(s) failed:\n{lines}")
+
+
+@dataclass
+class NameStatus:
+    """Where one name stands in a :class:`BackgroundBackup`.
+
+    Attributes:
+        name: the backup's name.
+        last_version: the newest version committed by this session (None if none yet).
+        last_committed_at: when it was committed (``time.time()``), else None.
+        pending: a submission is waiting or being sent.
+        behind_seconds: how long the oldest submission not yet committed has waited (0 if none).
+        last_error: the last failure's message, cleared by the next success.
+        failures: failed attempts so far.
+    """
+
+    name: str
+    last_version: int | None = None
+    last_committed_at: float | None = None
+    pending: bool = False
+    behind_seconds: float = 0.0
+    last_error: str | None = None
+    failures: int = 0
+    _waiting_since: float | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Job:
+    name: str
+    path: Path
+    futures: list[Future[BackupResult]]
+    since: float
+
+
+class BackgroundBackup:
+    """Back paths up from a worker thread; :meth:`submit` returns immediately.
+
+    Args:
+        target: a :class:`BackupTarget`, a URL or folder; default: the configured target.
+        config: settings to use instead of :func:`load_config`'s.
+        keep_last: versions kept per name; default: the configured value.
+        max_pending: how many distinct names may wait at once; :meth:`submit` blocks beyond
+            that (coalescing keeps one entry per name, so this bounds memory, not updates).
+        strict: raise a recorded failure from the next :meth:`submit`.
+        retries: how often a transient failure (:class:`BackendUnavailableError`) is retried,
+            with exponential backoff from ``backoff`` seconds.
+        backoff: the first retry's delay.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> db = pathlib.Path(tempfile.mkdtemp()) / "metrics.txt"
+        >>> with BackgroundBackup(tempfile.mkdtemp()) as bg:
+        ...     for step in range(3):
+        ...         _ = db.write_text(f"step {step}")
+        ...         future = bg.submit(db)
+        ...     results = bg.flush()
+        >>> future.result().status.value in ("copied", "unchanged")
+        True
+    """
+
+    def __init__(
+        self,
+        target: TargetArg = None,
+        *,
+        config: BackupConfig | None = None,
+        keep_last: int | None = None,
+        max_pending: int = 64,
+        strict: bool = False,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        self._config = config or load_config()
+        self._target, self._owns_target = open_target_for(target, self._config)
+        self._keep_last = keep_last if keep_last is not None else self._config.keep_last
+        self._max_pending = max_pending
+        self._strict = strict
+        self._retries = retries
+        self._backoff = backoff
+        self._lock = threading.Condition()
+        self._queue: OrderedDict[str, _Job] = OrderedDict()
+        self._running: _Job | None = None
+        self._status: dict[str, NameStatus] = {}
+        self._failures: dict[str, BaseException] = {}
+        self._warned: set[type[BaseException]] = set()
+        self._closed = False
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="mlbackup-background", daemon=True)
+        self._worker.start()
+        _register_exit_flush(self)
+
+    @property
+    def target(self) -> BackupTarget:
+        """The target backups go to."""
+        return self._target
+
+    def submit(self, path: PathArg, name: str | None = None) -> Future[BackupResult]:
+        """Queue a backup of ``path``; returns a future of its :class:`BackupResult`.
+
+        Returns in microseconds unless ``max_pending`` distinct names are already waiting.
+        If ``name`` is already queued, this submission joins it and the newest state is sent.
+        """
+        source = Path(path)
+        backup_name = name if name is not None else default_name(source, self._config.source_root)
+        future: Future[BackupResult] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this BackgroundBackup is closed")
+            if self._strict and self._failures:
+                raise BackgroundBackupError(self._failures)
+            job = self._queue.get(backup_name)
+            if job is None:
+                while len(self._queue) >= self._max_pending:
+                    self._lock.wait()
+                job = _Job(backup_name, source, [], time.time())
+                self._queue[backup_name] = job
+            job.path = source
+            job.futures.append(future)
+            status = self._status.setdefault(backup_name, NameStatus(backup_name))
+            status.pending = True
+            if status._waiting_since is None:
+                status._waiting_since = job.since
+            self._lock.notify_all()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stop.is_set():
+                    self._lock.wait()
+                if not self._queue:
+                    return
+                _, job = self._queue.popitem(last=False)
+                self._running = job
+                self._lock.notify_all()
+            self._run(job)
+            with self._lock:
+                self._running = None
+                self._lock.notify_all()
+
+    def _run(self, job: _Job) -> None:
+        delay = self._backoff
+        for attempt in range(self._retries + 1):
+            try:
+                result = run_backup(self._target, job.path, job.name, keep_last=self._keep_last)
+            except BackendUnavailableError as exc:
+                if attempt == self._retries or self._stop.wait(delay):
+                    self._failed(job, exc)
+                    return
+                delay *= 2
+            except Exception as exc:  # noqa: BLE001 - recorded and raised at flush, by design
+                self._failed(job, exc)
+                return
+            else:
+                self._succeeded(job, result)
+                return
+
+    def _succeeded(self, job: _Job, result: BackupResult) -> None:
+        with self._lock:
+            status = self._status[job.name]
+            status.last_version = result.version
+            status.last_committed_at = time.time()
+            status.last_error = None
+            self._failures.pop(job.name, None)
+            self._settle(status, job)
+        for future in job.futures:
+            future.set_result(result)
+
+    def _failed(self, job: _Job, exc: BaseException) -> None:
+        with self._lock:
+            status = self._status[job.name]
+            status.failures += 1
+            status.last_error = str(exc)
+            self._failures[job.name] = exc
+            first_of_kind = type(exc) not in self._warned
+            self._warned.add(type(exc))
+            self._settle(status, job)
+        if first_of_kind:
+            log.warning("background backup of %s failed: %s", job.name, exc)
+        else:
+            log.debug("background backup of %s failed again: %s", job.name, exc)
+        for future in job.futures:
+            future.set_exception(exc)
+
+    def _settle(self, status: NameStatus, job: _Job) -> None:
+        queued = self._queue.get(job.name)
+        status.pending = queued is not None
+        status._waiting_since = queued.since if queued is not None else None
+
+    def status(self) -> dict[str, NameStatus]:
+        """Per name: the last committed version, when, how far behind, the last error."""
+        now = time.time()
+        with self._lock:
+            report = {}
+            for name, s in self._status.items():
+                behind = now - s._waiting_since if s._waiting_since is not None else 0.0
+                report[name] = NameStatus(
+                    name, s.last_version, s.last_committed_at, s.pending, behind, s.last_error,
+                    s.failures,
+                )  # fmt: skip
+            return report
+
+    def flush(self, timeout: float | None = None) -> dict[str, NameStatus]:
+        """Wait until everything submitted so far is sent (or failed).
+
+        Returns:
+            :meth:`status` once idle.
+
+        Raises:
+            TimeoutError: work is still pending after ``timeout`` seconds.
+            BackgroundBackupError: some backups failed since the last flush; cleared by raising.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._queue or self._running is not None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"background backups still pending after {timeout} s: "
+                        f"{', '.join(self._pending_names())}"
+                    )
+                self._lock.wait(remaining)
+            failures, self._failures = self._failures, {}
+        if failures:
+            raise BackgroundBackupError(failures)
+        return self.status()
+
+    def _pending_names(self) -> list[str]:
+        names = list(self._queue)
+        if self._running is not None:
+            names.insert(0, self._running.name)
+        return names
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the worker and release the target. Raises as :meth:`flush` does."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.flush(timeout)
+        finally:
+            self._stop.set()
+            with self._lock:
+                self._lock.notify_all()
+            self._worker.join(timeout)
+            _unregister_exit_flush(self)
+            if self._owns_target:
+                self._target.close()
+
+    def __enter__(self) -> BackgroundBackup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"BackgroundBackup({self._target.url!r}, pending={len(self._queue)})"
+
+
+# -- exit and SIGTERM flushing --------------------------------------------------------------
+
+_live: weakref.WeakSet[BackgroundBackup] = weakref.WeakSet()
+_previous_sigterm: Any = None
+_hook_lock = threading.Lock()
+
+
+def _flush_all_at_exit() -> None:
+    for bg in list(_live):
+        try:
+            bg.close(timeout=60)
+        except Exception as exc:  # noqa: BLE001 - at exit, report and go on with the others
+            log.error("at exit, background backups did not all commit: %s", exc)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    log.warning("SIGTERM: flushing pending background backups before exiting")
+    _flush_all_at_exit()
+    signal.signal(signal.SIGTERM, _previous_sigterm)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _register_exit_flush(bg: BackgroundBackup) -> None:
+    global _previous_sigterm
+    with _hook_lock:
+        if not _live:
+            atexit.register(_flush_all_at_exit)
+            # Only take SIGTERM over from the default action, and only where we may.
+            in_main = threading.current_thread() is threading.main_thread()
+            if in_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        _live.add(bg)
+
+
+def _unregister_exit_flush(bg: BackgroundBackup) -> None:
+    global _previous_sigterm
+    with _hook_lock:
+        _live.discard(bg)
+        if not _live:
+            atexit.unregister(_flush_all_at_exit)
+            if _previous_sigterm is not None and threading.current_thread() is (
+                threading.main_thread()
+            ):
+                signal.signal(signal.SIGTERM, _previous_sigterm)
+                _previous_sigterm = None

@@ -1,0 +1,1 @@
+"""Integrations with ML tools; each imports its tool lazily, so the tools stay optional."""

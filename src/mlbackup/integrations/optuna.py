@@ -1,0 +1,236 @@
+"""Optuna: back a study up after every trial, and resume it on a fresh machine.
+
+::
+
+    from mlbackup.integrations.optuna import BackupCallback, resume_study
+
+    study = resume_study("hpo", storage="sqlite:///outputs/hpo/study.db", target=URL)
+    with BackupCallback(URL, storage="sqlite:///outputs/hpo/study.db") as backup_cb:
+        study.optimize(objective, n_trials=200, callbacks=[backup_cb])
+
+Optuna is imported only when these are used (``pip install "mlbackup[optuna]"``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from ..api import TargetArg, immediate_backup_if_needed, open_target_for, restore_if_missing
+from ..background import BackgroundBackup
+from ..config import BackupConfig, load_config
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["BackupCallback", "resume_study", "sqlite_path"]
+
+
+def sqlite_path(storage: str | Path) -> Path:
+    """The database file behind an Optuna SQLite storage URL (or a plain path).
+
+    Example:
+        >>> sqlite_path("sqlite:///outputs/hpo/study.db")
+        PosixPath('outputs/hpo/study.db')
+        >>> sqlite_path("sqlite:////content/study.db")
+        PosixPath('/content/study.db')
+    """
+    text = str(storage)
+    if "://" not in text:
+        return Path(text)
+    parts = urlsplit(text)
+    if not parts.scheme.startswith("sqlite") or parts.netloc:
+        raise ConfigError(
+            f"{text!r} is not a SQLite storage URL; mlbackup backs up SQLite studies "
+            "(storage='sqlite:///path/to/study.db')"
+        )
+    # sqlite:///rel.db -> path "/rel.db" (relative); sqlite:////abs.db -> "//abs.db" (absolute)
+    path = unquote(parts.path)[1:]
+    if not path:
+        raise ConfigError(f"{text!r} names no database file")
+    return Path(path)
+
+
+def _sqlite_url(storage: str | Path) -> str:
+    text = str(storage)
+    return text if "://" in text else f"sqlite:///{text}"
+
+
+class BackupCallback:
+    """An Optuna callback backing the study database up after every ``every_n_trials`` trials.
+
+    In background mode (the default) the call returns at once and a worker sends the newest
+    state; failures never interrupt ``study.optimize`` and are raised by :meth:`flush` or
+    :meth:`close`. Use it as a context manager, or call :meth:`close` after optimizing.
+
+    Args:
+        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
+        storage: the study's SQLite storage URL (or the database path).
+        every_n_trials: back up after every N-th finished trial.
+        background: send from a worker thread (True) or inline (False).
+        name: the database's name on the target; default: its path relative to the source root.
+        sampler_path: if given, the study's sampler is pickled there and backed up with the
+            database, so a resumed study samples reproducibly (see :func:`resume_study`).
+        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+        keep_last: versions kept; default: the configured value.
+
+    Example:
+        >>> import tempfile, optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> work = tempfile.mkdtemp()
+        >>> storage = f"sqlite:///{work}/study.db"
+        >>> study = optuna.create_study(storage=storage)
+        >>> with BackupCallback(f"{work}/backups", storage=storage) as cb:
+        ...     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3, callbacks=[cb])
+        >>> cb.backups_submitted
+        3
+    """
+
+    def __init__(
+        self,
+        target: TargetArg = None,
+        storage: str | Path = "sqlite:///study.db",
+        *,
+        every_n_trials: int = 1,
+        background: bool = True,
+        name: str | None = None,
+        sampler_path: str | Path | None = None,
+        config: BackupConfig | None = None,
+        keep_last: int | None = None,
+    ) -> None:
+        if every_n_trials < 1:
+            raise ConfigError(f"every_n_trials must be at least 1, got {every_n_trials}")
+        self.db_path = sqlite_path(storage)
+        self.sampler_path = Path(sampler_path) if sampler_path is not None else None
+        self.every_n_trials = every_n_trials
+        self.name = name
+        self.backups_submitted = 0
+        self._config = config or load_config()
+        self._keep_last = keep_last
+        self._finished = 0
+        self._target, self._owns_target = open_target_for(target, self._config)
+        self._background = (
+            BackgroundBackup(self._target, config=self._config, keep_last=keep_last)
+            if background
+            else None
+        )
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._finished += 1
+        if self._finished % self.every_n_trials:
+            return
+        if self.sampler_path is not None:
+            _save_sampler(study.sampler, self.sampler_path)
+        paths: list[tuple[Path, str | None]] = [(self.db_path, self.name)]
+        if self.sampler_path is not None:
+            paths.append((self.sampler_path, None))
+        for path, name in paths:
+            if self._background is not None:
+                self._background.submit(path, name)
+            else:
+                immediate_backup_if_needed(
+                    path, target=self._target, name=name, config=self._config,
+                    keep_last=self._keep_last,
+                )  # fmt: skip
+        self.backups_submitted += 1
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait for pending backups; raise any failure since the last flush."""
+        if self._background is not None:
+            self._background.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush and stop the worker."""
+        try:
+            if self._background is not None:
+                self._background.close(timeout)
+        finally:
+            if self._owns_target:
+                self._target.close()
+
+    def __enter__(self) -> BackupCallback:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _save_sampler(sampler: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_bytes(pickle.dumps(sampler))
+    temp.replace(path)  # a crash never leaves a half-written pickle at ``path``
+
+
+def resume_study(
+    study_name: str,
+    storage: str | Path = "sqlite:///study.db",
+    *,
+    target: TargetArg = None,
+    name: str | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    sampler_path: str | Path | None = None,
+    config: BackupConfig | None = None,
+    **create_study_kwargs: Any,
+) -> optuna.Study:
+    """Restore a study's database if it is missing, and return the study ready to continue.
+
+    On a fresh machine the database comes back from its newest backup; trials the dead machine
+    left RUNNING are marked FAIL (nothing will ever finish them); then
+    ``optuna.create_study(..., load_if_exists=True)`` returns the study, so the first run and
+    every resumed run use the same line.
+
+    Args:
+        study_name: the study's name.
+        storage: its SQLite storage URL (or database path).
+        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
+        name: the database's name on the target; default: its path relative to the source root.
+        sampler: the sampler to use when no pickled one is restored.
+        sampler_path: where :class:`BackupCallback` pickled the sampler; restored and unpickled
+            if present (only unpickle files you wrote yourself).
+        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+        **create_study_kwargs: passed to ``optuna.create_study`` (``direction``, ...).
+
+    Example:
+        >>> import tempfile, optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> work = tempfile.mkdtemp()
+        >>> study = resume_study("s", f"sqlite:///{work}/study.db", target=f"{work}/backups")
+        >>> len(study.trials)
+        0
+    """
+    import optuna
+
+    cfg = config or load_config()
+    db = sqlite_path(storage)
+    opened, owned = open_target_for(target, cfg)
+    try:
+        restore_if_missing(db, target=opened, name=name, config=cfg)
+        if sampler_path is not None:
+            restore_if_missing(sampler_path, target=opened, config=cfg)
+            if Path(sampler_path).exists():
+                sampler = pickle.loads(Path(sampler_path).read_bytes())  # noqa: S301 - our own file
+    finally:
+        if owned:
+            opened.close()
+    rdb = optuna.storages.RDBStorage(_sqlite_url(storage))
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=rdb,
+        sampler=sampler,
+        load_if_exists=True,
+        **create_study_kwargs,
+    )
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
+        rdb.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+    return study
