@@ -23,7 +23,9 @@ from typing import Any
 from .api import immediate_backup_if_needed, restore_if_missing
 from .config import BackupConfig
 from .hashing import hash_file
-from .results import BackupStatus, RestoreStatus
+from .integrations.optuna import BackupCallback, resume_study
+from .paths import default_name
+from .results import RestoreStatus
 from .sources import is_sqlite
 from .target import open_target
 
@@ -52,6 +54,10 @@ def _objective(trial: Any) -> float:
     x = trial.suggest_float("x", -10.0, 10.0)
     y = trial.suggest_int("y", -5, 5)
     return float((x - 2.0) ** 2 + (y + 1) ** 2)
+
+
+def _sampler(optuna: Any, seed: int) -> Any:
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _write_outputs(outputs: Path, best: dict[str, Any]) -> list[Path]:
@@ -112,20 +118,18 @@ def run_demo(
     storage = f"sqlite:///{db}"
 
     tell(f"mlbackup demo: project in {project}, backups to {url}")
-    tell(f"1. tuning: {TRIALS_BEFORE_LOSS} Optuna trials, study.db backed up after each")
-    study = optuna.create_study(
-        study_name="demo",
-        storage=storage,
-        direction="minimize",
-        sampler=optuna.samplers.RandomSampler(seed=7),
+    tell(
+        f"1. tuning: {TRIALS_BEFORE_LOSS} Optuna trials, study.db backed up after each by "
+        "mlbackup's Optuna callback"
     )
-
-    def after_trial(_study: Any, _trial: Any) -> None:
-        result = immediate_backup_if_needed(db, config=config)
-        if result.status is BackupStatus.COPIED:
-            summary.study_backups += 1
-
-    study.optimize(_objective, n_trials=TRIALS_BEFORE_LOSS, callbacks=[after_trial])
+    # The same line starts a study and resumes one: on this first run there is nothing to restore.
+    study = resume_study(
+        "demo", storage, config=config, direction="minimize", sampler=_sampler(optuna, 7)
+    )
+    with BackupCallback(storage=storage, config=config) as callback:  # background mode
+        study.optimize(_objective, n_trials=TRIALS_BEFORE_LOSS, callbacks=[callback])
+    with open_target(url) as target:
+        summary.study_backups = len(target.versions(default_name(db, project)))
     summary.trials_before_loss = len(study.trials)
     tell(
         f"   best value so far {study.best_value:.3f}; {summary.study_backups} versions of study.db"
@@ -146,7 +150,10 @@ def run_demo(
     shutil.rmtree(outputs)
 
     tell("4. a new runtime restores what is missing")
-    for path in [db, *made]:
+    resumed = resume_study("demo", storage, config=config, sampler=_sampler(optuna, 8))
+    tell(f"   {default_name(db, project)}: restored by resume_study")
+    summary.restored.append(default_name(db, project))
+    for path in made:
         restored = restore_if_missing(path, config=config)
         if restored.status is RestoreStatus.RESTORED:
             summary.restored.append(restored.name)
@@ -161,10 +168,8 @@ def run_demo(
     )
 
     tell(f"5. tuning resumes: {TRIALS_AFTER_RESUME} more trials on the restored study")
-    resumed = optuna.load_study(
-        study_name="demo", storage=storage, sampler=optuna.samplers.RandomSampler(seed=8)
-    )
-    resumed.optimize(_objective, n_trials=TRIALS_AFTER_RESUME, callbacks=[after_trial])
+    with BackupCallback(storage=storage, config=config) as callback:
+        resumed.optimize(_objective, n_trials=TRIALS_AFTER_RESUME, callbacks=[callback])
     summary.trials_after_resume = len(resumed.trials)
     summary.best_value = resumed.best_value
     tell(
