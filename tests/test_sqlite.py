@@ -113,3 +113,21 @@ def test_restore_removes_stale_sidecars(tmp_path):
     assert not (dest.parent / "study.db-wal").exists()
     assert not (dest.parent / "study.db-shm").exists()
     assert count(dest) == 5
+
+
+def test_append_only_log_is_backed_up_to_its_last_complete_line(tmp_path):
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(b'{"op": 1}\n{"op": 2}\n{"op": 3, "half wri')
+    backup(journal, target=tmp_path / "target")
+    restore("study.journal", tmp_path / "out.journal", target=tmp_path / "target")
+    assert (tmp_path / "out.journal").read_bytes() == b'{"op": 1}\n{"op": 2}\n'
+
+
+def test_slow_snapshot_warns_about_the_busy_timeout(tmp_path, caplog, monkeypatch):
+    import mlbackup.sources
+
+    monkeypatch.setattr(mlbackup.sources, "SNAPSHOT_WARN_SECONDS", 0.0)
+    db = tmp_path / "study.db"
+    make_db(db, 3)
+    backup(db, target=tmp_path / "target")
+    assert "held a read lock" in caplog.text and "database is locked" in caplog.text

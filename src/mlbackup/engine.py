@@ -102,7 +102,7 @@ class _Transfer:
         key = layout.plain_key(self.name, source.path)
         for _attempt in range(READ_ATTEMPTS):
             before = current_signature(source.abspath)
-            with readable_copy(source) as (readable, is_snapshot):
+            with readable_copy(source) as (readable, kind):
                 if old is not None:
                     _size, digest = hash_file(readable, self.target.hash_name)
                     if digest == old.hash:  # touched, not changed
@@ -111,7 +111,7 @@ class _Transfer:
                     self.displace(old)
                     old = None  # displaced once; a re-read must not displace again
                 stored = self.backend.put_file(readable, key)
-            if is_snapshot or current_signature(source.abspath) == before:
+            if kind != "plain" or current_signature(source.abspath) == before:
                 crash_point("after-put")
                 self.report(source.path, stored.size)
                 entry = FileEntry(
@@ -121,7 +121,7 @@ class _Transfer:
                     mtime_ns=source.mtime_ns,
                     mode=source.mode,
                     sig=before,
-                    sqlite=is_snapshot,
+                    sqlite=kind == "sqlite",
                 )
                 return _Sent(entry, True)
             log.info("%s changed while it was read; reading it again", source.abspath)
@@ -170,7 +170,8 @@ def run_backup(
             unchanged.append(old)
         else:
             todo.append((sf, old))
-    gone = [e for p, e in old_entries.items() if p not in {sf.path for sf in scanned.files}]
+    present = {sf.path for sf in scanned.files}
+    gone = [e for p, e in old_entries.items() if p not in present]
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
     displaced = target.backend.list_dir(layout.objects_prefix(name)) if previous else []

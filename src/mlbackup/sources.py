@@ -46,6 +46,15 @@ log = logging.getLogger("mlbackup")
 SNAPSHOT_PREFIX = ".mlbackup-snap-"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+#: Append-only logs (Optuna's JournalFileBackend writes JSON lines): copied up to the last
+#: complete line, so a half-written record is never backed up.
+APPEND_LOG_SUFFIXES = (".log", ".jsonl", ".journal")
+#: SQLite's and Python's default busy timeout is 5 s: warn when a snapshot holds its read lock
+#: for half of that, since a writer waiting that long is close to "database is locked".
+SNAPSHOT_WARN_SECONDS = 2.5
+
+
+SnapshotKind = Literal["plain", "sqlite", "log"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +101,9 @@ def current_signature(path: Path) -> str:
     return signature(path.stat(), _wal_stat(path))
 
 
-def _source_file(rel: str, abspath: Path, st: os.stat_result) -> SourceFile:
-    sig = signature(st, _wal_stat(abspath))
+def _source_file(rel: str, abspath: Path, st: os.stat_result, has_wal: bool = True) -> SourceFile:
+    # In a folder walk the listing tells whether a WAL exists, saving a stat per file.
+    sig = signature(st, _wal_stat(abspath) if has_wal else None)
     return SourceFile(rel, abspath, st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode), sig)
 
 
@@ -162,7 +172,8 @@ def _walk(
             if _is_sidecar(entry.name, names, folder):
                 continue
             kept += 1
-            files.append(_source_file(rel, Path(entry.path), st))
+            has_wal = f"{entry.name}-wal" in names
+            files.append(_source_file(rel, Path(entry.path), st, has_wal))
         else:
             skipped.append(f"{rel}: special file (socket, FIFO or device)")
     if kept == 0 and prefix:
@@ -178,20 +189,48 @@ def _is_sidecar(name: str, names: set[str], folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def readable_copy(source: SourceFile) -> Iterator[tuple[Path, bool]]:
-    """Yield ``(path to read, is_snapshot)`` for a consistent state of ``source``.
+def readable_copy(source: SourceFile) -> Iterator[tuple[Path, SnapshotKind]]:
+    """Yield ``(path to read, kind)`` for a consistent state of ``source``.
 
-    A snapshot is consistent by construction; for a plain file the caller must check that the
-    file did not change while it was read (compare :func:`signature` before and after).
+    ``kind`` is ``"sqlite"`` or ``"log"`` for a snapshot, consistent by construction, and
+    ``"plain"`` for the file itself: then the caller must check that it did not change while
+    it was read (compare :func:`signature` before and after).
     """
-    if not is_sqlite(source.abspath):
-        yield source.abspath, False
+    kind: SnapshotKind
+    if source.abspath.suffix in APPEND_LOG_SUFFIXES:
+        snapshot, kind = snapshot_complete_lines(source.abspath), "log"
+    elif is_sqlite(source.abspath):
+        snapshot, kind = snapshot_sqlite(source.abspath), "sqlite"
+    else:
+        yield source.abspath, "plain"
         return
-    snapshot = snapshot_sqlite(source.abspath)
     try:
-        yield snapshot, True
+        yield snapshot, kind
     finally:
         snapshot.unlink(missing_ok=True)
+
+
+def _temp_beside(path: Path, suffix: str) -> Path:
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=SNAPSHOT_PREFIX, suffix=suffix)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix=SNAPSHOT_PREFIX, suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def snapshot_complete_lines(log_path: Path) -> Path:
+    """Copy an append-only log up to its last complete line into a temp file beside it."""
+    snapshot = _temp_beside(log_path, log_path.suffix)
+    try:
+        with open(log_path, "rb") as src:
+            data = src.read()
+        end = data.rfind(b"\n") + 1  # 0 when no line is complete yet
+        snapshot.write_bytes(data[:end])
+        return snapshot
+    except BaseException:
+        snapshot.unlink(missing_ok=True)
+        raise
 
 
 def snapshot_sqlite(db: Path) -> Path:
@@ -204,12 +243,7 @@ def snapshot_sqlite(db: Path) -> Path:
     Raises:
         SourceError: the database cannot be read or the snapshot fails its check.
     """
-    try:
-        fd, name = tempfile.mkstemp(dir=db.parent, prefix=SNAPSHOT_PREFIX, suffix=".db")
-    except OSError:
-        fd, name = tempfile.mkstemp(prefix=SNAPSHOT_PREFIX, suffix=".db")
-    os.close(fd)
-    snapshot = Path(name)
+    snapshot = _temp_beside(db, ".db")
     try:
         # Read from a plain connection: it honours the WAL and a hot journal as any reader does.
         src = sqlite3.connect(str(db), timeout=30)
@@ -226,7 +260,16 @@ def snapshot_sqlite(db: Path) -> Path:
             src.close()
         if row is None or row[0] != "ok":
             raise SourceError(f"snapshot of {db} failed its integrity check: {row}")
-        log.debug("snapshot of %s took %.3f s (readers lock held)", db, held)
+        if held >= SNAPSHOT_WARN_SECONDS:
+            log.warning(
+                "snapshot of %s held a read lock for %.1f s; writers with a short busy timeout "
+                "may fail with 'database is locked': use WAL mode (PRAGMA journal_mode=WAL) or "
+                "back up less often",
+                db,
+                held,
+            )
+        else:
+            log.debug("snapshot of %s took %.3f s (read lock held)", db, held)
         return snapshot
     except sqlite3.Error as exc:
         snapshot.unlink(missing_ok=True)
