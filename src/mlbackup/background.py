@@ -22,10 +22,11 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
 from .api import PathArg, TargetArg, open_target_for
+from .closing import ClosingContext
 from .config import BackupConfig, load_config
 from .engine import run_backup
 from .errors import BackendUnavailableError, MLBackupError
@@ -79,7 +80,7 @@ class _Job:
     since: float
 
 
-class BackgroundBackup:
+class BackgroundBackup(ClosingContext):
     """Back paths up from a worker thread; :meth:`submit` returns immediately.
 
     Args:
@@ -295,17 +296,6 @@ class BackgroundBackup:
             _unregister_exit_flush(self)
             if self._owns_target:
                 self._target.close()
-
-    def __enter__(self) -> BackgroundBackup:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"BackgroundBackup({self._target.url!r}, pending={len(self._queue)})"

@@ -18,11 +18,11 @@ import logging
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO
 
 from . import layout
 from .backend import Backend
+from .closing import ClosingContext
 from .errors import BackupNotFoundError, IntegrityError
 from .hashing import CHUNK_SIZE, new_hasher
 from .manifest import FileEntry, Manifest
@@ -42,7 +42,7 @@ class DataLocation:
     key: str
 
 
-class BackupTarget:
+class BackupTarget(ClosingContext):
     """A backup location: one backend plus the protocol's bookkeeping.
 
     Build one with :func:`open_target`. It is a context manager; leaving it closes the backend.
@@ -74,17 +74,6 @@ class BackupTarget:
 
     def __repr__(self) -> str:
         return f"BackupTarget({self.url!r})"
-
-    def __enter__(self) -> BackupTarget:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release the backend's connections."""

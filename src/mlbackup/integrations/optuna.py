@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ..api import TargetArg, immediate_backup_if_needed, open_target_for, restore_if_missing
 from ..background import BackgroundBackup
+from ..closing import ClosingContext
 from ..config import BackupConfig, load_config
 from ..errors import ConfigError
 
@@ -60,7 +60,7 @@ def _sqlite_url(storage: str | Path) -> str:
     return text if "://" in text else f"sqlite:///{text}"
 
 
-class BackupCallback:
+class BackupCallback(ClosingContext):
     """An Optuna callback backing the study database up after every ``every_n_trials`` trials.
 
     In background mode (the default) the call returns at once and a worker sends the newest
@@ -151,17 +151,6 @@ class BackupCallback:
         finally:
             if self._owns_target:
                 self._target.close()
-
-    def __enter__(self) -> BackupCallback:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _save_sampler(sampler: Any, path: Path) -> None:
