@@ -24,6 +24,15 @@ def count(path):
         return conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]
 
 
+def hold_wal_open(db):
+    """A connection that keeps the newest rows in the WAL (no checkpoint) until closed."""
+    keeper = sqlite3.connect(db)
+    keeper.execute("PRAGMA wal_autocheckpoint=0")
+    keeper.execute("INSERT INTO t (v) VALUES (x'00')")
+    keeper.commit()
+    return keeper
+
+
 def writer(path, started, stop):
     with closing(sqlite3.connect(path, timeout=5)) as conn:
         n = 0
@@ -49,11 +58,7 @@ def test_wal_changes_are_seen_and_sidecars_not_sent(tmp_path):
     folder.mkdir()
     db = folder / "study.db"
     make_db(db, 10)
-    # Keep a connection open so the WAL (not the main file) holds the newest rows.
-    keeper = sqlite3.connect(db)
-    keeper.execute("PRAGMA wal_autocheckpoint=0")
-    keeper.execute("INSERT INTO t (v) VALUES (x'00')")
-    keeper.commit()
+    keeper = hold_wal_open(db)
     assert (folder / "study.db-wal").exists()
     assert [f.path for f in scan(folder).files] == ["study.db"]
     target = tmp_path / "target"
@@ -99,10 +104,7 @@ def test_restore_removes_stale_sidecars(tmp_path):
     backup(db, target=target)
     other = tmp_path / "other.db"
     make_db(other, 100)
-    keeper = sqlite3.connect(other)
-    keeper.execute("PRAGMA wal_autocheckpoint=0")
-    keeper.execute("INSERT INTO t (v) VALUES (x'00')")
-    keeper.commit()
+    keeper = hold_wal_open(other)
     stale_wal = (tmp_path / "other.db-wal").read_bytes()
     keeper.close()
     dest = tmp_path / "restored" / "study.db"

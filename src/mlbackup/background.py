@@ -20,7 +20,7 @@ import time
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -69,7 +69,6 @@ class NameStatus:
     behind_seconds: float = 0.0
     last_error: str | None = None
     failures: int = 0
-    _waiting_since: float | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -130,6 +129,7 @@ class BackgroundBackup(ClosingContext):
         self._queue: OrderedDict[str, _Job] = OrderedDict()
         self._running: _Job | None = None
         self._status: dict[str, NameStatus] = {}
+        self._waiting_since: dict[str, float] = {}  # oldest uncommitted submission per name
         self._failures: dict[str, BaseException] = {}
         self._warned: set[type[BaseException]] = set()
         self._closed = False
@@ -167,8 +167,7 @@ class BackgroundBackup(ClosingContext):
             job.futures.append(future)
             status = self._status.setdefault(backup_name, NameStatus(backup_name))
             status.pending = True
-            if status._waiting_since is None:
-                status._waiting_since = job.since
+            self._waiting_since.setdefault(backup_name, job.since)
             self._lock.notify_all()
         return future
 
@@ -234,20 +233,19 @@ class BackgroundBackup(ClosingContext):
     def _settle(self, status: NameStatus, job: _Job) -> None:
         queued = self._queue.get(job.name)
         status.pending = queued is not None
-        status._waiting_since = queued.since if queued is not None else None
+        if queued is not None:
+            self._waiting_since[job.name] = queued.since
+        else:
+            self._waiting_since.pop(job.name, None)
 
     def status(self) -> dict[str, NameStatus]:
         """Per name: the last committed version, when, how far behind, the last error."""
         now = time.time()
         with self._lock:
-            report = {}
-            for name, s in self._status.items():
-                behind = now - s._waiting_since if s._waiting_since is not None else 0.0
-                report[name] = NameStatus(
-                    name, s.last_version, s.last_committed_at, s.pending, behind, s.last_error,
-                    s.failures,
-                )  # fmt: skip
-            return report
+            return {
+                name: replace(s, behind_seconds=now - self._waiting_since.get(name, now))
+                for name, s in self._status.items()
+            }
 
     def flush(self, timeout: float | None = None) -> dict[str, NameStatus]:
         """Wait until everything submitted so far is sent (or failed).

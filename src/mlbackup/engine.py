@@ -72,6 +72,8 @@ class _Transfer:
         self.progress = progress
 
     def report(self, path: str, size: int) -> None:
+        if self.progress is None:
+            return
         with self.lock:
             self.files_done += 1
             self.bytes_done += size
@@ -79,8 +81,7 @@ class _Transfer:
                 self.name, path, self.files_done, self.files_total, self.bytes_done,
                 self.bytes_total,
             )  # fmt: skip
-        if self.progress is not None:
-            self.progress(event)
+        self.progress(event)
 
     def displace(self, old: FileEntry) -> None:
         """Keep ``old``'s bytes for the versions that list it, then free its plain key."""
