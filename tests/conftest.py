@@ -28,3 +28,6 @@ def project(tmp_path, monkeypatch):
 @pytest.fixture
 def target_dir(tmp_path):
     return tmp_path / "target"
+
+
+pytest_plugins = ["mlbackup.testing.fixtures"]

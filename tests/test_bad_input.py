@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import sys
 
 import pytest
 
@@ -21,12 +22,21 @@ from mlbackup.layout import manifest_key
 from mlbackup.testing.contract import tree_snapshot
 
 
-def test_unknown_scheme_lists_backends_and_extra():
+def test_missing_extra_names_it(monkeypatch):
+    # As on a machine without the s3 extra: s3fs cannot be imported.
+    monkeypatch.setitem(sys.modules, "s3fs", None)
+    for module in ("mlbackup_s3", "mlbackup_s3.backend"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     with pytest.raises(UnknownBackendError) as caught:
         open_target("s3://bucket/run")
+    assert 'pip install "mlbackup[s3]"' in str(caught.value)
+
+
+def test_unknown_scheme_lists_backends():
+    with pytest.raises(UnknownBackendError) as caught:
+        open_target("nosuch://x")
     message = str(caught.value)
-    assert "installed: " in message and "file" in message
-    assert 'pip install "mlbackup[s3]"' in message
+    assert "installed: " in message and "file" in message and "s3" in message
     with pytest.raises(UnknownBackendError, match="check the URL"):
         open_target("nosuch://x")
 

@@ -35,6 +35,7 @@ from .errors import (
     SourceError,
     SourceMissingError,
     TargetError,
+    TargetMissingError,
     UnknownBackendError,
     UnsafePathError,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "SourceError",
     "SourceMissingError",
     "TargetError",
+    "TargetMissingError",
     "UnknownBackendError",
     "UnsafePathError",
     "VerifyResult",

@@ -57,6 +57,13 @@ class Backend(ABC):
         the valid ones.
         """
 
+    def check(self) -> None:  # noqa: B027 - a hook: a local folder needs no preflight
+        """Confirm the storage exists and the credentials work, failing fast with the fix.
+
+        Called once when a target is opened. Cloud backends make one cheap request here so a
+        missing bucket or a rejected key is reported at once, not after minutes of retries.
+        """
+
     @property
     @abstractmethod
     def url(self) -> str:

@@ -18,6 +18,7 @@ Skips are not errors: :class:`~mlbackup.BackupResult` says when a backup was ski
     ├── TargetError                              the backup storage
     │   ├── BackendUnavailableError (ConnectionError)  transient: retry later
     │   ├── BackendPermissionError (PermissionError)   credentials, access, quota
+    │   ├── TargetMissingError                   the bucket or folder the URL names is absent
     │   └── CommitConflictError                  another writer committed the same version
     └── RestoreError
         ├── BackupNotFoundError (FileNotFoundError)    no such name or version
@@ -44,6 +45,7 @@ __all__ = [
     "SourceError",
     "SourceMissingError",
     "TargetError",
+    "TargetMissingError",
     "UnknownBackendError",
     "UnsafePathError",
 ]
@@ -83,6 +85,14 @@ class BackendUnavailableError(TargetError, ConnectionError):
 
 class BackendPermissionError(TargetError, PermissionError):
     """The storage refused access: credentials, permissions or quota."""
+
+
+class TargetMissingError(TargetError):
+    """The bucket (or Drive folder) the target URL names does not exist.
+
+    Deliberately not a ``FileNotFoundError``: the backup protocol reads that as "no such
+    object", and a missing bucket must never look like an empty backup.
+    """
 
 
 class CommitConflictError(TargetError):

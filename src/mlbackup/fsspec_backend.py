@@ -20,6 +20,8 @@ from .hashing import hash_bytes, hash_file
 
 __all__ = ["FsspecBackend"]
 
+_TYPE_NAMES = {bool: "true/false", int: "an integer", str: "a string", dict: "a mapping"}
+
 #: Files up to this size are read into memory once, hashed and sent from the same buffer.
 SMALL_FILE = 16 << 20
 
@@ -34,8 +36,9 @@ class FsspecBackend(Backend):
         url: the display URL (no credentials).
     """
 
-    #: Option names the backend accepts; ``from_url`` rejects any other.
-    option_names: ClassVar[frozenset[str]] = frozenset()
+    #: The options the backend accepts, each with the type(s) its value may have;
+    #: ``from_url`` rejects any other name or type.
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
 
     def __init__(self, fs: Any, root: str, url: str) -> None:
         self.fs = fs
@@ -44,13 +47,25 @@ class FsspecBackend(Backend):
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
-        """Raise :class:`ConfigError` naming any option not in ``option_names``."""
-        unknown = sorted(set(options) - cls.option_names)
+        """Raise :class:`ConfigError` naming any unknown option or a value of the wrong type."""
+        valid = ", ".join(sorted(cls.option_types)) or "none"
+        unknown = sorted(set(options) - set(cls.option_types))
         if unknown:
-            valid = ", ".join(sorted(cls.option_names)) or "none"
             raise ConfigError(
                 f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid options: {valid}"
             )
+        for name, value in options.items():
+            expected = cls.option_types[name]
+            types = expected if isinstance(expected, tuple) else (expected,)
+            # bool is an int in Python; an int option must not silently take True.
+            wrong_bool = isinstance(value, bool) and bool not in types
+            if wrong_bool or not isinstance(value, types):
+                wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+                raise ConfigError(
+                    f"option {name!r} of {cls.__name__} must be {wanted}, "
+                    f"got {type(value).__name__}; fix the value (with -o, {name}=true or "
+                    f"{name}=123 are parsed as JSON)"
+                )
 
     @property
     def url(self) -> str:

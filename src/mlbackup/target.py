@@ -248,6 +248,9 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
     Raises:
         UnknownBackendError: no installed backend serves the scheme (the message lists them).
         ConfigError: an option or the URL is invalid.
+        TargetMissingError: the bucket the URL names does not exist.
+        BackendPermissionError: the store rejected the credentials or denied access.
+        BackendUnavailableError: the store could not be reached.
 
     Example:
         >>> import tempfile
@@ -257,4 +260,10 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
     """
     text = str(url)
     backend_class = get_backend_class(_split_scheme(text))
-    return BackupTarget(backend_class.from_url(text, options))
+    backend = backend_class.from_url(text, options)
+    try:
+        backend.check()
+    except BaseException:
+        backend.close()
+        raise
+    return BackupTarget(backend)

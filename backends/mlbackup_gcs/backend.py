@@ -1,0 +1,228 @@
+"""The GCS backend on gcsfs."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, cast
+
+# Without this, gcsfs swaps in a gRPC client that probes every bucket's type first (and stalls
+# against emulators). It must be set before gcsfs is imported.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+import gcsfs
+from fsspec.asyn import sync
+from gcsfs.core import initiate_upload, upload_chunk
+
+from mlbackup.backend import ObjectInfo
+from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
+from mlbackup.errors import ConfigError, TargetError, TargetMissingError
+from mlbackup.hashing import new_hasher, read_parts
+
+from .credentials import Credentials, load_credentials, refresh
+from .errors import translate
+
+__all__ = ["GCSBackend"]
+
+MiB = 1 << 20
+#: Resumable-upload chunks must be multiples of 256 KiB.
+CHUNK_QUANTUM = 256 << 10
+#: Files above this go up in a resumable upload, one part in memory at a time.
+DEFAULT_PART_SIZE = 16 * MiB
+
+DEFAULT_TIMEOUT = 60.0
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
+_CONTENT_TYPE = "application/octet-stream"
+
+
+def _md5_hex(metadata: Mapping[str, Any]) -> str | None:
+    encoded = metadata.get("md5Hash")
+    return base64.b64decode(encoded).hex() if encoded else None
+
+
+class GCSBackend(BucketBackend):
+    """Backups in a Google Cloud Storage bucket, under an optional prefix.
+
+    Small objects go up in one request, larger ones in a resumable upload that becomes visible
+    only when its last part lands (and is cancelled on failure), so a crash never leaves a
+    partial object. GCS answers each upload with the object's md5, checked against the md5 of
+    the bytes sent. Manifests are committed with ``ifGenerationMatch=0``.
+    """
+
+    max_workers: ClassVar[int] = 8
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "endpoint_url": str,
+        "token": (str, dict),
+        "project": str,
+        "requester_pays": bool,
+        "part_size": int,
+        "timeout": (int, float),
+    }
+
+    def __init__(
+        self,
+        fs: Any,
+        location: BucketURL,
+        options: Mapping[str, Any],
+        credentials: Credentials,
+        part_size: int,
+    ) -> None:
+        super().__init__(fs, location, options.get("endpoint_url"), part_size)
+        self._credentials = credentials
+        self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> GCSBackend:
+        cls.check_options(options)
+        location = parse_bucket_url(
+            url,
+            ("gs", "gcs"),
+            _BUCKET,
+            "lowercase letters, digits, dots, hyphens and underscores",
+        )
+        part_size = int(options.get("part_size", DEFAULT_PART_SIZE))
+        if part_size < CHUNK_QUANTUM or part_size % CHUNK_QUANTUM:
+            raise ConfigError(
+                f"part_size {part_size} must be a positive multiple of 256 KiB "
+                f"({CHUNK_QUANTUM} bytes), as GCS resumable uploads require"
+            )
+        credentials = load_credentials(options.get("token"))
+        fs = _filesystem(options, credentials.token)
+        return cls(fs, location, options, credentials, part_size)
+
+    def translate_error(self, exc: Exception, what: str) -> Exception:
+        if isinstance(exc, FileNotFoundError):
+            return exc
+        return translate(
+            exc, what=what, bucket=self.bucket, where=self.where, source=self._credentials.source
+        )
+
+    @property
+    def _simple_limit(self) -> int:
+        # gcsfs sends data below its chunksize in one request that answers with the object's
+        # metadata (md5 included); everything we pipe stays below it.
+        return self.part_size + CHUNK_QUANTUM
+
+    def check(self) -> None:
+        refresh(self._credentials, min(self._timeout, 10.0))
+        with self.translate_errors("open", ""):
+            try:
+                self.fs.call("GET", "b/{}", self.bucket, json_out=True)
+            except FileNotFoundError:
+                raise TargetMissingError(
+                    f"open {self.where}: the bucket does not exist; create it "
+                    f"(gcloud storage buckets create gs://{self.bucket}) or fix the URL"
+                ) from None
+
+    def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        with self.translate_errors("upload", key):
+            if local_path.stat().st_size <= self.part_size:
+                data = local_path.read_bytes()
+                digest = hashlib.md5(data).hexdigest()
+                stored = self.fs.pipe_file(
+                    self.path(key), data, content_type=_CONTENT_TYPE, chunksize=self._simple_limit
+                )
+                self._check_md5(key, stored, len(data), digest)
+                return ObjectInfo(key, len(data), digest)
+            return self._put_resumable(local_path, key)
+
+    def _put_resumable(self, local_path: Path, key: str) -> ObjectInfo:
+        name = self.object_name(key)
+        total = local_path.stat().st_size
+        location = sync(self.fs.loop, initiate_upload, self.fs, self.bucket, name, _CONTENT_TYPE)
+        whole = new_hasher("md5")
+        offset = 0
+        stored: Any = None
+        try:
+            for part in read_parts(local_path, self.part_size, whole):
+                # The declared total must hold: a file that grew or shrank since stat() is
+                # caught below as a size mismatch, and the engine reads it again.
+                stored = sync(
+                    self.fs.loop,
+                    upload_chunk,
+                    self.fs,
+                    location,
+                    part,
+                    offset,
+                    total,
+                    _CONTENT_TYPE,
+                )
+                offset += len(part)
+        except BaseException:
+            # Cancel the session: an unfinished resumable upload is invisible, but drop it.
+            with contextlib.suppress(Exception):  # best effort: the original error matters
+                self.fs.call("DELETE", location)
+            raise
+        digest = whole.hexdigest()
+        if offset != total or not isinstance(stored, Mapping):
+            raise TargetError(
+                f"upload of {key!r} to {self.where} did not complete: {offset} of {total} "
+                "bytes were read (the file changed while it was sent); retry the backup"
+            )
+        self._check_md5(key, stored, offset, digest)
+        return ObjectInfo(key, offset, digest)
+
+    def _check_md5(self, key: str, stored: Any, size: int, digest: str) -> None:
+        metadata = stored if isinstance(stored, Mapping) else {}
+        stored_size = int(metadata.get("size", -1))
+        stored_md5 = _md5_hex(metadata)
+        if stored_size != size or (stored_md5 is not None and stored_md5 != digest):
+            raise TargetError(
+                f"upload of {key!r} to {self.where} could not be verified: GCS holds "
+                f"{stored_size} bytes with md5 {stored_md5}, the bytes sent were {size} with md5 "
+                f"{digest}; retry the backup"
+            )
+
+    def info(self, key: str) -> ObjectInfo | None:
+        # One GET; gcsfs's info() adds a listing for every missing key.
+        with self.translate_errors("stat", key):
+            try:
+                metadata = self.fs.call(
+                    "GET", "b/{}/o/{}", self.bucket, self.object_name(key), json_out=True
+                )
+            except FileNotFoundError:
+                return None
+        return ObjectInfo(key, int(metadata["size"]), _md5_hex(metadata))
+
+    def move(self, src: str, dst: str) -> None:
+        # A server-side rewrite, then the delete: never both keys missing. (gcsfs's mv tries
+        # the newer moveTo call first and, where a server lacks it, retries it for 30 s.)
+        with self.translate_errors("move", src):
+            self.fs.cp_file(self.path(src), self.path(dst))
+            self.fs.rm_file(self.path(src))
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self.translate_errors("read", key):
+            return cast(BinaryIO, self.fs.open(self.path(key), "rb", block_size=8 * MiB))
+
+    def write_new(self, key: str, data: bytes) -> None:
+        digest = hashlib.md5(data).hexdigest()
+        with self.translate_errors("write", key):
+            stored = self.fs.pipe_file(
+                self.path(key),
+                data,
+                content_type=_CONTENT_TYPE,
+                # One request whatever the size: a create-only commit cannot be resumable.
+                chunksize=(len(data) // CHUNK_QUANTUM + 1) * CHUNK_QUANTUM,
+                mode="create",
+            )
+            self._check_md5(key, stored, len(data), digest)
+
+
+def _filesystem(options: Mapping[str, Any], token: Any) -> Any:
+    kwargs: dict[str, Any] = {
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+        "token": token,
+        "requests_timeout": float(options.get("timeout", DEFAULT_TIMEOUT)),
+    }
+    for name in ("endpoint_url", "project", "requester_pays"):
+        if name in options:
+            kwargs[name] = options[name]
+    return gcsfs.GCSFileSystem(**kwargs)

@@ -1,0 +1,223 @@
+"""The S3 backend on s3fs."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, cast
+
+import s3fs  # the s3 extra; when missing, loading this plugin fails and names the extra
+
+from mlbackup.backend import ObjectInfo
+from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
+from mlbackup.errors import ConfigError, TargetError
+from mlbackup.hashing import new_hasher, read_parts
+
+from .errors import credential_source, error_code, translate
+
+__all__ = ["S3Backend"]
+
+MiB = 1 << 20
+#: S3's smallest part (all but the last) and its most parts per upload.
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+#: Files above this go up in parts; each part is one buffer, so it bounds memory per transfer.
+DEFAULT_PART_SIZE = 16 * MiB
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _etag(response: Mapping[str, Any]) -> str:
+    return str(response.get("ETag", "")).strip('"')
+
+
+def _hides_md5(response: Mapping[str, Any]) -> bool:
+    # Under SSE-KMS and SSE-C the ETag is not the md5 of the data; S3 has still checked the
+    # Content-MD5 we sent against the body, so the transfer is verified all the same.
+    return response.get("ServerSideEncryption") == "aws:kms" or bool(
+        response.get("SSECustomerAlgorithm")
+    )
+
+
+class S3Backend(BucketBackend):
+    """Backups in an S3 bucket (AWS or any S3-compatible store), under an optional prefix.
+
+    Every object is written by one request that S3 applies atomically: a single ``PutObject``
+    up to ``part_size``, else a multipart upload whose parts are hashed as they are read and
+    which is aborted on any failure. Nothing is ever streamed into a final key, so a crash
+    leaves either the old object or the new one, never a truncated one. Each request carries
+    ``Content-MD5`` and the ETag S3 answers is checked against the md5 of the bytes sent.
+    Manifests are committed with ``If-None-Match: *``.
+    """
+
+    max_workers: ClassVar[int] = 8
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "endpoint_url": str,
+        "key": str,
+        "secret": str,
+        "token": str,
+        "profile": str,
+        "anon": bool,
+        "region": str,
+        "requester_pays": bool,
+        "part_size": int,
+        "connect_timeout": (int, float),
+        "read_timeout": (int, float),
+    }
+
+    def __init__(
+        self, fs: Any, location: BucketURL, options: Mapping[str, Any], part_size: int
+    ) -> None:
+        super().__init__(fs, location, options.get("endpoint_url"), part_size)
+        self._source = credential_source(options)
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> S3Backend:
+        cls.check_options(options)
+        location = parse_bucket_url(
+            url, ("s3",), _BUCKET, "3-63 lowercase letters, digits, dots and hyphens"
+        )
+        part_size = int(options.get("part_size", DEFAULT_PART_SIZE))
+        if part_size < MIN_PART_SIZE:
+            raise ConfigError(
+                f"part_size {part_size} is below S3's minimum part of {MIN_PART_SIZE} bytes "
+                "(5 MiB); raise it"
+            )
+        return cls(_filesystem(options), location, options, part_size)
+
+    def translate_error(self, exc: Exception, what: str) -> Exception:
+        # A missing bucket also comes as FileNotFoundError; it must not read as "no object".
+        if isinstance(exc, FileNotFoundError) and error_code(exc)[0] != "NoSuchBucket":
+            return exc
+        return translate(exc, what=what, bucket=self.bucket, where=self.where, source=self._source)
+
+    def _call(self, method: str, key: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        if key is not None:
+            kwargs["Key"] = self.object_name(key)
+        return cast(dict[str, Any], self.fs.call_s3(method, Bucket=self.bucket, **kwargs))
+
+    def check(self) -> None:
+        # A listing, not HeadBucket: a HEAD error has no body, so a rejected key and a denied
+        # bucket would look alike.
+        with self.translate_errors("open", ""):
+            prefix = f"{self.prefix}/" if self.prefix else ""
+            self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
+
+    def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        with self.translate_errors("upload", key):
+            if local_path.stat().st_size <= self.part_size:
+                data = local_path.read_bytes()
+                md5 = hashlib.md5(data)
+                response = self._call("put_object", key, Body=data, ContentMD5=_b64(md5.digest()))
+                self._check_etag(key, response, md5.hexdigest())
+                return ObjectInfo(key, len(data), md5.hexdigest())
+            size, digest = self._put_multipart(local_path, key)
+            return ObjectInfo(key, size, digest)
+
+    def _put_multipart(self, local_path: Path, key: str) -> tuple[int, str]:
+        # Bigger parts for huge files: S3 allows at most MAX_PARTS.
+        file_size = local_path.stat().st_size
+        part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
+        upload_id = self._call("create_multipart_upload", key)["UploadId"]
+        whole = new_hasher("md5")
+        parts: list[dict[str, Any]] = []
+        part_digests: list[bytes] = []
+        size = 0
+        try:
+            for number, data in enumerate(read_parts(local_path, part_size, whole), 1):
+                digest = hashlib.md5(data).digest()
+                response = self._call(
+                    "upload_part",
+                    key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    ContentMD5=_b64(digest),
+                )
+                self._check_etag(f"{key} (part {number})", response, digest.hex())
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+                part_digests.append(digest)
+                size += len(data)
+            done = self._call(
+                "complete_multipart_upload",
+                key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            # Parts of an unfinished upload are invisible but billed: drop them.
+            with contextlib.suppress(Exception):
+                self._call("abort_multipart_upload", key, UploadId=upload_id)
+            raise
+        expected = f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(parts)}"
+        self._check_etag(key, done, expected)
+        return size, whole.hexdigest()
+
+    def _check_etag(self, what: str, response: Mapping[str, Any], expected: str) -> None:
+        etag = _etag(response)
+        if etag != expected and not _hides_md5(response):
+            raise TargetError(
+                f"upload of {what!r} to {self.where} could not be verified: S3 reports "
+                f"ETag {etag}, the bytes sent give {expected}; retry the backup"
+            )
+
+    def info(self, key: str) -> ObjectInfo | None:
+        # One HEAD; s3fs's info() adds a listing for every missing key.
+        with self.translate_errors("stat", key):
+            try:
+                head = self._call("head_object", key)
+            except FileNotFoundError:
+                return None
+        etag = _etag(head)
+        checksum = etag if _MD5_ETAG.match(etag) and not _hides_md5(head) else None
+        return ObjectInfo(key, int(head["ContentLength"]), checksum)
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self.translate_errors("read", key):
+            return cast(BinaryIO, self.fs.open(self.path(key), "rb", block_size=8 * MiB))
+
+    def write_new(self, key: str, data: bytes) -> None:
+        md5 = hashlib.md5(data)
+        with self.translate_errors("write", key):
+            try:
+                response = self._call(
+                    "put_object", key, Body=data, ContentMD5=_b64(md5.digest()), IfNoneMatch="*"
+                )
+            except OSError as exc:
+                # A concurrent conditional write to the same key: the other writer wins.
+                if error_code(exc)[0] == "ConditionalRequestConflict":
+                    raise FileExistsError(key) from exc
+                raise
+            self._check_etag(key, response, md5.hexdigest())
+
+
+def _filesystem(options: Mapping[str, Any]) -> Any:
+    config: dict[str, Any] = {
+        "connect_timeout": options.get("connect_timeout", 10),
+        "read_timeout": options.get("read_timeout", 120),
+        # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and
+        # connection errors; s3fs adds its own short retry loop on top.
+        "retries": {"max_attempts": 4, "mode": "standard"},
+    }
+    kwargs: dict[str, Any] = {
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+        "config_kwargs": config,
+    }
+    for name in ("endpoint_url", "key", "secret", "token", "profile", "anon", "requester_pays"):
+        if name in options:
+            kwargs[name] = options[name]
+    if "region" in options:
+        kwargs["client_kwargs"] = {"region_name": options["region"]}
+    fs = s3fs.S3FileSystem(**kwargs)
+    fs.retries = 3  # s3fs's own loop around botocore's retries; not a constructor argument
+    return fs

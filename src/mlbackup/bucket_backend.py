@@ -1,0 +1,116 @@
+"""What every object-store backend (S3, GCS, and plugins for others) shares: the
+``scheme://<bucket>/<prefix>`` URL, messages that name the bucket and endpoint, one error
+translation point, and never letting the filesystem (which holds the credentials) be pickled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, MLBackupError
+from .fsspec_backend import FsspecBackend
+
+__all__ = ["BucketBackend", "BucketURL", "parse_bucket_url", "public_endpoint"]
+
+
+@dataclass(frozen=True)
+class BucketURL:
+    """A parsed ``scheme://<bucket>/<prefix>`` URL."""
+
+    scheme: str
+    bucket: str
+    prefix: str
+
+    @property
+    def root(self) -> str:
+        """``bucket/prefix``, the root in fsspec's notation."""
+        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.root}"
+
+
+def parse_bucket_url(
+    url: str, schemes: tuple[str, ...], bucket_pattern: re.Pattern[str], bucket_rules: str
+) -> BucketURL:
+    """Split ``url`` into bucket and prefix, or raise :class:`ConfigError` saying what to fix."""
+    parts = urlsplit(url)
+    example = f"{schemes[0]}://<bucket>/<prefix>"
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{url!r} is not a {schemes[0]} URL; use {example}")
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"{url!r} contains '?' or '#'; percent-encode them in the prefix (%3F, %23)"
+        )
+    if not bucket_pattern.match(parts.netloc):
+        raise ConfigError(
+            f"{parts.netloc!r} is not a valid bucket name ({bucket_rules}); fix the URL"
+        )
+    return BucketURL(schemes[0], parts.netloc, parts.path.strip("/"))
+
+
+def public_endpoint(endpoint: str | None) -> str | None:
+    """``endpoint`` without any ``user:password@`` part, for messages."""
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+
+class BucketBackend(FsspecBackend):
+    """A backend storing objects under ``<bucket>/<prefix>`` of an object store.
+
+    Subclasses implement :meth:`translate_error`, the one place their store's exceptions
+    become mlbackup errors.
+    """
+
+    #: Bytes per part of a part-wise upload; also the largest single-request upload.
+    part_size: int
+
+    hash_name: ClassVar[str] = "md5"
+
+    def __init__(self, fs: Any, location: BucketURL, endpoint_url: str | None, part_size: int):
+        super().__init__(fs, location.root, str(location))
+        self.bucket = location.bucket
+        self.prefix = location.prefix
+        self.part_size = part_size
+        endpoint = public_endpoint(endpoint_url)
+        #: The bucket and endpoint, for messages.
+        self.where = str(location) + (f" at {endpoint}" if endpoint else "")
+
+    def object_name(self, key: str) -> str:
+        """The store's name for ``key`` (the prefix joined on)."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def translate_error(self, exc: Exception, what: str) -> Exception:
+        """The mlbackup error for the store's ``exc`` raised while doing ``what``; ``exc``
+        itself to let it through (``FileNotFoundError`` for a missing object)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except (FileExistsError, MLBackupError):
+            raise
+        except Exception as exc:
+            translated = self.translate_error(exc, f"{operation} {key!r}" if key else operation)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def __getstate__(self) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} holds credentials and cannot be pickled; pass the URL "
+            "and options instead, and open the target again with open_target()"
+        )
+
+    def close(self) -> None:
+        # Drop the client (and the credentials it holds) now, not at interpreter exit.
+        self.fs = None

@@ -1,0 +1,84 @@
+"""pytest fixtures that start the test servers: enable with one line in a ``conftest.py``::
+
+    pytest_plugins = ["mlbackup.testing.fixtures"]
+
+Each server starts once per session, on first use, and is emptied before every test that asks
+for a bucket. Fixtures:
+
+- ``s3_server``: a :class:`~mlbackup.testing.s3_server.MotoS3Server`;
+  ``s3_bucket``: the name of an empty bucket on it.
+- ``gcs_server``: a :class:`~mlbackup.testing.gcs_server.GCSEmulator`;
+  ``gcs_bucket``: the name of an empty bucket on it.
+- ``google_token_server``: an :class:`~mlbackup.testing.gcs_server.OAuthTokenServer`;
+  ``gcs_key_file``: a service-account key file whose token endpoint is that server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .gcs_server import GCSEmulator, OAuthTokenServer, service_account_info
+from .s3_server import MotoS3Server
+
+__all__ = [
+    "gcs_bucket",
+    "gcs_key_file",
+    "gcs_server",
+    "google_token_server",
+    "s3_bucket",
+    "s3_server",
+]
+
+BUCKET = "mlbackup-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    """moto's S3 server for the whole session."""
+    with MotoS3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoS3Server) -> str:
+    """An empty bucket (everything else on the server is wiped first)."""
+    s3_server.reset()
+    s3_server.create_bucket(BUCKET)
+    return BUCKET
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSEmulator]:
+    """The GCS emulator for the whole session."""
+    with GCSEmulator() as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: GCSEmulator) -> str:
+    """An empty bucket (everything else on the emulator is wiped first)."""
+    gcs_server.reset()
+    gcs_server.create_bucket(BUCKET)
+    return BUCKET
+
+
+@pytest.fixture(scope="session")
+def google_token_server() -> Iterator[OAuthTokenServer]:
+    """A loopback OAuth token endpoint for service-account keys."""
+    server = OAuthTokenServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_key_file(
+    google_token_server: OAuthTokenServer, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A service-account JSON key (fresh RSA key) exchanged at ``google_token_server``."""
+    path = tmp_path_factory.mktemp("gcs-key") / "service-account.json"
+    path.write_text(json.dumps(service_account_info(google_token_server.token_uri)))
+    return path

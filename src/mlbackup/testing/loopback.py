@@ -1,0 +1,37 @@
+"""The base of our test servers: each listens on 127.0.0.1 and works as a ``with`` block."""
+
+from __future__ import annotations
+
+from http.server import HTTPServer
+from typing import Any, TypeVar
+
+from mlbackup.closing import ClosingContext
+
+__all__ = ["LoopbackServer", "shut_down"]
+
+_Self = TypeVar("_Self", bound="LoopbackServer")
+
+
+class LoopbackServer(ClosingContext):
+    """``with Server() as server:`` starts it, and stops it on the way out."""
+
+    def start(self: _Self) -> _Self:
+        """Start serving; returns ``self``."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop serving."""
+        raise NotImplementedError
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        self.stop()
+
+    def __enter__(self: _Self) -> _Self:
+        return self.start()
+
+
+def shut_down(httpd: HTTPServer | None) -> None:
+    """Stop a ``serve_forever`` loop running in another thread and close its socket."""
+    if httpd is not None:
+        httpd.shutdown()
+        httpd.server_close()
