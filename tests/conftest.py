@@ -1,3 +1,4 @@
+import logging
 import os
 
 import pytest
@@ -31,3 +32,20 @@ def target_dir(tmp_path):
 
 
 pytest_plugins = ["mlbackup.testing.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def no_credential_in_logs(request, caplog):
+    """Around every test that talks to a cloud test server: log everything, at DEBUG and from
+    every library, and fail if a canary credential shows up in any line or traceback."""
+    if not {"s3_server", "gcs_server"} & set(request.fixturenames):
+        yield
+        return
+    from canary import assert_no_canary
+
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        assert_no_canary(record.getMessage())
+        assert_no_canary(record.exc_text or "")
+    assert_no_canary(caplog.text)

@@ -22,7 +22,7 @@ from gcsfs.core import initiate_upload, upload_chunk
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
-from mlbackup.hashing import new_hasher, read_parts
+from mlbackup.hashing import new_hasher, read_parts, read_small_file
 
 from .credentials import Credentials, load_credentials, refresh
 from .errors import translate
@@ -79,7 +79,7 @@ class GCSBackend(BucketBackend):
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> GCSBackend:
-        cls.check_options(options)
+        options = cls.check_options(options)
         location = parse_bucket_url(
             url,
             ("gs", "gcs"),
@@ -121,16 +121,16 @@ class GCSBackend(BucketBackend):
                 ) from None
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        data = read_small_file(local_path, self.part_size)
         with self.translate_errors("upload", key):
-            if local_path.stat().st_size <= self.part_size:
-                data = local_path.read_bytes()
-                digest = hashlib.md5(data).hexdigest()
-                stored = self.fs.pipe_file(
-                    self.path(key), data, content_type=_CONTENT_TYPE, chunksize=self._simple_limit
-                )
-                self._check_md5(key, stored, len(data), digest)
-                return ObjectInfo(key, len(data), digest)
-            return self._put_resumable(local_path, key)
+            if data is None:
+                return self._put_resumable(local_path, key)
+            digest = hashlib.md5(data).hexdigest()
+            stored = self.fs.pipe_file(
+                self.path(key), data, content_type=_CONTENT_TYPE, chunksize=self._simple_limit
+            )
+            self._check_md5(key, stored, len(data), digest)
+            return ObjectInfo(key, len(data), digest)
 
     def _put_resumable(self, local_path: Path, key: str) -> ObjectInfo:
         name = self.object_name(key)

@@ -15,7 +15,7 @@ import s3fs  # the s3 extra; when missing, loading this plugin fails and names t
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.errors import ConfigError, TargetError
-from mlbackup.hashing import new_hasher, read_parts
+from mlbackup.hashing import new_hasher, read_parts, read_small_file
 
 from .errors import credential_source, error_code, translate
 
@@ -82,7 +82,7 @@ class S3Backend(BucketBackend):
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> S3Backend:
-        cls.check_options(options)
+        options = cls.check_options(options)
         location = parse_bucket_url(
             url, ("s3",), _BUCKET, "3-63 lowercase letters, digits, dots and hyphens"
         )
@@ -113,15 +113,15 @@ class S3Backend(BucketBackend):
             self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        data = read_small_file(local_path, self.part_size)
         with self.translate_errors("upload", key):
-            if local_path.stat().st_size <= self.part_size:
-                data = local_path.read_bytes()
-                md5 = hashlib.md5(data)
-                response = self._call("put_object", key, Body=data, ContentMD5=_b64(md5.digest()))
-                self._check_etag(key, response, md5.hexdigest())
-                return ObjectInfo(key, len(data), md5.hexdigest())
-            size, digest = self._put_multipart(local_path, key)
-            return ObjectInfo(key, size, digest)
+            if data is None:
+                size, digest = self._put_multipart(local_path, key)
+                return ObjectInfo(key, size, digest)
+            md5 = hashlib.md5(data)
+            response = self._call("put_object", key, Body=data, ContentMD5=_b64(md5.digest()))
+            self._check_etag(key, response, md5.hexdigest())
+            return ObjectInfo(key, len(data), md5.hexdigest())
 
     def _put_multipart(self, local_path: Path, key: str) -> tuple[int, str]:
         # Bigger parts for huge files: S3 allows at most MAX_PARTS.

@@ -27,14 +27,12 @@ from .target import open_target
 __all__ = ["main"]
 
 
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
+def _option(text: str) -> tuple[str, str]:
+    # The value stays text: the backend converts it to the option's declared type.
+    key, sep, value = text.partition("=")
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value: Any = json.loads(raw)  # numbers, true/false, null, JSON objects
-    except json.JSONDecodeError:
-        value = raw
+        # Not echoed: a mistyped option may be a secret.
+        raise argparse.ArgumentTypeError("expected KEY=VALUE")
     return key, value
 
 

@@ -14,9 +14,17 @@ from typing import Protocol
 
 import xxhash
 
-from .errors import ConfigError
+from .errors import ConfigError, SourceError
 
-__all__ = ["CHUNK_SIZE", "Hasher", "hash_bytes", "hash_file", "new_hasher", "read_parts"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Hasher",
+    "hash_bytes",
+    "hash_file",
+    "new_hasher",
+    "read_parts",
+    "read_small_file",
+]
 
 #: Read and write granularity for streaming copies: large enough to amortise syscalls,
 #: small enough to keep memory flat for multi-GB files.
@@ -65,13 +73,33 @@ def hash_file(path: Path, name: str) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
+def read_small_file(path: Path, limit: int) -> bytes | None:
+    """The whole file if it holds at most ``limit`` bytes, else ``None`` (send it in parts).
+
+    Raises:
+        SourceError: the file could not be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc
+    return data if len(data) <= limit else None
+
+
 def read_parts(path: Path, part_size: int, hasher: Hasher) -> Iterator[bytes]:
     """Yield the file at ``path`` in parts of ``part_size`` bytes, feeding each to ``hasher``.
 
     For part-wise uploads (S3 multipart, GCS resumable): every byte is read once, and the hash
     covers exactly the bytes sent. Memory stays at one part.
+
+    Raises:
+        SourceError: the file could not be read (kept apart from the store's own failures).
     """
-    with open(path, "rb") as f:
-        while part := f.read(part_size):
-            hasher.update(part)
-            yield part
+    try:
+        with open(path, "rb") as f:
+            while part := f.read(part_size):
+                hasher.update(part)
+                yield part
+    except OSError as exc:
+        raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc
