@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 from .api import backup, immediate_backup_if_needed, restore, restore_if_missing
 from .backend import Backend, ObjectInfo
 from .background import BackgroundBackup, BackgroundBackupError, NameStatus
+from .bucket_backend import BucketBackend
 from .config import BackupConfig, load_config
 from .errors import (
     BackendPermissionError,
@@ -65,6 +66,7 @@ __all__ = [
     "BackupResult",
     "BackupStatus",
     "BackupTarget",
+    "BucketBackend",
     "CommitConflictError",
     "ConfigError",
     "DestinationNotEmptyError",

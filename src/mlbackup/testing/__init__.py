@@ -3,5 +3,6 @@
 - :mod:`mlbackup.testing.memory`: the in-process ``memory://`` backend.
 - :mod:`mlbackup.testing.contract`: the backend contract suite (needs pytest); a backend passes
   it with one line per backend, see that module.
-- :mod:`mlbackup.testing.crash`: named crash points for kill -9 trials.
+- :mod:`mlbackup.testing.s3_server`, :mod:`mlbackup.testing.gcs_server`: real-protocol test
+  servers on loopback; :mod:`mlbackup.testing.fixtures`: pytest fixtures starting them.
 """

@@ -29,7 +29,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .loopback import LoopbackServer, shut_down
+from .loopback import LoopbackServer, QuietHTTPServer, shut_down
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
@@ -174,7 +174,6 @@ class GCSEmulator(LoopbackServer):
     def start(self) -> GCSEmulator:
         """Start the emulator; returns ``self``."""
         from functools import partial
-        from http.server import HTTPServer
 
         import gcp_storage_emulator.server as emulator
         from gcp_storage_emulator.server import RequestHandler
@@ -185,7 +184,7 @@ class GCSEmulator(LoopbackServer):
 
         self._storage = _enforcing_storage(Storage(use_memory_fs=True))
         # One request at a time, as the emulator's own server does: its storage has no locks.
-        self._httpd = HTTPServer(
+        self._httpd = QuietHTTPServer(
             ("127.0.0.1", 0), partial(_handler_class(RequestHandler), self._storage)
         )
         self._thread = threading.Thread(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from http.server import HTTPServer
 from typing import Any, TypeVar
 
 from mlbackup.closing import ClosingContext
 
-__all__ = ["LoopbackServer", "shut_down"]
+__all__ = ["LoopbackServer", "QuietHTTPServer", "shut_down"]
 
 _Self = TypeVar("_Self", bound="LoopbackServer")
 
@@ -28,6 +29,15 @@ class LoopbackServer(ClosingContext):
 
     def __enter__(self: _Self) -> _Self:
         return self.start()
+
+
+class QuietHTTPServer(HTTPServer):
+    """An ``HTTPServer`` that does not print a traceback when a client hangs up mid-request
+    (clients do, when a test ends or a fault is injected)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def shut_down(httpd: HTTPServer | None) -> None:

@@ -15,6 +15,7 @@ on moto's IAM mode, where S3 answers a wrong key or secret as AWS does (``Invali
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ class MotoS3Server(LoopbackServer):
         """Start the server; returns ``self``."""
         from moto.server import ThreadedMotoServer
 
+        # One log line per request on stderr otherwise (werkzeug's access log).
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
