@@ -23,6 +23,7 @@ from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
+from mlbackup.retry import RetryPolicy
 
 from .credentials import Credentials, load_credentials, refresh
 from .errors import translate
@@ -56,6 +57,9 @@ class GCSBackend(BucketBackend):
     """
 
     max_workers: ClassVar[int] = 8
+    # gcsfs already retries 429, 5xx and dropped connections six times with exponential
+    # backoff (about 30 s); another loop around it would only multiply the wait.
+    retry_policy: ClassVar[RetryPolicy] = RetryPolicy(attempts=1)
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
         "endpoint_url": str,
         "token": (str, dict),

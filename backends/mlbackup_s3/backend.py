@@ -204,9 +204,9 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
     config: dict[str, Any] = {
         "connect_timeout": options.get("connect_timeout", 10),
         "read_timeout": options.get("read_timeout", 120),
-        # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and
-        # connection errors; s3fs adds its own short retry loop on top.
-        "retries": {"max_attempts": 4, "mode": "standard"},
+        # A few quick tries per request (a failed multipart part is re-sent alone); the
+        # operation-level policy (S3Backend.retry_policy) backs off beyond that.
+        "retries": {"total_max_attempts": 3, "mode": "standard"},
     }
     kwargs: dict[str, Any] = {
         "skip_instance_cache": True,
@@ -219,5 +219,5 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
     if "region" in options:
         kwargs["client_kwargs"] = {"region_name": options["region"]}
     fs = s3fs.S3FileSystem(**kwargs)
-    fs.retries = 3  # s3fs's own loop around botocore's retries; not a constructor argument
+    fs.retries = 1  # no third loop in s3fs: botocore's and ours are enough
     return fs

@@ -60,6 +60,21 @@ def error_code(exc: BaseException) -> tuple[str, int]:
     return "", 0
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """The ``Retry-After`` seconds the server sent with the failure behind ``exc``, if any."""
+    for link in _chain(exc):
+        response = getattr(link, "response", None)
+        if isinstance(response, Mapping):
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            value = headers.get("retry-after")
+            if value is not None:
+                try:
+                    return float(value)
+                except ValueError:
+                    return None  # an HTTP date: fall back to our own backoff
+    return None
+
+
 def credential_source(options: Mapping[str, Any]) -> str:
     """Where the credentials come from, in words (never the credentials)."""
     if options.get("anon"):
@@ -128,6 +143,7 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
         return BackendUnavailableError(
             f"{what} on {where} failed after retries ({code or type(exc).__name__}): S3 "
             "could not be reached or is overloaded; check the network and endpoint_url, "
-            "then retry (background backups retry by themselves)"
+            "then retry (background backups retry by themselves)",
+            retry_after=retry_after(exc),
         )
     return TargetError(f"{what} on {where} failed: {code or type(exc).__name__}: {exc}")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from .retry import RetryPolicy
+
 __all__ = ["Backend", "ObjectInfo"]
 
 
@@ -43,10 +45,13 @@ class Backend(ABC):
     Class attributes:
         hash_name: the hash that verifies data on this store (see :mod:`mlbackup.hashing`).
         max_workers: how many transfers the engine runs at once.
+        retry_policy: how each operation's transient failures are retried.
     """
 
     hash_name: ClassVar[str] = "md5"
     max_workers: ClassVar[int] = 8
+    #: How transient failures (:class:`~mlbackup.BackendUnavailableError`) are retried.
+    retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
 
     @classmethod
     @abstractmethod

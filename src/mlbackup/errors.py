@@ -80,7 +80,14 @@ class TargetError(MLBackupError):
 
 
 class BackendUnavailableError(TargetError, ConnectionError):
-    """The storage could not be reached or answered with a transient failure; retry later."""
+    """The storage could not be reached or answered with a transient failure; retry later.
+
+    ``retry_after`` is the wait in seconds the store asked for (``Retry-After``), if it did.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BackendPermissionError(TargetError, PermissionError):

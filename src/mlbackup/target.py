@@ -28,6 +28,7 @@ from .hashing import CHUNK_SIZE, new_hasher
 from .manifest import FileEntry, Manifest
 from .registry import get_backend_class
 from .results import BackupInfo, VerifyResult
+from .retrying_backend import RetryingBackend
 
 __all__ = ["BackupTarget", "open_target"]
 
@@ -260,7 +261,7 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
     """
     text = str(url)
     backend_class = get_backend_class(_split_scheme(text))
-    backend = backend_class.from_url(text, options)
+    backend = RetryingBackend(backend_class.from_url(text, options), backend_class.retry_policy)
     try:
         backend.check()
     except BaseException:

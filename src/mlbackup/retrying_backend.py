@@ -1,0 +1,109 @@
+"""Every backend operation under the backend's retry policy, and ambiguous retries settled.
+
+Retrying a create is not safe blindly: if a create-only write's response was lost, the retry
+finds the object and cannot tell whose it is. :class:`RetryingBackend` settles that by looking
+(are the stored bytes ours?), and a move whose response was lost by checking where the object is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from .backend import Backend, ObjectInfo
+from .errors import BackendUnavailableError
+from .retry import RetryPolicy
+
+__all__ = ["RetryingBackend"]
+
+_T = TypeVar("_T")
+
+
+class RetryingBackend(Backend):
+    """A backend whose every operation follows ``policy``; everything else is ``inner``'s."""
+
+    def __init__(self, inner: Backend, policy: RetryPolicy) -> None:
+        self.inner = inner
+        self.policy = policy
+        self.hash_name = inner.hash_name  # type: ignore[misc]
+        self.max_workers = inner.max_workers  # type: ignore[misc]
+
+    @classmethod
+    def from_url(cls, url: str, options: Any) -> Backend:  # pragma: no cover - never registered
+        raise TypeError("RetryingBackend wraps an open backend; it is not built from a URL")
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend-specific attributes (bucket, where, root, ...) stay reachable.
+        return getattr(self.inner, name)
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    @property
+    def local_root(self) -> Path | None:
+        return self.inner.local_root
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        return self.policy.call(fn, f"{what} on {self.inner.url}")
+
+    def check(self) -> None:
+        self._call("open", self.inner.check)
+
+    def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        return self._call(f"upload {key!r}", lambda: self.inner.put_file(local_path, key))
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self._call(f"read {key!r}", lambda: self.inner.open_read(key))
+
+    def info(self, key: str) -> ObjectInfo | None:
+        return self._call(f"stat {key!r}", lambda: self.inner.info(key))
+
+    def list_dir(self, prefix: str) -> list[str]:
+        return self._call(f"list {prefix!r}", lambda: self.inner.list_dir(prefix))
+
+    def delete(self, key: str) -> None:
+        self._call(f"delete {key!r}", lambda: self.inner.delete(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._call(f"read {key!r}", lambda: self.inner.read_bytes(key))
+
+    def sync(self) -> None:
+        self._call("sync", self.inner.sync)
+
+    def move(self, src: str, dst: str) -> None:
+        def moved_already(_: BackendUnavailableError) -> bool | None:
+            # The last try may have moved it before its answer was lost.
+            done = self.inner.info(src) is None and self.inner.info(dst) is not None
+            return True if done else None
+
+        self.policy.call(
+            lambda: self.inner.move(src, dst), f"move {src!r} on {self.inner.url}", moved_already
+        )
+
+    def write_new(self, key: str, data: bytes) -> None:
+        def ours(_: BackendUnavailableError | None = None) -> bool | None:
+            # The object exists: if it holds exactly our bytes, the create that "failed" was
+            # ours (its answer was lost, or a client-level retry hit our own object).
+            try:
+                return True if self.inner.read_bytes(key) == data else None
+            except FileNotFoundError:
+                return None
+
+        def create() -> bool:
+            try:
+                self.inner.write_new(key, data)
+            except FileExistsError:
+                if ours():
+                    return True
+                raise
+            return True
+
+        self.policy.call(create, f"write {key!r} on {self.inner.url}", ours)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return repr(self.inner)

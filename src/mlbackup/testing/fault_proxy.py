@@ -1,0 +1,253 @@
+"""A fault-injecting HTTP proxy on loopback, between a client library and a test server.
+
+Point the client's ``endpoint_url`` at :attr:`FaultProxy.endpoint_url`; requests pass through
+to the upstream server unchanged until a fault is armed::
+
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        target = open_target("s3://bucket/run", **s3_server.storage_options(
+            endpoint_url=proxy.endpoint_url))
+        proxy.answer_next(2, 503, S3_SLOW_DOWN)     # the next two requests get 503 SlowDown
+        backup(path, target=target)                 # retried, then succeeds
+        assert proxy.count(status=503) == 2
+
+Faults: canned answers for the next K requests (any status, headers and body, e.g. 429 with
+``Retry-After``), a connection reset after N bytes of a request body, a response lost after the
+server acted on the request, and added latency. Every
+request is logged (:attr:`FaultProxy.log`) so a test can count retries. Faults are consumed in
+order, so runs are deterministic.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .loopback import LoopbackServer, shut_down
+
+__all__ = ["S3_SLOW_DOWN", "CannedAnswer", "FaultProxy", "LoggedRequest", "gcs_error"]
+
+#: S3's answer when it throttles (with status 503).
+S3_SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+def gcs_error(status: int, reason: str, message: str = "injected") -> bytes:
+    """A Google JSON API error body."""
+    import json
+
+    return json.dumps(
+        {"error": {"code": status, "message": message, "errors": [{"reason": reason}]}}
+    ).encode()
+
+
+@dataclass
+class CannedAnswer:
+    """A response the proxy gives instead of forwarding."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request the proxy saw, and what became of it."""
+
+    method: str
+    path: str
+    status: int  # the status sent back; 0 if the connection was reset
+    injected: bool  # answered or cut by the proxy rather than the upstream server
+
+
+class FaultProxy(LoopbackServer):
+    """An HTTP proxy on 127.0.0.1 and a free port, forwarding to ``upstream``."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urllib.parse.urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._lock = threading.Lock()
+        self._answers: deque[CannedAnswer] = deque()
+        self._resets: deque[int] = deque()
+        self._lost_responses = 0
+        self.latency = 0.0
+        self.log: list[LoggedRequest] = []
+        self._httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._httpd is not None, "start the proxy first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def answer_next(
+        self, count: int, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next ``count`` requests with ``status`` instead of forwarding them."""
+        with self._lock:
+            self._answers.extend(
+                CannedAnswer(status, body, dict(headers or {})) for _ in range(count)
+            )
+
+    def reset_after(self, body_bytes: int) -> None:
+        """Reset the connection of the next request with a body once ``body_bytes`` of it
+        have arrived (a connection dropped mid-upload)."""
+        with self._lock:
+            self._resets.append(body_bytes)
+
+    def lose_responses(self, count: int) -> None:
+        """Forward the next ``count`` requests, then reset the connection instead of answering:
+        the server did the work, the client never hears of it."""
+        with self._lock:
+            self._lost_responses += count
+
+    def _take_lost_response(self) -> bool:
+        with self._lock:
+            if self._lost_responses:
+                self._lost_responses -= 1
+                return True
+            return False
+
+    def clear(self) -> None:
+        """Disarm every pending fault and forget the log."""
+        with self._lock:
+            self._answers.clear()
+            self._resets.clear()
+            self._lost_responses = 0
+            self.log.clear()
+            self.latency = 0.0
+
+    def count(self, *, status: int | None = None, injected: bool | None = None) -> int:
+        """How many logged requests match."""
+        with self._lock:
+            return sum(
+                1
+                for r in self.log
+                if (status is None or r.status == status)
+                and (injected is None or r.injected == injected)
+            )
+
+    def _next_answer(self) -> CannedAnswer | None:
+        with self._lock:
+            return self._answers.popleft() if self._answers else None
+
+    def _next_reset(self, has_body: bool) -> int | None:
+        with self._lock:
+            return self._resets.popleft() if has_body and self._resets else None
+
+    def _record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self.log.append(entry)
+
+    def start(self) -> FaultProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _relay(self) -> None:
+                if proxy.latency:
+                    time.sleep(proxy.latency)
+                length = int(self.headers.get("Content-Length") or 0)
+                chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+                reset_at = proxy._next_reset(length > 0 or chunked)
+                if reset_at is not None:
+                    self.rfile.read(min(reset_at, length) if length else reset_at)
+                    proxy._record(LoggedRequest(self.command, self.path, 0, True))
+                    self._reset()
+                    return
+                body = self._read_chunked() if chunked else self.rfile.read(length)
+                answer = proxy._next_answer()
+                if answer is not None:
+                    proxy._record(LoggedRequest(self.command, self.path, answer.status, True))
+                    self._send(answer.status, list(answer.headers.items()), answer.body)
+                    return
+                status, headers, payload = self._forward(body)
+                if proxy._take_lost_response():
+                    proxy._record(LoggedRequest(self.command, self.path, 0, True))
+                    self._reset()
+                    return
+                proxy._record(LoggedRequest(self.command, self.path, status, False))
+                self._send(status, headers, payload)
+
+            def _read_chunked(self) -> bytes:
+                data = bytearray()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline().strip():  # trailers
+                            pass
+                        return bytes(data)
+                    data += self.rfile.read(size)
+                    self.rfile.readline()
+
+            def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
+                try:
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                    }
+                    if body or self.command in ("POST", "PUT", "PATCH"):
+                        headers["Content-Length"] = str(len(body))
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    payload = response.read()
+                    kept = [
+                        (k, v)
+                        for k, v in response.getheaders()
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                    ]
+                    if self.command == "HEAD":
+                        length = response.getheader("Content-Length")
+                        if length is not None:
+                            kept.append(("Content-Length", length))
+                    return response.status, kept, payload
+                finally:
+                    upstream.close()
+
+            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                if self.command != "HEAD" or not any(
+                    k.lower() == "content-length" for k, _ in headers
+                ):
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _reset(self) -> None:
+                # SO_LINGER 0: close() sends RST, as a dropped connection does.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.close_connection = True
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _relay
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, name="fault-proxy", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        shut_down(self._httpd)
+        self._httpd = None

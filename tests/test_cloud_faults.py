@@ -1,0 +1,127 @@
+"""Transient faults between s3fs/gcsfs and the server: retried, and the backup completes.
+
+A FaultProxy sits between the client library and the real-protocol test server and answers or
+cuts chosen requests as an overloaded or flaky store would.
+"""
+
+import os
+import time
+
+import pytest
+from canary import CANARY_SECRET
+
+from mlbackup import BackendUnavailableError, backup, open_target, restore
+from mlbackup.testing.fault_proxy import S3_SLOW_DOWN, FaultProxy, gcs_error
+
+
+@pytest.fixture
+def s3_proxy(s3_server, s3_bucket):
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def s3_target(s3_server, s3_bucket, s3_proxy):
+    options = s3_server.storage_options(secret=CANARY_SECRET, endpoint_url=s3_proxy.endpoint_url)
+    return open_target(f"s3://{s3_bucket}/run", **options)
+
+
+@pytest.fixture
+def gcs_proxy(gcs_server, gcs_bucket):
+    with FaultProxy(gcs_server.endpoint_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def gcs_target(gcs_server, gcs_bucket, gcs_proxy):
+    options = gcs_server.storage_options(endpoint_url=gcs_proxy.endpoint_url)
+    return open_target(f"gs://{gcs_bucket}/run", **options)
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(os.urandom(100_000))
+    return path
+
+
+def _round_trip(target, model, tmp_path):
+    result = backup(model, target=target, name="model.bin")
+    restore("model.bin", tmp_path / "back.bin", target=target)
+    assert (tmp_path / "back.bin").read_bytes() == model.read_bytes()
+    return result
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers"),
+    [
+        (503, S3_SLOW_DOWN, {"Content-Type": "application/xml"}),
+        (500, b"", {}),
+        (429, b"", {"Retry-After": "1"}),
+    ],
+)
+def test_s3_burst_below_the_retry_budget_is_absorbed(
+    s3_target, s3_proxy, model, tmp_path, status, body, headers
+):
+    s3_proxy.answer_next(2, status, body, headers)
+    _round_trip(s3_target, model, tmp_path)
+    assert s3_proxy.count(status=status, injected=True) == 2
+    assert s3_proxy.count(injected=False) > 0  # then the real server answered
+
+
+def test_s3_connection_reset_mid_upload_is_retried(s3_target, s3_proxy, model, tmp_path):
+    s3_proxy.reset_after(50_000)  # half of the body, then RST
+    _round_trip(s3_target, model, tmp_path)
+    assert s3_proxy.count(status=0, injected=True) == 1
+
+
+def test_s3_persistent_outage_is_a_clear_transient_error(s3_target, s3_proxy, model):
+    s3_proxy.answer_next(1000, 503, S3_SLOW_DOWN, {"Content-Type": "application/xml"})
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError, match="SlowDown") as caught:
+        backup(model, target=s3_target, name="model.bin")
+    elapsed = time.monotonic() - started
+    attempts = s3_proxy.count(injected=True)
+    assert 2 < attempts <= 12, attempts  # retried, and the retries are bounded
+    assert elapsed < 60, elapsed
+    assert "background backups retry by themselves" in str(caught.value)
+    s3_proxy.clear()  # the outage ends: nothing was committed, and nothing is in the way
+    assert s3_target.list() == []
+    assert backup(model, target=s3_target, name="model.bin").version == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(503, {}), (429, {"Retry-After": "1"}), (500, {})],
+)
+def test_gcs_burst_below_the_retry_budget_is_absorbed(
+    gcs_target, gcs_proxy, model, tmp_path, status, headers
+):
+    gcs_proxy.answer_next(1, status, gcs_error(status, "backendError"), headers)
+    _round_trip(gcs_target, model, tmp_path)
+    assert gcs_proxy.count(status=status, injected=True) == 1
+
+
+def test_gcs_connection_reset_mid_upload_is_retried(gcs_target, gcs_proxy, model, tmp_path):
+    gcs_proxy.reset_after(50_000)
+    _round_trip(gcs_target, model, tmp_path)
+    assert gcs_proxy.count(status=0, injected=True) == 1
+
+
+def test_s3_manifest_commit_whose_answer_was_lost_is_settled_by_looking(s3_target, s3_proxy):
+    # The server stores the manifest, the answer never arrives; the retry finds the object.
+    s3_proxy.lose_responses(1)
+    s3_target.backend.write_new("m/0000000001.json", b'{"v": 1}')
+    assert s3_target.backend.read_bytes("m/0000000001.json") == b'{"v": 1}'
+    assert s3_proxy.count(status=0, injected=True) == 1
+    with pytest.raises(FileExistsError):  # someone else's bytes: a real conflict
+        s3_target.backend.write_new("m/0000000001.json", b'{"v": 2}')
+
+
+def test_s3_backup_survives_lost_answers(s3_target, s3_proxy, model, tmp_path):
+    backup(model, target=s3_target, name="model.bin")
+    model.write_bytes(os.urandom(100_000))
+    s3_proxy.lose_responses(3)  # the next three requests do their work unheard
+    assert backup(model, target=s3_target, name="model.bin").version == 2
+    restore("model.bin", tmp_path / "back.bin", target=s3_target)
+    assert (tmp_path / "back.bin").read_bytes() == model.read_bytes()
