@@ -1,10 +1,12 @@
-"""kill -9 at every named point of the protocol, and at instants picked by progress.
+"""kill -9 at every named point of the protocol, and at instants picked by progress, on the
+local folder, S3 (moto) and GCS (the emulator) alike.
 
 Each trial: versions 1 and 2 are committed; the source changes (files edited, deleted, added);
 a child process backing it up with keep_last=2 is SIGKILLed. Afterwards every committed version
 must restore byte for byte, and the next backup must complete and be exact.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -17,13 +19,33 @@ from mlbackup.crashpoints import POINTS
 from mlbackup.testing.contract import tree_snapshot
 
 CHILD = """
-import sys
-from mlbackup import backup
+import json, sys
+from mlbackup import backup, open_target
 def progress(event):
     print(event.path, flush=True)
-backup(sys.argv[1], target=sys.argv[2], name="ckpt", keep_last=2, progress=progress)
+target = open_target(sys.argv[2], **json.loads(sys.argv[3]))
+backup(sys.argv[1], target=target, name="ckpt", keep_last=2, progress=progress)
 print("done", flush=True)
 """
+
+
+@pytest.fixture(params=["file", "s3", "gs"])
+def store(request, tmp_path):
+    """(URL, options) of an empty target on each kind of store."""
+    if request.param == "file":
+        return str(tmp_path / "target"), {}
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket")
+        return f"s3://{bucket}/crash", server.storage_options()
+    server = request.getfixturevalue("gcs_server")
+    bucket = request.getfixturevalue("gcs_bucket")
+    return f"gs://{bucket}/crash", server.storage_options()
+
+
+def open_store(store):
+    url, options = store
+    return open_target(url, **options)
 
 
 def write_tree(root, generation):
@@ -39,14 +61,14 @@ def write_tree(root, generation):
 
 
 @pytest.fixture
-def committed(tmp_path):
+def committed(tmp_path, store):
     """A source with versions 1 and 2 committed, then changed again; returns snapshots."""
     src = tmp_path / "ckpt"
-    target = tmp_path / "target"
+    target = store
     snapshots = {}
     for generation in (0, 1):
         write_tree(src, generation)
-        backup(src, target=target, name="ckpt", keep_last=2)
+        backup(src, target=open_store(store), name="ckpt", keep_last=2)
         snapshots[generation + 1] = tree_snapshot(src)
     write_tree(src, 2)
     return src, target, snapshots
@@ -55,7 +77,7 @@ def committed(tmp_path):
 def run_child(src, target, env_extra=None, kill_after_lines=None):
     env = {**os.environ, **(env_extra or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(src), str(target)],
+        [sys.executable, "-c", CHILD, str(src), target[0], json.dumps(target[1])],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -70,7 +92,7 @@ def run_child(src, target, env_extra=None, kill_after_lines=None):
 
 
 def check_all_versions(target, snapshots, tmp_path, label):
-    t = open_target(target)
+    t = open_store(target)
     for version in t.versions("ckpt"):
         dest = tmp_path / f"restore-{label}-v{version}"
         restore("ckpt", dest, target=t, version=version)
@@ -101,7 +123,7 @@ def test_kill_at_named_point(committed, tmp_path, point):
     committed_new = point in ("after-commit", "during-retention")
     assert versions[-1] == (3 if committed_new else 2)
     # The next run finishes the job.
-    backup(src, target=target, name="ckpt", keep_last=2)
+    backup(src, target=open_store(target), name="ckpt", keep_last=2)
     versions = check_all_versions(target, snapshots, tmp_path, "recovery")
     assert versions == [2, 3]
 
@@ -113,5 +135,29 @@ def test_kill_at_progress_instants(committed, tmp_path, lines):
     assert code in (-signal.SIGKILL, 0)
     snapshots[3] = tree_snapshot(src)
     check_all_versions(target, snapshots, tmp_path, "crash")
-    backup(src, target=target, name="ckpt", keep_last=2)
+    backup(src, target=open_store(target), name="ckpt", keep_last=2)
     assert check_all_versions(target, snapshots, tmp_path, "recovery")[-1] == 3
+
+
+@pytest.mark.parametrize("store", ["s3", "gs"], indirect=True)
+def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
+    url, options = store
+    options = {**options, "part_size": 5 << 20}
+    big = tmp_path / "big" / "weights.bin"
+    big.parent.mkdir()
+    big.write_bytes(os.urandom(12 << 20))
+    first = big.read_bytes()
+    backup(big.parent, target=open_target(url, **options), name="ckpt")
+    big.write_bytes(os.urandom(12 << 20))
+    code, _ = run_child(big.parent, (url, options), {"MLBACKUP_CRASH_AT": "after-part:1"})
+    assert code == -signal.SIGKILL
+    target = open_target(url, **options)
+    for name in target.backend.list_dir("ckpt"):
+        info = target.backend.info(f"ckpt/{name}")
+        assert info is None or info.size == len(first)  # no 5 MiB prefix anywhere
+    assert target.versions("ckpt") == [1]
+    restore("ckpt", tmp_path / "v1", target=target)
+    assert (tmp_path / "v1" / "weights.bin").read_bytes() == first
+    backup(big.parent, target=target, name="ckpt")
+    restore("ckpt", tmp_path / "v2", target=target)
+    assert (tmp_path / "v2" / "weights.bin").read_bytes() == big.read_bytes()

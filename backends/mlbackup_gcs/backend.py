@@ -21,6 +21,7 @@ from gcsfs.core import initiate_upload, upload_chunk
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
+from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
 from mlbackup.retry import RetryPolicy
@@ -158,6 +159,7 @@ class GCSBackend(BucketBackend):
                     _CONTENT_TYPE,
                 )
                 offset += len(part)
+                crash_point("after-part")
         except BaseException:
             # Cancel the session: an unfinished resumable upload is invisible, but drop it.
             with contextlib.suppress(Exception):  # best effort: the original error matters

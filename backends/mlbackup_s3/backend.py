@@ -14,6 +14,7 @@ import s3fs  # the s3 extra; when missing, loading this plugin fails and names t
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
+from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
 
@@ -145,6 +146,7 @@ class S3Backend(BucketBackend):
                 )
                 self._check_etag(f"{key} (part {number})", response, digest.hex())
                 parts.append({"PartNumber": number, "ETag": response["ETag"]})
+                crash_point("after-part")
                 part_digests.append(digest)
                 size += len(data)
             done = self._call(

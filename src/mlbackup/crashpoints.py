@@ -16,6 +16,7 @@ __all__ = ["POINTS", "crash_point"]
 #: Every named point, in protocol order.
 POINTS = (
     "after-displace",  # an old file moved aside, its replacement not yet sent
+    "after-part",  # one part of a multipart/resumable upload sent, the upload unfinished
     "after-put",  # one file sent, the rest not
     "before-commit",  # all data sent, manifest not written
     "after-commit",  # manifest written, retention not run

@@ -27,10 +27,10 @@ import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .loopback import LoopbackServer, shut_down
+from .loopback import LoopbackServer, QuietThreadingHTTPServer, shut_down
 
 __all__ = ["S3_SLOW_DOWN", "CannedAnswer", "FaultProxy", "LoggedRequest", "gcs_error"]
 
@@ -81,7 +81,7 @@ class FaultProxy(LoopbackServer):
         self._lost_responses = 0
         self.latency = 0.0
         self.log: list[LoggedRequest] = []
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: QuietThreadingHTTPServer | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -243,8 +243,7 @@ class FaultProxy(LoopbackServer):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._httpd.serve_forever, name="fault-proxy", daemon=True).start()
         return self
 

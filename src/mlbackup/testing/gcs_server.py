@@ -26,10 +26,10 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .loopback import LoopbackServer, QuietHTTPServer, shut_down
+from .loopback import LoopbackServer, QuietHTTPServer, QuietThreadingHTTPServer, shut_down
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
@@ -236,7 +236,7 @@ class OAuthTokenServer(LoopbackServer):
         self.access_token = access_token
         self.reject = False
         self.grants = 0
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: QuietThreadingHTTPServer | None = None
 
     @property
     def token_uri(self) -> str:
@@ -275,7 +275,7 @@ class OAuthTokenServer(LoopbackServer):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._httpd.serve_forever, name="oauth", daemon=True).start()
         return self
 
