@@ -323,3 +323,12 @@ def test_unknown_and_mistyped_options_are_named(s3_server, s3_bucket):
         open_target("s3://Bad_Bucket/x")
     with pytest.raises(ValueError, match="multiple of 256 KiB"):
         open_target("gs://bucket/x", token="anon", part_size=1000)
+
+
+def test_s3_session_token_stays_out_of_debug_logs(s3_server, s3_bucket, checkpoint, caplog):
+    # botocore logs request headers at DEBUG; the session token travels in one of them.
+    options = s3_server.storage_options(secret=CANARY_SECRET, token=CANARY_TOKEN)
+    target = open_target(f"s3://{s3_bucket}/run", **options)
+    backup(checkpoint, target=target, name="ckpt")
+    assert any(r.name.startswith("botocore") for r in caplog.records)  # DEBUG was on
+    # The autouse fixture scans every record for CANARY_TOKEN after this test.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbackup.errors import BackendPermissionError, BackendUnavailableError, ConfigError
+from mlbackup.redaction import register_secret
 
 __all__ = ["Credentials", "load_credentials", "refresh"]
 
@@ -84,6 +85,8 @@ def _application_default() -> Credentials:
 
 def _from_info(info: Mapping[str, Any], source: str) -> Credentials:
     kind = info.get("type") if isinstance(info, Mapping) else None
+    for field in ("private_key", "client_secret", "refresh_token"):
+        register_secret(info.get(field))
     try:
         if kind == "service_account":
             from google.oauth2 import service_account
@@ -116,6 +119,7 @@ def refresh(credentials: Credentials, timeout: float) -> None:
 
     try:
         credentials.token.refresh(_TimedRequest(Request(), timeout))
+        register_secret(credentials.token.token)  # the access token now in every header
     except google.auth.exceptions.RefreshError as exc:
         reason = exc.args[0] if exc.args else type(exc).__name__
         raise BackendPermissionError(

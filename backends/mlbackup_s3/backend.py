@@ -17,6 +17,7 @@ from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
+from mlbackup.redaction import register_secret
 
 from .errors import credential_source, error_code, translate
 
@@ -215,6 +216,8 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
         "use_listings_cache": False,
         "config_kwargs": config,
     }
+    register_secret(options.get("secret"))
+    register_secret(options.get("token"))
     for name in ("endpoint_url", "key", "secret", "token", "profile", "anon", "requester_pays"):
         if name in options:
             kwargs[name] = options[name]
