@@ -32,6 +32,15 @@ def target_dir(tmp_path):
     return tmp_path / "target"
 
 
+@pytest.fixture
+def drive_mount(tmp_path, monkeypatch):
+    """A temp folder standing in for Colab's /content/drive, with My Drive in it."""
+    root = tmp_path / "content-drive"
+    (root / "MyDrive").mkdir(parents=True)
+    monkeypatch.setenv("MLBACKUP_DRIVE_MOUNT_ROOT", str(root))
+    return root
+
+
 pytest_plugins = ["mlbackup.testing.fixtures"]
 
 

@@ -46,12 +46,19 @@ class Backend(ABC):
         hash_name: the hash that verifies data on this store (see :mod:`mlbackup.hashing`).
         max_workers: how many transfers the engine runs at once.
         retry_policy: how each operation's transient failures are retried.
+        staged_writes: writes are staged locally and confirmed by the store later.
+        many_files_warning: a file count above which a backup logs a warning.
     """
 
     hash_name: ClassVar[str] = "md5"
     max_workers: ClassVar[int] = 8
     #: How transient failures (:class:`~mlbackup.BackendUnavailableError`) are retried.
     retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
+    #: True where a finished write is only staged on this machine (the Colab Drive mount
+    #: uploads in the background): results then say ``staged`` rather than confirmed.
+    staged_writes: ClassVar[bool] = False
+    #: Warn when one backup holds more files than this (stores slow with many small files).
+    many_files_warning: ClassVar[int | None] = None
 
     @classmethod
     @abstractmethod

@@ -60,6 +60,8 @@ class NameStatus:
         behind_seconds: how long the oldest submission not yet committed has waited (0 if none).
         last_error: the last failure's message, cleared by the next success.
         failures: failed attempts so far.
+        staged: the last commit is only staged on this machine (the Colab Drive mount), not
+            yet confirmed by Drive.
     """
 
     name: str
@@ -69,6 +71,7 @@ class NameStatus:
     behind_seconds: float = 0.0
     last_error: str | None = None
     failures: int = 0
+    staged: bool = False
 
 
 @dataclass
@@ -207,6 +210,7 @@ class BackgroundBackup(ClosingContext):
         with self._lock:
             status = self._status[job.name]
             status.last_version = result.version
+            status.staged = result.staged
             status.last_committed_at = time.time()
             status.last_error = None
             self._failures.pop(job.name, None)

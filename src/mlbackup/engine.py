@@ -158,6 +158,13 @@ def run_backup(
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
     scanned = scan(source)
+    limit = target.backend.many_files_warning
+    if limit is not None and len(scanned.files) > limit:
+        log.warning(
+            "%s holds %d files; %s is slow with many small files: consider archiving them "
+            "(one .tar or .zip) or a bucket target",
+            source, len(scanned.files), target.url,
+        )  # fmt: skip
     previous = target.latest_manifest(name)
     if previous is None:
         _check_no_overlap(target, name)
@@ -194,6 +201,7 @@ def run_backup(
         "skipped_entries": tuple(scanned.skipped),
         "files_total": len(entries),
         "bytes_total": sum(e.size for e in entries),
+        "staged": target.backend.staged_writes,
     }
     if (
         previous is not None

@@ -83,6 +83,9 @@ class BackupResult(_Result):
         reason: for skips, why, in words.
         skipped_entries: entries of a folder left out (symlinks, sockets, ...), with why.
         seconds: wall time of the call.
+        staged: the target only staged the data on this machine (the Colab Drive mount): it
+            is safe from a crash of this process but not yet from the loss of the machine
+            until Drive has uploaded it (see ``docs/backends/drive.md``).
     """
 
     status: BackupStatus
@@ -97,6 +100,7 @@ class BackupResult(_Result):
     reason: str = ""
     skipped_entries: tuple[str, ...] = ()
     seconds: float = 0.0
+    staged: bool = False
 
     @property
     def committed(self) -> bool:

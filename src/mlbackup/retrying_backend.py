@@ -28,6 +28,8 @@ class RetryingBackend(Backend):
         self.policy = policy
         self.hash_name = inner.hash_name  # type: ignore[misc]
         self.max_workers = inner.max_workers  # type: ignore[misc]
+        self.staged_writes = inner.staged_writes  # type: ignore[misc]
+        self.many_files_warning = inner.many_files_warning  # type: ignore[misc]
 
     @classmethod
     def from_url(cls, url: str, options: Any) -> Backend:  # pragma: no cover - never registered

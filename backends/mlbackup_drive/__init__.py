@@ -1,0 +1,136 @@
+"""The ``drive`` backend: the Google Drive mount of a Colab runtime (built in).
+
+URL: ``drive://<path under My Drive>``, e.g. ``drive://runs/exp1`` for
+``/content/drive/MyDrive/runs/exp1``. The mount root is ``/content/drive`` on Colab and
+``$MLBACKUP_DRIVE_MOUNT_ROOT`` anywhere else (that is how tests run it against a temp folder).
+On Colab an unmounted Drive is mounted on first use (it asks for consent once); elsewhere an
+unmounted Drive is an error saying what to do.
+
+It stores exactly like the ``file`` backend (temp file, rename, create-only manifests), with
+what the mount changes:
+
+- **Staged, not confirmed.** A write to the mount returns once the file is in the VM's cache;
+  Drive uploads it in the background. Results and ``BackgroundBackup.status()`` say
+  ``staged=True``; :func:`flush` (``drive.flush_and_unmount()``) waits until Drive has it all.
+- Errors the mount reports are named: ``EIO`` usually means the Drive quota is full,
+  ``ENOTCONN`` that the mount dropped (remount), and no hard links (manifests are published
+  by check-then-rename instead).
+- Thousands of small files are slow on the mount: a backup of more than
+  :data:`MANY_FILES` files logs a warning suggesting an archive or a bucket.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+from mlbackup_local import LocalBackend
+
+from mlbackup.errors import BackendUnavailableError, ConfigError, TargetMissingError
+from mlbackup.paths import COLAB_DRIVE_MOUNT, drive_mount_root
+
+__all__ = ["MANY_FILES", "DriveMountBackend", "flush", "mount_if_needed"]
+
+log = logging.getLogger(__name__)
+
+#: A backup of more files than this warns: the mount handles each file with a round trip.
+MANY_FILES = 2000
+
+_DISCONNECTED = {errno.ENOTCONN, errno.ESTALE, errno.ENODEV, errno.ECONNABORTED}
+
+
+def _on_colab() -> bool:
+    try:
+        import google.colab  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def mount_if_needed(mount_root: Path | None = None) -> Path:
+    """Return ``<mount root>/MyDrive``, mounting Drive first on Colab if it is not mounted.
+
+    Raises:
+        TargetMissingError: Drive is not mounted and this is not Colab.
+    """
+    root = mount_root or drive_mount_root()
+    my_drive = root / "MyDrive"
+    if my_drive.is_dir():
+        return my_drive
+    if _on_colab() and str(root) == COLAB_DRIVE_MOUNT:
+        from google.colab import drive
+
+        log.info("mounting Google Drive at %s", root)
+        drive.mount(str(root))
+        if my_drive.is_dir():
+            return my_drive
+    raise TargetMissingError(
+        f"Google Drive is not mounted at {root} (no {my_drive}); on Colab run "
+        "`from google.colab import drive; drive.mount('/content/drive')`, elsewhere set "
+        "MLBACKUP_DRIVE_MOUNT_ROOT to the folder holding MyDrive, or use a gdrive:// URL "
+        "(the Drive API)"
+    )
+
+
+def flush(timeout_ms: int = 24 * 3600 * 1000) -> bool:
+    """Wait until Drive has uploaded everything written to the mount, then unmount it.
+
+    On Colab this is ``google.colab.drive.flush_and_unmount()``: call it before the runtime
+    ends to turn staged backups into confirmed ones. Elsewhere there is nothing to flush and it
+    returns ``False``.
+    """
+    if not _on_colab():
+        return False
+    from google.colab import drive
+
+    drive.flush_and_unmount(timeout_ms=timeout_ms)
+    return True
+
+
+class DriveMountBackend(LocalBackend):
+    """Backups in a folder of My Drive, through the Colab Drive mount."""
+
+    staged_writes: ClassVar[bool] = True
+    many_files_warning: ClassVar[int | None] = MANY_FILES
+
+    def __init__(self, root: Path, display: str) -> None:
+        super().__init__(root)
+        self._display = display
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> DriveMountBackend:
+        cls.check_options(options)
+        parts = urlsplit(url)
+        relative = unquote(f"{parts.netloc}{parts.path}").strip("/")
+        if parts.scheme != "drive" or parts.query or parts.fragment:
+            raise ConfigError(f"{url!r} is not a drive URL; use drive://<folder in My Drive>")
+        if any(segment in ("", ".", "..") for segment in relative.split("/")) and relative:
+            raise ConfigError(f"{url!r} has an empty, '.' or '..' segment; give a plain path")
+        root = drive_mount_root() / "MyDrive" / relative
+        return cls(root, f"drive://{relative}")
+
+    @property
+    def url(self) -> str:
+        return self._display
+
+    def check(self) -> None:
+        mount_if_needed()
+
+    @contextmanager
+    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno in _DISCONNECTED:
+                raise BackendUnavailableError(
+                    f"{operation} {key!r} on {self.url} failed: the Drive mount is "
+                    f"disconnected ({errno.errorcode.get(exc.errno or 0, exc.errno)}); remount "
+                    "it (drive.mount('/content/drive', force_remount=True)) and retry"
+                ) from exc
+            with super().translate_errors(operation, key):
+                raise  # the local backend's translation (quota as EIO, disk full, denied)

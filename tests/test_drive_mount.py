@@ -1,0 +1,112 @@
+"""The Colab Drive mount backend, against a temp folder standing in for /content/drive."""
+
+import errno
+import logging
+import os
+
+import mlbackup_drive
+import pytest
+
+from mlbackup import (
+    BackendUnavailableError,
+    BackgroundBackup,
+    BackupStatus,
+    TargetError,
+    TargetMissingError,
+    backup,
+    immediate_backup_if_needed,
+    open_target,
+)
+
+
+@pytest.fixture
+def mount(drive_mount):
+    return drive_mount
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "work" / "model.onnx"
+    path.parent.mkdir()
+    path.write_bytes(b"onnx" * 100)
+    return path
+
+
+def test_url_is_a_folder_of_my_drive(mount, model):
+    target = open_target("drive://runs/exp1")
+    assert target.url == "drive://runs/exp1"
+    backup(model, target=target, name="model.onnx")
+    assert (mount / "MyDrive" / "runs" / "exp1" / "model.onnx").read_bytes() == model.read_bytes()
+
+
+def test_unmounted_drive_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLBACKUP_DRIVE_MOUNT_ROOT", str(tmp_path / "nothing-here"))
+    with pytest.raises(TargetMissingError) as caught:
+        open_target("drive://runs/exp1")
+    message = str(caught.value)
+    assert "not mounted" in message and "drive.mount(" in message
+    assert "MLBACKUP_DRIVE_MOUNT_ROOT" in message and "gdrive://" in message
+
+
+def test_bad_urls_are_refused(mount):
+    for url in ("drive://runs/../../etc", "drive://runs//x", "drive://runs?x=1"):
+        with pytest.raises(ValueError, match="drive"):
+            open_target(url)
+
+
+def test_backups_to_the_mount_are_reported_staged(mount, model, tmp_path):
+    result = backup(model, target=open_target("drive://runs/exp1"), name="model.onnx")
+    assert result.committed and result.staged
+    assert result.to_dict()["staged"] is True
+    local = backup(model, target=open_target(tmp_path / "local"), name="model.onnx")
+    assert not local.staged
+    with BackgroundBackup(open_target("drive://runs/exp1")) as background:
+        model.write_bytes(b"v2")
+        background.submit(model, name="model.onnx").result()
+        assert background.status()["model.onnx"].staged
+
+
+def test_a_source_already_on_the_mount_is_not_copied(mount):
+    on_drive = mount / "MyDrive" / "outputs" / "study.db"
+    on_drive.parent.mkdir(parents=True)
+    on_drive.write_bytes(b"db")
+    result = immediate_backup_if_needed(on_drive, target=open_target("drive://runs/exp1"))
+    assert result.status is BackupStatus.SKIPPED_ALREADY_ON_TARGET
+    assert not (mount / "MyDrive" / "runs").exists()
+
+
+def _failing_replace(code):
+    def replace(src, dst):
+        raise OSError(code, os.strerror(code), str(dst))
+
+    return replace
+
+
+def test_a_dropped_mount_says_remount(mount, model, monkeypatch):
+    target = open_target("drive://runs/exp1")
+    # The stand-in for a FUSE mount that dropped: the rename fails with ENOTCONN.
+    monkeypatch.setattr(os, "replace", _failing_replace(errno.ENOTCONN))
+    with pytest.raises(BackendUnavailableError, match=r"disconnected \(ENOTCONN\).*remount"):
+        backup(model, target=target, name="model.onnx")
+
+
+def test_eio_on_the_mount_names_the_quota(mount, model, monkeypatch):
+    target = open_target("drive://runs/exp1")
+    monkeypatch.setattr(os, "replace", _failing_replace(errno.EIO))
+    with pytest.raises(TargetError, match="Drive quota is full"):
+        backup(model, target=target, name="model.onnx")
+
+
+def test_many_small_files_warn(mount, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(mlbackup_drive.DriveMountBackend, "many_files_warning", 5)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"f{i}.txt").write_text(str(i))
+    with caplog.at_level(logging.WARNING):
+        backup(folder, target=open_target("drive://runs/exp1"), name="many")
+    assert "holds 6 files" in caplog.text and "slow with many small files" in caplog.text
+
+
+def test_flush_is_a_no_op_off_colab():
+    assert mlbackup_drive.flush() is False
