@@ -54,6 +54,8 @@ def no_credential_in_logs(request, caplog):
         "test_cloud_backends.py",
         "test_cloud_faults.py",
         "test_crash.py",
+        "test_gdrive.py",
+        "test_gdrive_backend.py",
     }
     if request.node.path.name not in cloud_files and not {"s3_server", "gcs_server"} & set(
         request.fixturenames

@@ -53,7 +53,7 @@ def _check_destination(dest: Path, manifest: Manifest, overwrite: bool) -> None:
         )
     if overwrite:
         return
-    if not is_dir or any(os.scandir(dest)):
+    if not is_dir or _has_entries(dest):
         raise DestinationNotEmptyError(
             f"{dest} already exists and is not empty; restore elsewhere or pass overwrite=True "
             "(--overwrite) to replace what the backup holds"
@@ -194,3 +194,8 @@ def _place(item: _Staged) -> None:
             item.final.with_name(item.final.name + suffix).unlink(missing_ok=True)
     os.replace(item.temp, item.final)
     item.temp = None
+
+
+def _has_entries(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(True for _ in entries)

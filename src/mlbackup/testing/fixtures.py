@@ -9,6 +9,8 @@ for a bucket. Fixtures:
   ``s3_bucket``: the name of an empty bucket on it.
 - ``gcs_server``: a :class:`~mlbackup.testing.gcs_server.GCSEmulator`;
   ``gcs_bucket``: the name of an empty bucket on it.
+- ``drive_api_server``: a :class:`~mlbackup.testing.drive_server.FakeDriveServer`;
+  ``drive_api``: the same server, emptied for this test.
 - ``google_token_server``: an :class:`~mlbackup.testing.gcs_server.OAuthTokenServer`;
   ``gcs_key_file``: a service-account key file whose token endpoint is that server.
 """
@@ -21,10 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from .drive_server import FakeDriveServer
 from .gcs_server import GCSEmulator, OAuthTokenServer, service_account_info
 from .s3_server import MotoS3Server
 
 __all__ = [
+    "drive_api",
+    "drive_api_server",
     "gcs_bucket",
     "gcs_key_file",
     "gcs_server",
@@ -82,3 +87,17 @@ def gcs_key_file(
     path = tmp_path_factory.mktemp("gcs-key") / "service-account.json"
     path.write_text(json.dumps(service_account_info(google_token_server.token_uri)))
     return path
+
+
+@pytest.fixture(scope="session")
+def drive_api_server() -> Iterator[FakeDriveServer]:
+    """The fake Drive API for the whole session."""
+    with FakeDriveServer() as server:
+        yield server
+
+
+@pytest.fixture
+def drive_api(drive_api_server: FakeDriveServer) -> FakeDriveServer:
+    """The fake Drive, empty, without faults or quota."""
+    drive_api_server.reset()
+    return drive_api_server

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import socket
 import threading
 import urllib.parse
@@ -30,6 +29,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .loopback import LoopbackServer, QuietHTTPServer, QuietThreadingHTTPServer, shut_down
+from .multipart import split_related
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
@@ -65,30 +65,6 @@ def _enforcing_storage(storage: Any) -> Any:
     return storage
 
 
-def _split_related(raw: bytes, content_type: str) -> tuple[bytes, bytes, str] | None:
-    """Split a ``multipart/related`` upload into (metadata JSON, content, content type),
-    byte-exact: only the one line break before each delimiter belongs to the delimiter."""
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if match is None:
-        return None
-    delimiter = b"--" + match.group(1).encode()
-    # The sender's line break (gcsfs writes bare LF) ends each delimiter line and is the one
-    # line break before each delimiter that belongs to it.
-    eol = b"\r\n" if raw.startswith(delimiter + b"\r\n") else b"\n"
-    parts = []
-    for chunk in raw.split(eol + delimiter)[:-1]:
-        chunk = chunk.split(eol, 1)[1]  # drop the delimiter line itself
-        head, _, body = chunk.partition(eol + eol)
-        headers = dict(line.split(":", 1) for line in head.decode().splitlines() if ":" in line)
-        kind = {k.strip().lower(): v.strip() for k, v in headers.items()}.get(
-            "content-type", "application/octet-stream"
-        )
-        parts.append((body, kind))
-    if len(parts) != 2:
-        return None
-    return parts[0][0], parts[1][0], parts[1][1]
-
-
 def _exact_read_data(read_data: Any) -> Any:
     """The emulator parses uploads with the ``email`` package, which drops a trailing
     ``\\r`` or ``\\n`` of the content (one object in a hundred of random bytes came back a
@@ -101,7 +77,7 @@ def _exact_read_data(read_data: Any) -> Any:
         from gcp_storage_emulator.server import _decode_raw_data, _read_raw_data
 
         raw = _decode_raw_data(_read_raw_data(request_handler), request_handler)
-        split = _split_related(raw or b"", content_type)
+        split = split_related(raw or b"", content_type)
         if split is None:
             return None
         meta, content, kind = split
