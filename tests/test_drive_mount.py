@@ -110,3 +110,10 @@ def test_many_small_files_warn(mount, tmp_path, monkeypatch, caplog):
 
 def test_flush_is_a_no_op_off_colab():
     assert mlbackup_drive.flush() is False
+
+
+def test_doctor_says_writes_are_staged(mount, capsys):
+    from mlbackup.cli import main
+
+    assert main(["doctor", "--from", "drive://runs/exp1"]) == 0
+    assert "staged on this machine" in capsys.readouterr().out

@@ -173,3 +173,44 @@ def test_a_shared_folder_by_id(drive_api, options, tmp_path):
             0
         ].content
     )
+
+
+def test_saved_oauth_token_for_headless_reuse(drive_api, google_token_server, tmp_path):
+    from mlbackup.testing.gcs_server import saved_oauth_token
+
+    saved = tmp_path / "drive-token.json"
+    saved.write_text(json.dumps(saved_oauth_token(google_token_server.token_uri)))
+    grants = google_token_server.grants
+    target = open_target(
+        "gdrive://root/user", credentials_file=str(saved), api_endpoint=drive_api.endpoint_url
+    )
+    assert google_token_server.grants == grants + 1  # the expired token was refreshed
+    note = tmp_path / "n.txt"
+    note.write_text("x")
+    assert backup(note, target=target, name="n.txt").version == 1
+    with (
+        google_token_server.rejecting(),
+        pytest.raises(BackendPermissionError, match="saved OAuth token"),
+    ):
+        open_target(
+            "gdrive://root/user", credentials_file=str(saved), api_endpoint=drive_api.endpoint_url
+        )
+
+
+def test_doctor_finds_and_repairs_duplicates(drive_api, options, capsys):
+    from mlbackup.cli import main
+
+    exp = drive_api.add_file(
+        drive_api.add_file(drive_api.root_id, "runs", folder=True), "exp1", folder=True
+    )
+    drive_api.add_file(exp, "a.txt", b"1")
+    drive_api.add_file(exp, "a.txt", b"2")
+    flags = [f"-o{key}={value}" for key, value in options.items()]
+    assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "reachable, credentials accepted" in out and "a.txt: 2 files" in out and "--repair" in out
+    )
+    assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags, "--repair", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["repaired"] == 1
+    assert len(drive_api.find_path("runs/exp1/a.txt")) == 1

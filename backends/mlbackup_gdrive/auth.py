@@ -94,7 +94,19 @@ def authorize(options: Mapping[str, Any], timeout: float) -> Authorized:
                 f"{source} does not exist; create it once on a machine with a browser "
                 "(GoogleAuth().LocalWebserverAuth(); SaveCredentialsFile(path)) and copy it"
             )
-        gauth = _gauth({**base, "client_config_backend": "settings", "client_config": {}})
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{source} is not readable JSON ({type(exc).__name__})") from None
+        client = {
+            "client_id": saved.get("client_id"),
+            "client_secret": saved.get("client_secret"),
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": saved.get("token_uri"),
+            "revoke_uri": saved.get("revoke_uri"),
+            "redirect_uri": "urn:ietf:wg:oauth:2.0:oob",
+        }
+        gauth = _gauth({**base, "client_config_backend": "settings", "client_config": client})
         gauth.LoadCredentialsFile(str(path))
         if gauth.credentials is None:
             raise ConfigError(f"{source} holds no credentials; save them again")

@@ -14,6 +14,7 @@ from typing import Any
 from mlbackup.errors import (
     BackendPermissionError,
     BackendUnavailableError,
+    ConfigError,
     MLBackupError,
     TargetError,
     TargetMissingError,
@@ -52,6 +53,8 @@ def translate(
     """The mlbackup error for ``exc``; ``exc`` itself for a missing file (FileNotFoundError)."""
     if isinstance(exc, (MLBackupError, FileNotFoundError, FileExistsError)):
         return exc
+    if type(exc).__name__ in ("InvalidConfigError", "SettingsError", "InvalidCredentialsError"):
+        return ConfigError(f"{what} on {where}: {source} is not usable: {exc}")
     status, reason, retry_after = drive_reason(exc)
     if reason == "storageQuotaExceeded":
         if service_account:
@@ -91,4 +94,5 @@ def translate(
 
 
 def _is_transport(exc: Any) -> bool:
-    return type(exc).__module__.startswith("httplib2") or isinstance(exc, OSError)
+    # Not any OSError: pydrive2's settings errors are IOErrors too.
+    return type(exc).__module__.startswith("httplib2") or isinstance(exc, socket.gaierror)

@@ -190,6 +190,15 @@ class Backend(ABC):
     def sync(self) -> None:  # noqa: B027 - a hook: most stores are durable once a write returns
         """Make every object written so far durable. Called before a manifest is committed."""
 
+    def duplicates(self, prefix: str = "") -> dict[str, list[str]]:
+        """Keys under ``prefix`` held by several stored objects (stores that allow duplicate
+        names, such as Drive): key -> object IDs, the one read first. Most stores: none."""
+        return {}
+
+    def repair_duplicates(self, prefix: str = "") -> int:
+        """Keep the object read for each duplicated key, remove the others; returns how many."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - a hook: most backends hold nothing to release
         """Release connections and temporary state."""
 

@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     target_args(p, "--from")
     p.add_argument("--version", dest="backup_version", type=int, metavar="V")
 
+    p = sub.add_parser(
+        "doctor", parents=[common], help="check a target: reachable, credentials, Drive duplicates"
+    )
+    target_args(p, "--from")
+    p.add_argument("--repair", action="store_true", help="trash older duplicates on Drive")
+
     p = sub.add_parser("demo", parents=[common], help="run the offline demo story")
     p.add_argument("--to", dest="url", metavar="URL", help="target (default: a temp folder)")
     p.add_argument("--workdir", type=Path, help="where the demo project goes (default: temp)")
@@ -158,7 +164,37 @@ def _run(args: argparse.Namespace) -> int:
                 f"{verified.name} version {verified.version}: {verified.files_checked} files, "
                 f"{verified.bytes_checked:,} bytes verified",
             )
+    elif args.command == "doctor":
+        return _doctor(args, config)
     return 0
+
+
+def _doctor(args: argparse.Namespace, config: BackupConfig) -> int:
+    with open_target(config.target_url(), **config.storage_options) as target:
+        backend = target.backend
+        report: dict[str, Any] = {
+            "target": target.url,
+            "reachable": True,  # open_target has checked the store and the credentials
+            "backups": len(target.names()),
+            "staged_writes": backend.staged_writes,
+        }
+        lines = [f"{target.url}: reachable, credentials accepted, {report['backups']} backups"]
+        if backend.staged_writes:
+            lines.append(
+                "  writes are staged on this machine until Drive syncs them: call "
+                "mlbackup_drive.flush() before the runtime ends"
+            )
+        duplicates = backend.duplicates()
+        report["duplicates"] = duplicates
+        for key, ids in sorted(duplicates.items()):
+            lines.append(f"  {key}: {len(ids)} files with this name on Drive (newest is read)")
+        if duplicates and args.repair:
+            report["repaired"] = backend.repair_duplicates()
+            lines.append(f"  repaired: {report['repaired']} older duplicates moved to the trash")
+        elif duplicates:
+            lines.append("  run `mlbackup doctor --repair` to keep the newest of each")
+        _emit(args, report, "\n".join(lines))
+        return 1 if duplicates and not args.repair else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -104,6 +104,12 @@ class RetryingBackend(Backend):
 
         self.policy.call(create, f"write {key!r} on {self.inner.url}", ours)
 
+    def duplicates(self, prefix: str = "") -> dict[str, list[str]]:
+        return self._call(f"scan {prefix!r}", lambda: self.inner.duplicates(prefix))
+
+    def repair_duplicates(self, prefix: str = "") -> int:
+        return self._call(f"repair {prefix!r}", lambda: self.inner.repair_duplicates(prefix))
+
     def close(self) -> None:
         self.inner.close()
 

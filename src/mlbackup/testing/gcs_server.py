@@ -33,7 +33,7 @@ from .multipart import split_related
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
-__all__ = ["GCSEmulator", "OAuthTokenServer", "service_account_info"]
+__all__ = ["GCSEmulator", "OAuthTokenServer", "saved_oauth_token", "service_account_info"]
 
 
 class _PreconditionFailed(Exception):
@@ -202,7 +202,8 @@ class GCSEmulator(LoopbackServer):
 
 
 class OAuthTokenServer(LoopbackServer):
-    """A loopback OAuth 2.0 token endpoint answering service-account JWT grants.
+    """A loopback OAuth 2.0 token endpoint answering service-account JWT grants and
+    refresh-token grants (a user's saved consent).
 
     It does not check JWT signatures: with ``reject`` set it answers every grant as Google
     answers a revoked or mistyped key (``400 invalid_grant``).
@@ -228,7 +229,8 @@ class OAuthTokenServer(LoopbackServer):
                 length = int(self.headers.get("Content-Length", 0))
                 form = urllib.parse.parse_qs(self.rfile.read(length).decode())
                 server.grants += 1
-                if server.reject or "assertion" not in form:
+                grant = "assertion" in form or form.get("grant_type") == ["refresh_token"]
+                if server.reject or not grant:
                     status = HTTPStatus.BAD_REQUEST
                     answer: dict[str, Any] = {
                         "error": "invalid_grant",
@@ -268,6 +270,29 @@ class OAuthTokenServer(LoopbackServer):
             yield
         finally:
             self.reject = False
+
+
+def saved_oauth_token(token_uri: str) -> dict[str, Any]:
+    """A saved OAuth user token (oauth2client's JSON, as pydrive2 saves it), already expired,
+    so the first use refreshes it at ``token_uri``."""
+    return {
+        "_module": "oauth2client.client",
+        "_class": "OAuth2Credentials",
+        "access_token": "expired",
+        "client_id": "mlbackup-test.apps.googleusercontent.com",
+        "client_secret": "mlbackup-test-client-secret",
+        "refresh_token": "1//mlbackup-test-refresh-token",
+        "token_expiry": "2000-01-01T00:00:00Z",
+        "token_uri": token_uri,
+        "user_agent": None,
+        "revoke_uri": "https://oauth2.googleapis.com/revoke",
+        "id_token": None,
+        "id_token_jwt": None,
+        "token_response": None,
+        "scopes": ["https://www.googleapis.com/auth/drive"],
+        "token_info_uri": None,
+        "invalid": False,
+    }
 
 
 def service_account_info(
