@@ -117,3 +117,24 @@ def test_doctor_says_writes_are_staged(mount, capsys):
 
     assert main(["doctor", "--from", "drive://runs/exp1"]) == 0
     assert "staged on this machine" in capsys.readouterr().out
+
+
+def test_staged_backups_are_confirmed_through_the_drive_api(
+    mount, model, drive_api, google_token_server, gcs_key_file
+):
+    target = open_target("drive://runs/exp1")
+    backup(model, target=target, name="model.onnx")
+    api = {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
+    pending = mlbackup_drive.unconfirmed(target, "model.onnx", **api)
+    assert "model.onnx" in pending  # Drive has nothing yet
+    # Drive's sync catches up: every file of the mount appears in My Drive, byte for byte.
+    folders = {"": drive_api.root_id}
+    my_drive = mount / "MyDrive"
+    for path in sorted(my_drive.rglob("*")):
+        rel = path.relative_to(my_drive)
+        parent = folders[str(rel.parent) if str(rel.parent) != "." else ""]
+        if path.is_dir():
+            folders[str(rel)] = drive_api.add_file(parent, path.name, folder=True)
+        elif ".mlbackup/tmp" not in str(rel):
+            drive_api.add_file(parent, path.name, path.read_bytes())
+    assert mlbackup_drive.unconfirmed(target, "model.onnx", **api) == []

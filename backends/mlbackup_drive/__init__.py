@@ -17,6 +17,9 @@ what the mount changes:
   by check-then-rename instead).
 - Thousands of small files are slow on the mount: a backup of more than
   :data:`MANY_FILES` files logs a warning suggesting an archive or a bucket.
+
+:func:`unconfirmed` asks the Drive API (``gdrive://``) whether Drive itself holds a backup's
+files yet, byte for byte, without unmounting.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from mlbackup_local import LocalBackend
 
 from mlbackup.errors import BackendUnavailableError, ConfigError, TargetMissingError
 from mlbackup.paths import COLAB_DRIVE_MOUNT, drive_mount_root
+from mlbackup.target import BackupTarget
 
-__all__ = ["MANY_FILES", "DriveMountBackend", "flush", "mount_if_needed"]
+__all__ = ["MANY_FILES", "DriveMountBackend", "flush", "mount_if_needed", "unconfirmed"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,38 @@ def flush(timeout_ms: int = 24 * 3600 * 1000) -> bool:
 
     drive.flush_and_unmount(timeout_ms=timeout_ms)
     return True
+
+
+def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str]:
+    """The files of ``name``'s newest version on a ``drive://`` target that Drive does not
+    hold yet, as the Drive API sees them (``[]``: Drive has confirmed the whole version).
+
+    ``api_options`` are the ``gdrive`` backend's (credentials, ``api_endpoint``). Each file
+    counts as confirmed when Drive reports the same size and md5 as the staged bytes.
+
+    Example (on Colab, after a backup to ``drive://runs/exp1``)::
+
+        pending = unconfirmed(target, "outputs/study.db", colab=True)
+    """
+    from mlbackup import layout, open_target
+    from mlbackup.hashing import hash_file
+
+    root = target.local_root
+    if not target.url.startswith("drive://") or root is None:
+        raise ConfigError(f"{target.url} is not a drive:// target; only mount backups are staged")
+    folder = target.url.removeprefix("drive://")
+    manifest = target.manifest(name)
+    keys = [location.key for location in target.locate(manifest)]
+    keys.append(layout.manifest_key(name, manifest.version))
+    pending = []
+    with open_target(f"gdrive://root/{folder}".rstrip("/"), **api_options) as api:
+        for key in keys:
+            local = root / key
+            size, digest = hash_file(local, "md5")
+            remote = api.backend.info(key)
+            if remote is None or remote.size != size or remote.checksum != digest:
+                pending.append(key)
+    return pending
 
 
 class DriveMountBackend(LocalBackend):
