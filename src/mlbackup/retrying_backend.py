@@ -36,7 +36,10 @@ class RetryingBackend(Backend):
         raise TypeError("RetryingBackend wraps an open backend; it is not built from a URL")
 
     def __getattr__(self, name: str) -> Any:
-        # Backend-specific attributes (bucket, where, root, ...) stay reachable.
+        # Backend-specific attributes (bucket, where, root, ...) stay reachable. "inner"
+        # itself may be missing mid-construction or in copy/pickle: never recurse on it.
+        if name == "inner":
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     @property
