@@ -18,6 +18,7 @@ the ``-wal``/``-shm``/``-journal`` siblings of a database (the snapshot already 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -90,6 +91,11 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
         return path.stat()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        # A sidecar of a 255-byte name would be longer than any name can be: it cannot exist.
+        if exc.errno == errno.ENAMETOOLONG:
+            return None
+        raise
 
 
 def _wal_stat(path: Path) -> os.stat_result | None:

@@ -163,6 +163,30 @@ class BackupProtocolTests:
         assert dest.read_bytes() == src.read_bytes()
         assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
 
+    def test_awkward_names_round_trip(self, target: BackupTarget, scratch: Path) -> None:
+        """Names that trip stores and URL handling: spaces, ``#``, ``?``, ``%``, unicode in
+        both normal forms, names differing only in case, a 255-byte name, an empty file."""
+        root = scratch / "awkward"
+        names = [
+            "with space.txt",
+            "hash#tag.txt",
+            "what?.txt",
+            "100%.txt",
+            "caf\u00e9-nfc.txt",  # é composed
+            "cafe\u0301-nfd.txt",  # e + combining accent
+            "Case.txt",
+            "case.txt",
+            "x" * 251 + ".bin",  # 255 bytes, the longest name most filesystems allow
+            "empty.bin",
+        ]
+        for i, name in enumerate(names):
+            _write(root / "d" / name, b"" if name == "empty.bin" else f"{i}:{name}".encode())
+        backup(root, target=target, name="awkward")
+        dest = scratch / "out"
+        restore("awkward", dest, target=target)
+        assert tree_snapshot(dest) == tree_snapshot(root)
+        assert target.verify("awkward").files_checked == len(names)
+
     def test_plain_file_is_browsable(self, target: BackupTarget, source: Path) -> None:
         backup(source, target=target, name="run/ckpt")
         key = plain_key("run/ckpt", "config.json")
