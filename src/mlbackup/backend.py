@@ -12,47 +12,16 @@ or at run time with :func:`mlbackup.register_backend`.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from .errors import ConfigError
+from .options import check_options
 from .retry import RetryPolicy
 
 __all__ = ["Backend", "ObjectInfo"]
-
-_TYPE_NAMES = {
-    bool: "true/false",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    dict: "a mapping (a JSON object)",
-}
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _convert(value: Any, types: tuple[type, ...]) -> Any:
-    """``value`` as one of ``types`` when it is text for one of them, else unchanged."""
-    if not isinstance(value, str) or str in types:
-        return value
-    text = value.strip()
-    if bool in types and text.lower() in _TRUE + _FALSE:
-        return text.lower() in _TRUE
-    for number in (int, float):
-        if number in types:
-            try:
-                return number(text)
-            except ValueError:
-                pass
-    if dict in types:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass(frozen=True)
@@ -103,27 +72,7 @@ class Backend(ABC):
         :class:`ConfigError` naming any unknown option or a value of the wrong type (without
         echoing the value: it may be a secret).
         """
-        valid = ", ".join(sorted(cls.option_types)) or "none"
-        unknown = sorted(set(options) - set(cls.option_types))
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid options: {valid}"
-            )
-        checked: dict[str, Any] = {}
-        for name, value in options.items():
-            expected = cls.option_types[name]
-            types = expected if isinstance(expected, tuple) else (expected,)
-            converted = _convert(value, types)
-            # bool is an int in Python; an int option must not silently take True.
-            wrong_bool = isinstance(converted, bool) and bool not in types
-            if converted is None or wrong_bool or not isinstance(converted, types):
-                wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-                raise ConfigError(
-                    f"option {name!r} of {cls.__name__} must be {wanted}, "
-                    f"got a {type(value).__name__} that is not; fix the value"
-                )
-            checked[name] = converted
-        return checked
+        return check_options(cls.__name__, cls.option_types, options)
 
     @classmethod
     @abstractmethod
