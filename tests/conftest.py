@@ -13,6 +13,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
             monkeypatch.delenv(key)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv(
         "MLBACKUP_DRIVE_MOUNT_ROOT", str(tmp_path_factory.mktemp("no-drive") / "drive")
     )

@@ -31,6 +31,7 @@ from .crashpoints import crash_point
 from .errors import CommitConflictError, ConfigError, SourceChangedError
 from .hashing import hash_file
 from .manifest import FileEntry, Manifest
+from .name_lock import name_lock
 from .progress import ProgressCallback, ProgressEvent
 from .results import BackupResult, BackupStatus
 from .sources import SourceFile, current_signature, readable_copy, scan
@@ -153,6 +154,19 @@ def run_backup(
     progress: ProgressCallback | None = None,
 ) -> BackupResult:
     """Back ``source`` up as ``name``; see the module docstring for the protocol."""
+    layout.check_name(name)
+    with name_lock(target.url, name):
+        return _run_backup(target, source, name, keep_last=keep_last, progress=progress)
+
+
+def _run_backup(
+    target: BackupTarget,
+    source: Path,
+    name: str,
+    *,
+    keep_last: int | None,
+    progress: ProgressCallback | None,
+) -> BackupResult:
     started = time.perf_counter()
     layout.check_name(name)
     if keep_last is not None and keep_last < 1:

@@ -23,8 +23,10 @@ cannot meet one test rebinds just that test with a strict xfail and a reason.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,24 @@ def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def _run_at_once(jobs: Sequence[Callable[[], object]]) -> list[BaseException]:
+    """Run each job in its own thread, all at once; return the exceptions raised."""
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 class BackendFixtures:
@@ -186,6 +206,33 @@ class BackupProtocolTests:
         restore("awkward", dest, target=target)
         assert tree_snapshot(dest) == tree_snapshot(root)
         assert target.verify("awkward").files_checked == len(names)
+
+    def test_concurrent_writers_of_one_name(
+        self, target_factory: TargetFactory, scratch: Path
+    ) -> None:
+        """Two writers on this machine back the same name up at once: both commit, one after
+        the other, and every version restores to exactly what one of them sent."""
+        sent = []
+        for round_ in range(3):
+            sources = []
+            for writer in ("a", "b"):
+                root = scratch / f"r{round_}{writer}"
+                for i in range(4):
+                    _write(root / f"f{i}.bin", f"{writer}{round_}{i}".encode() * (50 + i))
+                sent.append(tree_snapshot(root))
+                sources.append(root)
+            targets = [target_factory(), target_factory()]
+            jobs = [
+                functools.partial(backup, src, target=t, name="shared")
+                for src, t in zip(sources, targets, strict=True)
+            ]
+            assert _run_at_once(jobs) == []
+        checker = target_factory()
+        assert checker.versions("shared") == list(range(1, 7))
+        for version in checker.versions("shared"):
+            dest = scratch / f"v{version}"
+            restore("shared", dest, target=checker, version=version)
+            assert tree_snapshot(dest) in sent, f"version {version} is a mix of writers"
 
     def test_plain_file_is_browsable(self, target: BackupTarget, source: Path) -> None:
         backup(source, target=target, name="run/ckpt")
