@@ -3,6 +3,10 @@
 - :mod:`mlbackup.testing.memory`: the in-process ``memory://`` backend.
 - :mod:`mlbackup.testing.contract`: the backend contract suite (needs pytest); a backend passes
   it with one line per backend, see that module.
-- :mod:`mlbackup.testing.s3_server`, :mod:`mlbackup.testing.gcs_server`: real-protocol test
-  servers on loopback; :mod:`mlbackup.testing.fixtures`: pytest fixtures starting them.
+- :mod:`mlbackup.testing.s3_server`, :mod:`mlbackup.testing.gcs_server`,
+  :mod:`mlbackup.testing.drive_server`: real-protocol test servers on loopback (moto's S3, the
+  GCS emulator with an OAuth token endpoint, a fake Drive v2 API);
+  :mod:`mlbackup.testing.fixtures`: pytest fixtures starting them.
+- :mod:`mlbackup.testing.fault_proxy`: an HTTP proxy that injects 5xx/429 answers, resets and
+  lost responses between a client library and any of those servers.
 """
