@@ -45,6 +45,16 @@ def drive_mount(tmp_path, monkeypatch):
 pytest_plugins = ["mlbackup.testing.fixtures"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Soak trials run only when asked for (``pytest -m soak``), never in CI."""
+    if "soak" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="soak trial: run with -m soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def no_credential_in_logs(request, caplog):
     """Around every test that talks to a cloud test server: log everything, at DEBUG and from

@@ -8,6 +8,7 @@ must restore byte for byte, and the next backup must complete and be exact.
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def committed(tmp_path, store):
     return src, target, snapshots
 
 
-def run_child(src, target, env_extra=None, kill_after_lines=None):
+def run_child(src, target, env_extra=None, kill_after_lines=None, kill_after_seconds=None):
     env = {**os.environ, **(env_extra or {})}
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(src), target[0], json.dumps(target[1])],
@@ -87,6 +88,11 @@ def run_child(src, target, env_extra=None, kill_after_lines=None):
             if not proc.stdout.readline():
                 break
         proc.send_signal(signal.SIGKILL)
+    elif kill_after_seconds is not None:
+        try:  # the kill instant is the experiment, not a synchronisation
+            proc.wait(timeout=kill_after_seconds)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     return proc.returncode, out
 
@@ -161,3 +167,17 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
     backup(big.parent, target=target, name="ckpt")
     restore("ckpt", tmp_path / "v2", target=target)
     assert (tmp_path / "v2" / "weights.bin").read_bytes() == big.read_bytes()
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("seed", range(30))
+def test_kill_at_random_instants(committed, tmp_path, seed):
+    """30 more kills per store at seeded random instants (run with: pytest -m soak)."""
+    src, target, snapshots = committed
+    delay = random.Random(seed).uniform(0.0, 3.0)
+    code, _ = run_child(src, target, kill_after_seconds=delay)
+    assert code in (-signal.SIGKILL, 0)
+    snapshots[3] = tree_snapshot(src)
+    check_all_versions(target, snapshots, tmp_path, "crash")
+    backup(src, target=open_store(target), name="ckpt", keep_last=2)
+    assert check_all_versions(target, snapshots, tmp_path, "recovery")[-1] == 3
