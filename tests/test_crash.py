@@ -136,8 +136,13 @@ def test_kill_at_named_point(committed, tmp_path, point):
 
 @pytest.mark.parametrize("lines", range(13))  # with the 7 named points: 20 kills per store
 def test_kill_at_progress_instants(committed, tmp_path, lines):
+    kill_then_recover(committed, tmp_path, kill_after_lines=lines)
+
+
+def kill_then_recover(committed, tmp_path, **kill):
+    """Kill a backup as ``kill`` says; every kept version must restore, the next run finish."""
     src, target, snapshots = committed
-    code, _ = run_child(src, target, kill_after_lines=lines)
+    code, _ = run_child(src, target, **kill)
     assert code in (-signal.SIGKILL, 0)
     snapshots[3] = tree_snapshot(src)
     check_all_versions(target, snapshots, tmp_path, "crash")
@@ -173,11 +178,5 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
 @pytest.mark.parametrize("seed", range(30))
 def test_kill_at_random_instants(committed, tmp_path, seed):
     """30 more kills per store at seeded random instants (run with: pytest -m soak)."""
-    src, target, snapshots = committed
     delay = random.Random(seed).uniform(0.0, 3.0)
-    code, _ = run_child(src, target, kill_after_seconds=delay)
-    assert code in (-signal.SIGKILL, 0)
-    snapshots[3] = tree_snapshot(src)
-    check_all_versions(target, snapshots, tmp_path, "crash")
-    backup(src, target=open_store(target), name="ckpt", keep_last=2)
-    assert check_all_versions(target, snapshots, tmp_path, "recovery")[-1] == 3
+    kill_then_recover(committed, tmp_path, kill_after_seconds=delay)
