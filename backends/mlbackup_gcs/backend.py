@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, ClassVar
 
 # Without this, gcsfs swaps in a gRPC client that probes every bucket's type first (and stalls
 # against emulators). It must be set before gcsfs is imported.
@@ -202,15 +202,6 @@ class GCSBackend(BucketBackend):
         with self.translate_errors("move", src):
             self.fs.cp_file(self.path(src), self.path(dst))
             self.fs.rm_file(self.path(src))
-
-    def open_read(self, key: str) -> BinaryIO:
-        with self.translate_errors("read", key):
-            # A plain read-ahead of one block: memory stays at 8 MiB per open file (gcsfs's
-            # default adaptive prefetcher may hold up to 256 MiB).
-            return cast(
-                BinaryIO,
-                self.fs.open(self.path(key), "rb", block_size=8 * MiB, cache_type="readahead"),
-            )
 
     def write_new(self, key: str, data: bytes) -> None:
         digest = hashlib.md5(data).hexdigest()

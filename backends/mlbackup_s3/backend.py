@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import s3fs  # the s3 extra; when missing, loading this plugin fails and names the extra
 
@@ -183,15 +183,6 @@ class S3Backend(BucketBackend):
         etag = _etag(head)
         checksum = etag if _MD5_ETAG.match(etag) and not _hides_md5(head) else None
         return ObjectInfo(key, int(head["ContentLength"]), checksum)
-
-    def open_read(self, key: str) -> BinaryIO:
-        with self.translate_errors("read", key):
-            # A plain read-ahead of one block: memory stays at 8 MiB per open file (gcsfs's
-            # default adaptive prefetcher may hold up to 256 MiB).
-            return cast(
-                BinaryIO,
-                self.fs.open(self.path(key), "rb", block_size=8 * MiB, cache_type="readahead"),
-            )
 
     def write_new(self, key: str, data: bytes) -> None:
         md5 = hashlib.md5(data)

@@ -9,13 +9,16 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, MLBackupError
 from .fsspec_backend import FsspecBackend
 
 __all__ = ["BucketBackend", "BucketURL", "parse_bucket_url", "public_endpoint"]
+
+#: Bytes read ahead per open object when restoring or verifying.
+READ_BLOCK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,15 @@ class BucketBackend(FsspecBackend):
             if translated is exc:
                 raise
             raise translated from exc
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self.translate_errors("read", key):
+            # A plain read-ahead of one block: memory stays at 8 MiB per open file (gcsfs's
+            # default adaptive prefetcher may hold up to 256 MiB).
+            opened = self.fs.open(
+                self.path(key), "rb", block_size=READ_BLOCK, cache_type="readahead"
+            )
+            return cast(BinaryIO, opened)
 
     def __getstate__(self) -> Any:
         raise TypeError(

@@ -168,7 +168,6 @@ def _run_backup(
     progress: ProgressCallback | None,
 ) -> BackupResult:
     started = time.perf_counter()
-    layout.check_name(name)
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
     scanned = scan(source)

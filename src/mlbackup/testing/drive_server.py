@@ -16,12 +16,12 @@ import hashlib
 import itertools
 import json
 import re
+import socket
 import threading
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -219,8 +219,6 @@ class FakeDriveServer(LoopbackServer):
     def _route(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        if path.endswith("/token"):
-            return _error(400, "invalid_grant", "use an OAuthTokenServer for tokens")
         if path == "/drive/v2/about":
             return _json(self._about())
         upload = re.fullmatch(r"/upload/drive/v2/files(?:/(?P<id>[^/]+))?", path)
@@ -457,17 +455,13 @@ def _handler(server: FakeDriveServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
-            import socket
-
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""  # always drain the body
             status, headers, payload = server.handle(self.command, self.path, self.headers, body)
-            self.send_response(
-                HTTPStatus(status) if status in HTTPStatus._value2member_map_ else status
-            )
+            self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(payload)))
