@@ -2,7 +2,6 @@
 
 import errno
 import logging
-import os
 
 import mlbackup_drive
 import pytest
@@ -17,6 +16,10 @@ from mlbackup import (
     immediate_backup_if_needed,
     open_target,
 )
+from mlbackup.retry import RetryPolicy
+from mlbackup.testing.faulty_fs import faulty_target
+
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0)
 
 
 @pytest.fixture
@@ -75,26 +78,21 @@ def test_a_source_already_on_the_mount_is_not_copied(mount):
     assert not (mount / "MyDrive" / "runs").exists()
 
 
-def _failing_replace(code):
-    def replace(src, dst):
-        raise OSError(code, os.strerror(code), str(dst))
-
-    return replace
-
-
-def test_a_dropped_mount_says_remount(mount, model, monkeypatch):
-    target = open_target("drive://runs/exp1")
-    # The stand-in for a FUSE mount that dropped: the rename fails with ENOTCONN.
-    monkeypatch.setattr(os, "replace", _failing_replace(errno.ENOTCONN))
+def test_a_dropped_mount_says_remount(mount, model):
+    target, faults = faulty_target("drive://runs/exp1", retry=FAST_RETRY)
+    # A FUSE mount that dropped answers every call with ENOTCONN.
+    faults.fail("mv", errno.ENOTCONN, times=10)
     with pytest.raises(BackendUnavailableError, match=r"disconnected \(ENOTCONN\).*remount"):
         backup(model, target=target, name="model.onnx")
+    assert faults.count("mv", faulted=True) == FAST_RETRY.attempts
 
 
-def test_eio_on_the_mount_names_the_quota(mount, model, monkeypatch):
-    target = open_target("drive://runs/exp1")
-    monkeypatch.setattr(os, "replace", _failing_replace(errno.EIO))
+def test_eio_on_the_mount_names_the_quota(mount, model):
+    target, faults = faulty_target("drive://runs/exp1", retry=FAST_RETRY)
+    faults.fail("mv", errno.EIO)
     with pytest.raises(TargetError, match="Drive quota is full"):
         backup(model, target=target, name="model.onnx")
+    assert faults.count("mv") == 1  # permanent: not retried
 
 
 def test_many_small_files_warn(mount, tmp_path, monkeypatch, caplog):

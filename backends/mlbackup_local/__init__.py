@@ -3,6 +3,10 @@
 URLs: ``file:///abs/path``, ``local:///abs/path``, or a plain path given to ``open_target``.
 No options.
 
+All file I/O goes through ``self.fs`` (fsspec's ``LocalFileSystem``), so a test can wrap it in
+:class:`mlbackup.testing.faulty_fs.FaultyFS` and inject ``OSError`` with any errno, slow calls
+or short writes into the real backend code.
+
 Atomicity and durability: every object is written to a temporary file under
 ``<root>/.mlbackup/tmp/`` (same filesystem, so the rename is atomic) while it is hashed, then
 moved into place with ``os.replace``; a manifest is published with ``os.link``, which fails if
@@ -17,18 +21,22 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from fsspec.implementations.local import LocalFileSystem
 
 from mlbackup.backend import ObjectInfo
-from mlbackup.errors import BackendPermissionError, ConfigError, TargetError
+from mlbackup.errors import (
+    BackendPermissionError,
+    BackendUnavailableError,
+    ConfigError,
+    TargetError,
+)
 from mlbackup.fsspec_backend import FsspecBackend
 from mlbackup.hashing import CHUNK_SIZE, new_hasher
 from mlbackup.layout import tmp_prefix
@@ -37,6 +45,8 @@ __all__ = ["LocalBackend"]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+#: Errors a network or FUSE filesystem reports for a moment's trouble: retried by the policy.
+_TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}
 
 
 def _syncfs(fd: int) -> bool:
@@ -55,8 +65,9 @@ class LocalBackend(FsspecBackend):
     hash_name: ClassVar[str] = "xxh128"
     max_workers: ClassVar[int] = 4
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(LocalFileSystem(skip_instance_cache=True), str(root), root.as_uri())
+    def __init__(self, root: Path, fs: Any = None) -> None:
+        fs = LocalFileSystem(skip_instance_cache=True) if fs is None else fs
+        super().__init__(fs, str(root), root.as_uri())
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> LocalBackend:
@@ -90,6 +101,11 @@ class LocalBackend(FsspecBackend):
             raise
         except OSError as exc:
             where = f"{operation} {key!r} in {self.root}"
+            if exc.errno in _TRANSIENT:
+                raise BackendUnavailableError(
+                    f"{where} failed for a moment ({errno.errorcode.get(exc.errno or 0)}); "
+                    "retrying; if it persists, check the disk or mount"
+                ) from exc
             if exc.errno in _FULL:
                 raise TargetError(
                     f"{where} failed: the disk is full; free space there or choose another target"
@@ -106,30 +122,38 @@ class LocalBackend(FsspecBackend):
                 ) from exc
             raise TargetError(f"{where} failed: {exc}") from exc
 
-    def _tmp_file(self) -> tuple[int, Path]:
+    def _tmp_file(self) -> Path:
+        """A new empty file (mode 0600) in the target's temp folder, on the same filesystem."""
         tmp_dir = self._file(tmp_prefix())
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.fs.makedirs(str(tmp_dir), exist_ok=True)
         fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
-        return fd, Path(name)
+        os.close(fd)
+        return Path(name)
+
+    def _make_parent(self, path: Path) -> None:
+        self.fs.makedirs(str(path.parent), exist_ok=True)
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         dest = self._file(key)
         with self.translate_errors("write", key):
-            fd, tmp = self._tmp_file()
+            tmp = self._tmp_file()
             try:
                 hasher = new_hasher(self.hash_name)
                 size = 0
-                with open(local_path, "rb") as src, os.fdopen(fd, "wb") as out:
+                with open(local_path, "rb") as src, self.fs.open(str(tmp), "wb") as out:
                     while chunk := src.read(CHUNK_SIZE):
                         hasher.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
                     out.flush()
-                    written = os.fstat(out.fileno()).st_size
+                written = int(self.fs.info(str(tmp))["size"])
                 if written != size:
-                    raise TargetError(f"short write of {key!r}: {written} of {size} bytes")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, dest)
+                    raise TargetError(
+                        f"short write of {key!r} in {self.root}: {written} of {size} bytes "
+                        "reached the disk; check free space and retry"
+                    )
+                self._make_parent(dest)
+                self.fs.mv(str(tmp), str(dest))
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
@@ -137,64 +161,71 @@ class LocalBackend(FsspecBackend):
 
     def open_read(self, key: str) -> BinaryIO:
         with self.translate_errors("read", key):
-            return open(self._file(key), "rb")
+            return cast(BinaryIO, self.fs.open(str(self._file(key)), "rb"))
 
     def info(self, key: str) -> ObjectInfo | None:
         with self.translate_errors("stat", key):
             try:
-                st = self._file(key).stat()
+                found = self.fs.info(str(self._file(key)))
             except (FileNotFoundError, NotADirectoryError):
                 return None
-        if not stat.S_ISREG(st.st_mode):
+        if found.get("type") != "file":
             return None
-        return ObjectInfo(key, st.st_size, None)
+        return ObjectInfo(key, int(found["size"]), None)
 
     def list_dir(self, prefix: str) -> list[str]:
         with self.translate_errors("list", prefix):
             try:
-                return sorted(os.listdir(self._file(prefix)))
+                entries = self.fs.ls(str(self._file(prefix)), detail=False)
             except (FileNotFoundError, NotADirectoryError):
                 return []
+        return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
 
     def move(self, src: str, dst: str) -> None:
         with self.translate_errors("move", src):
             target = self._file(dst)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._file(src), target)
+            self._make_parent(target)
+            self.fs.mv(str(self._file(src)), str(target))
 
     def delete(self, key: str) -> None:
-        with self.translate_errors("delete", key):
-            self._file(key).unlink(missing_ok=True)
+        with self.translate_errors("delete", key), contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(str(self._file(key)))
 
     def write_new(self, key: str, data: bytes) -> None:
         dest = self._file(key)
         with self.translate_errors("write", key):
-            fd, tmp = self._tmp_file()
+            tmp = self._tmp_file()
             try:
-                with os.fdopen(fd, "wb") as out:
+                with self.fs.open(str(tmp), "wb") as out:
                     out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                written = int(self.fs.info(str(tmp))["size"])
+                if written != len(data):
+                    raise TargetError(
+                        f"short write of {key!r} in {self.root}: {written} of {len(data)} bytes "
+                        "reached the disk; check free space and retry"
+                    )
+                self._make_parent(dest)
                 try:
                     # link() fails with EEXIST if the name is taken: an atomic create-only publish.
-                    os.link(tmp, dest)
+                    self.fs.link(str(tmp), str(dest))
                 except OSError as exc:
                     if exc.errno == errno.EEXIST:
                         raise FileExistsError(key) from exc
                     if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
                         raise
                     # No hard links (some FUSE mounts such as Drive's): check, then rename.
-                    if dest.exists():
+                    if self.fs.exists(str(dest)):
                         raise FileExistsError(key) from exc
-                    os.replace(tmp, dest)
+                    self.fs.mv(str(tmp), str(dest))
                 _fsync_dir(dest.parent)
             finally:
                 tmp.unlink(missing_ok=True)
 
     def read_bytes(self, key: str) -> bytes:
         with self.translate_errors("read", key):
-            return self._file(key).read_bytes()
+            return cast(bytes, self.fs.cat_file(str(self._file(key))))
 
     def sync(self) -> None:
         root = Path(self.root)

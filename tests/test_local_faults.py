@@ -1,0 +1,190 @@
+"""Disk and mount faults on the local folder and the Drive mount, through the real backend code.
+
+Faults are injected by :class:`mlbackup.testing.faulty_fs.FaultyFS` around the backend's fsspec
+filesystem. After every fault, the last committed version must still restore byte for byte, and
+no half-written version may appear.
+"""
+
+import errno
+import random
+import threading
+
+import pytest
+
+from mlbackup import (
+    BackendPermissionError,
+    BackendUnavailableError,
+    BackgroundBackup,
+    MLBackupError,
+    TargetError,
+    backup,
+    open_target,
+    restore,
+)
+from mlbackup.retry import RetryPolicy
+from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.faulty_fs import faulty_target
+
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0)
+
+
+@pytest.fixture(params=["file", "drive"])
+def url(request, tmp_path):
+    if request.param == "file":
+        return str(tmp_path / "target")
+    request.getfixturevalue("drive_mount")
+    return "drive://runs/faults"
+
+
+@pytest.fixture
+def source(tmp_path):
+    root = tmp_path / "ckpt"
+    for i in range(6):
+        path = root / f"d{i % 2}" / f"f{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes([i]) * (1000 * (i + 1)))
+    return root
+
+
+@pytest.fixture
+def committed(url, source, tmp_path):
+    """Version 1 committed; the source then changed. Returns version 1's snapshot."""
+    backup(source, target=open_target(url), name="ckpt")
+    first = tree_snapshot(source)
+    (source / "d0" / "f0.bin").write_bytes(b"changed" * 500)
+    (source / "d1" / "f1.bin").unlink()
+    (source / "new.txt").write_text("added")
+    return first
+
+
+def assert_only_version_1_and_it_restores(url, first, tmp_path):
+    target = open_target(url)
+    assert target.versions("ckpt") == [1]
+    restore("ckpt", tmp_path / "restored-v1", target=target)
+    assert tree_snapshot(tmp_path / "restored-v1") == first
+    target.verify("ckpt")
+    tmp_dir = target.local_root / ".mlbackup" / "tmp"
+    assert not tmp_dir.exists() or not list(tmp_dir.iterdir()), "temp files left behind"
+
+
+def assert_next_backup_is_exact(url, source, tmp_path):
+    target = open_target(url)
+    backup(source, target=target, name="ckpt")
+    restore("ckpt", tmp_path / "restored-next", target=target)
+    assert tree_snapshot(tmp_path / "restored-next") == tree_snapshot(source)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+@pytest.mark.parametrize("call", [1, 3])
+def test_disk_full_at_the_target(url, source, committed, tmp_path, code, call):
+    target, faults = faulty_target(url, retry=FAST_RETRY)
+    faults.fail("write", code, on_call=call)
+    with pytest.raises(TargetError, match="disk is full; free space"):
+        backup(source, target=target, name="ckpt")
+    assert faults.count("write", faulted=True) == 1  # permanent: never retried
+    assert_only_version_1_and_it_restores(url, committed, tmp_path)
+    assert_next_backup_is_exact(url, source, tmp_path)
+
+
+def test_permission_denied_is_permanent(url, source, committed, tmp_path):
+    target, faults = faulty_target(url, retry=FAST_RETRY)
+    faults.fail("open", errno.EACCES, path_contains="/tmp/")
+    with pytest.raises(BackendPermissionError, match="permission denied; make the folder"):
+        backup(source, target=target, name="ckpt")
+    assert faults.count("open", faulted=True) == 1
+    assert_only_version_1_and_it_restores(url, committed, tmp_path)
+
+
+def test_a_moment_of_timeouts_is_retried(url, source, committed, tmp_path):
+    target, faults = faulty_target(url, retry=FAST_RETRY)
+    faults.fail("mv", errno.ETIMEDOUT, times=2)  # the policy allows 3 tries
+    result = backup(source, target=target, name="ckpt")
+    assert result.version == 2
+    assert faults.count("mv", faulted=True) == 2
+    restore("ckpt", tmp_path / "v2", target=open_target(url))
+    assert tree_snapshot(tmp_path / "v2") == tree_snapshot(source)
+
+
+def test_timeouts_past_the_budget_end_in_a_transient_error(url, source, committed, tmp_path):
+    target, faults = faulty_target(url, retry=FAST_RETRY)
+    faults.fail("info", errno.ETIMEDOUT, times=1000)
+    with pytest.raises(BackendUnavailableError, match="ETIMEDOUT"):
+        backup(source, target=target, name="ckpt")
+    assert_only_version_1_and_it_restores(url, committed, tmp_path)
+
+
+@pytest.mark.parametrize("method", ["link", "write"])
+def test_failure_while_committing_the_manifest(url, source, committed, tmp_path, method):
+    target, faults = faulty_target(url, retry=FAST_RETRY)
+    faults.fail(method, errno.EIO, path_contains="" if method == "link" else "/tmp/")
+    if method == "write":
+        # Only the manifest write fails: skip the data writes that come first.
+        faults.clear()
+        writes_before_commit = 2  # f0 changed and new.txt added
+        faults.fail("write", errno.EIO, on_call=writes_before_commit + 1)
+    with pytest.raises(TargetError):
+        backup(source, target=target, name="ckpt")
+    assert_only_version_1_and_it_restores(url, committed, tmp_path)
+    assert_next_backup_is_exact(url, source, tmp_path)
+
+
+@pytest.mark.parametrize("call", [1, 2, 3])
+def test_a_silently_truncated_write_is_caught(url, source, committed, tmp_path, call):
+    target, faults = faulty_target(url, retry=FAST_RETRY)
+    faults.truncate_writes(2, on_call=call)
+    with pytest.raises(TargetError, match="short write"):
+        backup(source, target=target, name="ckpt")
+    assert_only_version_1_and_it_restores(url, committed, tmp_path)
+    assert_next_backup_is_exact(url, source, tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_faults_never_lose_a_committed_version(url, source, committed, tmp_path, seed):
+    """Seeded random EIO/ETIMEDOUT/ENOSPC on every kind of call: each backup either commits
+    an exact version or raises a typed error, and committed versions always restore."""
+    rng = random.Random(seed)
+    target, faults = faulty_target(url, retry=FAST_RETRY, seed=seed)
+    for method in ("open", "write", "mv", "info", "link", "ls", "cat_file", "rm_file"):
+        code = rng.choice([errno.EIO, errno.ETIMEDOUT, errno.ENOSPC])
+        faults.fail_randomly(method, code, probability=0.04)
+    expected = {1: committed}
+    for round_ in range(4):
+        (source / f"round-{round_}.txt").write_text(f"round {round_}")
+        try:
+            result = backup(source, target=target, name="ckpt")
+        except MLBackupError:
+            continue
+        expected[result.version] = tree_snapshot(source)
+    clean = open_target(url)
+    for version in clean.versions("ckpt"):
+        dest = tmp_path / f"v{version}"
+        restore("ckpt", dest, target=clean, version=version)
+        assert tree_snapshot(dest) == expected[version], f"version {version} (seed {seed})"
+
+
+def test_a_stalled_target_never_holds_up_the_training_loop(url, source, tmp_path):
+    target, faults = faulty_target(url)
+    release = faults.hold("open", path_contains="/tmp/")  # every upload blocks
+    steps_done = 0
+    with BackgroundBackup(target) as background:
+        for step in range(50):
+            (source / "step.txt").write_text(str(step))
+            background.submit(source, name="ckpt")  # returns at once: the target is stalled
+            steps_done += 1
+        assert steps_done == 50
+        assert background.status()["ckpt"].last_version is None
+        release.set()
+        background.flush()
+        assert background.status()["ckpt"].last_version is not None
+    restore("ckpt", tmp_path / "restored", target=open_target(url))
+    assert tree_snapshot(tmp_path / "restored") == tree_snapshot(source)
+
+
+def test_concurrent_calls_are_logged_once_each(tmp_path):
+    target, faults = faulty_target(tmp_path / "t")
+    threads = [threading.Thread(target=target.backend.info, args=(f"k{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert faults.count("info") == 8
