@@ -10,22 +10,34 @@ to the upstream server unchanged until a fault is armed::
         backup(path, target=target)                 # retried, then succeeds
         assert proxy.count(status=503) == 2
 
-Faults: canned answers for the next K requests (any status, headers and body, e.g. 429 with
-``Retry-After``), a connection reset after N bytes of a request body, a response lost after the
-server acted on the request, and added latency. Every
-request is logged (:attr:`FaultProxy.log`) so a test can count retries. Faults are consumed in
-order, so runs are deterministic.
+Faults:
+
+- canned answers for the next K requests (any status, headers and body: 503 SlowDown, 500,
+  429 with ``Retry-After``, 403 with a Drive reason), or for each request with a seeded
+  probability (:meth:`FaultProxy.answer_randomly`);
+- a connection reset after N bytes of a request body (:meth:`FaultProxy.reset_after`);
+- a response lost after the server acted on the request (:meth:`FaultProxy.lose_responses`);
+- accept-then-silence: the request is read and never answered (:meth:`FaultProxy.silence_next`);
+- refused connections: every new connection is reset at once (:attr:`FaultProxy.refusing`);
+- added latency (:attr:`FaultProxy.latency`) and a bandwidth cap (:attr:`FaultProxy.bandwidth`);
+- a hook run after the K-th request reached the server (:meth:`FaultProxy.after_request`),
+  which crash trials use to SIGKILL a client at that instant.
+
+Every request is logged (:attr:`FaultProxy.log`) so a test can count retries. Faults are
+consumed in order and random ones come from a seeded generator, so runs are deterministic.
 """
 
 from __future__ import annotations
 
 import http.client
+import random
 import socket
 import struct
 import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -72,8 +84,17 @@ class LoggedRequest:
 class FaultProxy(LoopbackServer):
     """An HTTP proxy on 127.0.0.1 and a free port, forwarding to ``upstream``."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, seed: int = 0) -> None:
         parts = urllib.parse.urlsplit(upstream)
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible faults, not secrets
+        self._random_answer: tuple[float, CannedAnswer] | None = None
+        self._silent = 0
+        self._hooks: dict[int, Callable[[], None]] = {}
+        self._released = threading.Event()
+        #: Reset every new connection at once (a store that refuses connections).
+        self.refusing = False
+        #: Cap on bytes per second through the proxy, each way (None: no cap).
+        self.bandwidth: float | None = None
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._answers: deque[CannedAnswer] = deque()
@@ -109,6 +130,36 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._lost_responses += count
 
+    def answer_randomly(
+        self,
+        probability: float,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer each request with ``status`` with ``probability`` (seeded, so reproducible)."""
+        with self._lock:
+            self._random_answer = (probability, CannedAnswer(status, body, dict(headers or {})))
+
+    def silence_next(self, count: int) -> None:
+        """Read the next ``count`` requests and never answer them (until :meth:`stop`): the
+        client's read timeout is what ends them."""
+        with self._lock:
+            self._silent += count
+
+    def after_request(self, nth: int, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once the ``nth`` request from now has been acted on by the server,
+        before its answer is relayed (for killing a client at that instant)."""
+        with self._lock:
+            self._hooks[len(self.log) + nth] = hook
+
+    def _take_silence(self) -> bool:
+        with self._lock:
+            if self._silent:
+                self._silent -= 1
+                return True
+            return False
+
     def _take_lost_response(self) -> bool:
         with self._lock:
             if self._lost_responses:
@@ -122,8 +173,13 @@ class FaultProxy(LoopbackServer):
             self._answers.clear()
             self._resets.clear()
             self._lost_responses = 0
+            self._random_answer = None
+            self._silent = 0
+            self._hooks.clear()
             self.log.clear()
             self.latency = 0.0
+            self.bandwidth = None
+            self.refusing = False
 
     def count(self, *, status: int | None = None, injected: bool | None = None) -> int:
         """How many logged requests match."""
@@ -137,15 +193,31 @@ class FaultProxy(LoopbackServer):
 
     def _next_answer(self) -> CannedAnswer | None:
         with self._lock:
-            return self._answers.popleft() if self._answers else None
+            if self._answers:
+                return self._answers.popleft()
+            if self._random_answer and self._rng.random() < self._random_answer[0]:
+                return self._random_answer[1]
+            return None
+
+    def _throttle(self, size: int) -> None:
+        if self.bandwidth:
+            time.sleep(size / self.bandwidth)  # the fault itself: a slow link
+
+    def _run_hook(self, number: int) -> None:
+        with self._lock:
+            hook = self._hooks.pop(number, None)
+        if hook is not None:
+            hook()
 
     def _next_reset(self, has_body: bool) -> int | None:
         with self._lock:
             return self._resets.popleft() if has_body and self._resets else None
 
-    def _record(self, entry: LoggedRequest) -> None:
+    def _record(self, entry: LoggedRequest) -> int:
+        """Log ``entry``; its number (1-based) in the log."""
         with self._lock:
             self.log.append(entry)
+            return len(self.log)
 
     def start(self) -> FaultProxy:
         proxy = self
@@ -156,6 +228,13 @@ class FaultProxy(LoopbackServer):
             def setup(self) -> None:
                 super().setup()
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def handle(self) -> None:
+                if proxy.refusing:
+                    proxy._record(LoggedRequest("CONNECT", "", 0, True))
+                    self._reset()
+                    return
+                super().handle()
 
             def _relay(self) -> None:
                 if proxy.latency:
@@ -169,17 +248,25 @@ class FaultProxy(LoopbackServer):
                     self._reset()
                     return
                 body = self._read_chunked() if chunked else self.rfile.read(length)
+                proxy._throttle(len(body))
+                if proxy._take_silence():
+                    proxy._record(LoggedRequest(self.command, self.path, 0, True))
+                    proxy._released.wait()
+                    self._reset()
+                    return
                 answer = proxy._next_answer()
                 if answer is not None:
                     proxy._record(LoggedRequest(self.command, self.path, answer.status, True))
                     self._send(answer.status, list(answer.headers.items()), answer.body)
                     return
                 status, headers, payload = self._forward(body)
+                proxy._throttle(len(payload))
                 if proxy._take_lost_response():
                     proxy._record(LoggedRequest(self.command, self.path, 0, True))
                     self._reset()
                     return
-                proxy._record(LoggedRequest(self.command, self.path, status, False))
+                number = proxy._record(LoggedRequest(self.command, self.path, status, False))
+                proxy._run_hook(number)
                 self._send(status, headers, payload)
 
             def _read_chunked(self) -> bytes:
@@ -248,5 +335,6 @@ class FaultProxy(LoopbackServer):
         return self
 
     def stop(self) -> None:
+        self._released.set()  # silenced requests end with a reset
         shut_down(self._httpd)
         self._httpd = None
