@@ -1,47 +1,47 @@
-"""kill -9 at every named point of the protocol, and at instants picked by progress, on the
-local folder, S3 (moto) and GCS (the emulator) alike.
+"""kill -9 at every named point of the protocol, at instants picked by progress, and after the
+k-th request, on every backend that runs in another process: the local folder, the Drive mount
+(a temp folder), S3 (moto), GCS (the emulator) and the Drive API (the fake Drive).
 
 Each trial: versions 1 and 2 are committed; the source changes (files edited, deleted, added);
-a child process backing it up with keep_last=2 is SIGKILLed. Afterwards every committed version
-must restore byte for byte, and the next backup must complete and be exact.
+a child process backing it up with keep_last=2 is SIGKILLed (by
+:func:`mlbackup.testing.crash.run_backup_process`). Afterwards every committed version must
+restore byte for byte, and the next backup must complete and be exact.
 """
 
-import json
 import os
 import random
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from mlbackup import backup, open_target, restore
 from mlbackup.crashpoints import POINTS
 from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.crash import run_backup_process
+from mlbackup.testing.fault_proxy import FaultProxy
 
-CHILD = """
-import json, sys
-from mlbackup import backup, open_target
-def progress(event):
-    print(event.path, flush=True)
-target = open_target(sys.argv[2], **json.loads(sys.argv[3]))
-backup(sys.argv[1], target=target, name="ckpt", keep_last=2, progress=progress)
-print("done", flush=True)
-"""
+STORES = ["file", "drive", "s3", "gs", "gdrive"]
 
 
-@pytest.fixture(params=["file", "s3", "gs"])
+@pytest.fixture(params=STORES)
 def store(request, tmp_path):
     """(URL, options) of an empty target on each kind of store."""
     if request.param == "file":
         return str(tmp_path / "target"), {}
+    if request.param == "drive":
+        request.getfixturevalue("drive_mount")
+        return "drive://crash", {}
     if request.param == "s3":
         server = request.getfixturevalue("s3_server")
         bucket = request.getfixturevalue("s3_bucket")
         return f"s3://{bucket}/crash", server.storage_options()
-    server = request.getfixturevalue("gcs_server")
-    bucket = request.getfixturevalue("gcs_bucket")
-    return f"gs://{bucket}/crash", server.storage_options()
+    if request.param == "gs":
+        server = request.getfixturevalue("gcs_server")
+        bucket = request.getfixturevalue("gcs_bucket")
+        return f"gs://{bucket}/crash", server.storage_options()
+    drive_api = request.getfixturevalue("drive_api")
+    key_file = request.getfixturevalue("gcs_key_file")
+    options = {"service_account_json": str(key_file), "api_endpoint": drive_api.endpoint_url}
+    return "gdrive://root/crash", options
 
 
 def open_store(store):
@@ -75,28 +75,6 @@ def committed(tmp_path, store):
     return src, target, snapshots
 
 
-def run_child(src, target, env_extra=None, kill_after_lines=None, kill_after_seconds=None):
-    env = {**os.environ, **(env_extra or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(src), target[0], json.dumps(target[1])],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    if kill_after_lines is not None:
-        for _ in range(kill_after_lines):
-            if not proc.stdout.readline():
-                break
-        proc.send_signal(signal.SIGKILL)
-    elif kill_after_seconds is not None:
-        try:  # the kill instant is the experiment, not a synchronisation
-            proc.wait(timeout=kill_after_seconds)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    return proc.returncode, out
-
-
 def check_all_versions(target, snapshots, tmp_path, label):
     t = open_store(target)
     for version in t.versions("ckpt"):
@@ -122,8 +100,8 @@ def check_all_versions(target, snapshots, tmp_path, label):
 def test_kill_at_named_point(committed, tmp_path, point):
     src, target, snapshots = committed
     assert point.split(":")[0] in POINTS
-    code, _ = run_child(src, target, {"MLBACKUP_CRASH_AT": point})
-    assert code == -signal.SIGKILL
+    outcome = run_backup_process(src, *target, keep_last=2, at_point=point)
+    assert outcome.killed
     snapshots[3] = tree_snapshot(src)
     versions = check_all_versions(target, snapshots, tmp_path, "crash")
     committed_new = point in ("after-commit", "during-retention")
@@ -136,18 +114,34 @@ def test_kill_at_named_point(committed, tmp_path, point):
 
 @pytest.mark.parametrize("lines", range(13))  # with the 7 named points: 20 kills per store
 def test_kill_at_progress_instants(committed, tmp_path, lines):
-    kill_then_recover(committed, tmp_path, kill_after_lines=lines)
+    kill_then_recover(committed, tmp_path, after_progress=lines)
 
 
-def kill_then_recover(committed, tmp_path, **kill):
+@pytest.mark.parametrize("store", ["s3", "gs", "gdrive"], indirect=True)
+@pytest.mark.parametrize("nth", [1, 3, 6, 10, 15])
+def test_kill_after_the_kth_request(committed, tmp_path, nth):
+    """Killed right after the server acted on a request, before the client heard back."""
+    url, options = committed[1]
+    endpoint = "api_endpoint" if url.startswith("gdrive") else "endpoint_url"
+    with FaultProxy(options[endpoint]) as proxy:
+        proxied = {**options, endpoint: proxy.endpoint_url}
+        outcome = kill_then_recover(
+            committed, tmp_path, options=proxied, proxy=proxy, after_requests=nth
+        )
+    assert outcome.killed
+
+
+def kill_then_recover(committed, tmp_path, options=None, **kill):
     """Kill a backup as ``kill`` says; every kept version must restore, the next run finish."""
     src, target, snapshots = committed
-    code, _ = run_child(src, target, **kill)
-    assert code in (-signal.SIGKILL, 0)
+    url = target[0]
+    outcome = run_backup_process(src, url, options or target[1], keep_last=2, **kill)
+    assert outcome.killed or outcome.finished
     snapshots[3] = tree_snapshot(src)
     check_all_versions(target, snapshots, tmp_path, "crash")
     backup(src, target=open_store(target), name="ckpt", keep_last=2)
     assert check_all_versions(target, snapshots, tmp_path, "recovery")[-1] == 3
+    return outcome
 
 
 @pytest.mark.parametrize("store", ["s3", "gs"], indirect=True)
@@ -160,8 +154,8 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
     first = big.read_bytes()
     backup(big.parent, target=open_target(url, **options), name="ckpt")
     big.write_bytes(os.urandom(12 << 20))
-    code, _ = run_child(big.parent, (url, options), {"MLBACKUP_CRASH_AT": "after-part:1"})
-    assert code == -signal.SIGKILL
+    outcome = run_backup_process(big.parent, url, options, at_point="after-part:1")
+    assert outcome.killed
     target = open_target(url, **options)
     for name in target.backend.list_dir("ckpt"):
         info = target.backend.info(f"ckpt/{name}")
@@ -179,4 +173,4 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
 def test_kill_at_random_instants(committed, tmp_path, seed):
     """30 more kills per store at seeded random instants (run with: pytest -m soak)."""
     delay = random.Random(seed).uniform(0.0, 3.0)
-    kill_then_recover(committed, tmp_path, kill_after_seconds=delay)
+    kill_then_recover(committed, tmp_path, after_seconds=delay)
