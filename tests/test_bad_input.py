@@ -149,3 +149,37 @@ def test_symlinks_and_special_files_are_skipped_and_reported(tmp_path):
         assert name in skipped
     restore("tree", tmp_path / "out", target=tmp_path / "target")
     assert tree_snapshot(tmp_path / "out") == {"real.txt": b"real"}
+
+
+def test_credential_files_in_a_tree_are_left_out_and_reported(tmp_path, caplog):
+    run = tmp_path / "run"
+    (run / ".aws").mkdir(parents=True)
+    (run / ".aws" / "credentials").write_text("[default]\naws_secret_access_key=x")
+    (run / ".env").write_text("TOKEN=x")
+    (run / ".env.example").write_text("TOKEN=")
+    (run / ".netrc").write_text("machine x password y")
+    (run / "sa.json").write_text(json.dumps({"type": "service_account", "private_key": "k"}))
+    (run / "config.json").write_text(json.dumps({"hidden_size": 8}))
+    (run / "model.bin").write_bytes(b"weights")
+    target = open_target(tmp_path / "t")
+    result = backup(run, target=target, name="run")
+    restore("run", tmp_path / "back", target=target)
+    kept = sorted(p.name for p in (tmp_path / "back").rglob("*") if p.is_file())
+    assert kept == [".env.example", "config.json", "model.bin"]
+    reasons = "\n".join(result.skipped_entries)
+    for rel in (".aws/credentials", ".env", ".netrc", "sa.json"):
+        assert f"{rel}: looks like a credential" in reasons
+    assert "service-account key" in reasons and "include_credential_files" in reasons
+    assert "skipped sa.json: looks like a credential" in caplog.text
+
+
+def test_credential_files_can_be_included_on_purpose(tmp_path):
+    from mlbackup import load_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".env").write_text("TOKEN=x")
+    config = load_config(environ={"MLBACKUP_INCLUDE_CREDENTIAL_FILES": "1"})
+    result = backup(run, target=open_target(tmp_path / "t"), name="run", config=config)
+    assert result.skipped_entries == ()
+    assert result.files_total == 1

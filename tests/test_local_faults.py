@@ -164,7 +164,7 @@ def test_random_faults_never_lose_a_committed_version(url, source, committed, tm
 
 def test_a_stalled_target_never_holds_up_the_training_loop(url, source, tmp_path):
     target, faults = faulty_target(url)
-    release = faults.hold("open", path_contains="/tmp/")  # every upload blocks
+    stalled = faults.hold("open", path_contains="/tmp/")  # every upload blocks
     steps_done = 0
     with BackgroundBackup(target) as background:
         for step in range(50):
@@ -173,7 +173,7 @@ def test_a_stalled_target_never_holds_up_the_training_loop(url, source, tmp_path
             steps_done += 1
         assert steps_done == 50
         assert background.status()["ckpt"].last_version is None
-        release.set()
+        stalled.release()
         background.flush()
         assert background.status()["ckpt"].last_version is not None
     restore("ckpt", tmp_path / "restored", target=open_target(url))
@@ -188,3 +188,48 @@ def test_concurrent_calls_are_logged_once_each(tmp_path):
     for thread in threads:
         thread.join()
     assert faults.count("info") == 8
+
+
+def test_temp_files_are_private_while_a_backup_runs(tmp_path):
+    """The SQLite snapshot beside the source and the upload temp file on the target: 0600."""
+    import sqlite3
+    import stat
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with sqlite3.connect(run / "study.db") as db:
+        db.execute("create table t (x)")
+    db.close()
+    target, faults = faulty_target(tmp_path / "target")
+    upload = faults.hold("open", path_contains="/tmp/")
+    worker = threading.Thread(target=backup, args=(run,), kwargs={"target": target})
+    worker.start()
+    assert upload.arrived.wait(timeout=30)
+    snapshots = list(run.glob(".mlbackup-snap-*"))
+    uploads = list((tmp_path / "target").rglob("put-*"))
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in snapshots + uploads]
+    upload.release()
+    worker.join()
+    assert len(snapshots) == 1 and len(uploads) == 1
+    assert modes == [0o600, 0o600]
+    assert not list(run.glob(".mlbackup-snap-*"))  # and gone afterwards
+
+
+def test_restore_temp_files_are_private_until_placed(tmp_path):
+    import stat
+
+    (tmp_path / "secret.bin").write_bytes(b"weights")
+    backup(tmp_path / "secret.bin", target=open_target(tmp_path / "t"), name="secret.bin")
+    target, faults = faulty_target(tmp_path / "t")
+    download = faults.hold("open", path_contains="secret.bin")
+    dest = tmp_path / "back" / "secret.bin"
+    dest.parent.mkdir()
+    worker = threading.Thread(target=restore, args=("secret.bin", dest), kwargs={"target": target})
+    worker.start()
+    assert download.arrived.wait(timeout=30)
+    temps = list(dest.parent.glob(".mlbackup-restore-*"))
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in temps]
+    download.release()
+    worker.join()
+    assert modes == [0o600]
+    assert dest.read_bytes() == b"weights"

@@ -116,6 +116,7 @@ def immediate_backup_if_needed(
             name if name is not None else default_name(source, cfg.source_root),
             keep_last=keep_last if keep_last is not None else cfg.keep_last,
             progress=progress,
+            include_credentials=cfg.include_credential_files,
         )
 
 
@@ -170,6 +171,7 @@ def backup(
             name if name is not None else default_name(source, cfg.source_root),
             keep_last=keep_last if keep_last is not None else cfg.keep_last,
             progress=progress,
+            include_credentials=cfg.include_credential_files,
         )
 
 

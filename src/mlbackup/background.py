@@ -193,7 +193,13 @@ class BackgroundBackup(ClosingContext):
         delay = self._backoff
         for attempt in range(self._retries + 1):
             try:
-                result = run_backup(self._target, job.path, job.name, keep_last=self._keep_last)
+                result = run_backup(
+                    self._target,
+                    job.path,
+                    job.name,
+                    keep_last=self._keep_last,
+                    include_credentials=self._config.include_credential_files,
+                )
             except BackendUnavailableError as exc:
                 if attempt == self._retries or self._stop.wait(delay):
                     self._failed(job, exc)

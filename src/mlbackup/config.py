@@ -61,6 +61,7 @@ _ENV_KEYS = {
     "MLBACKUP_STORAGE_OPTIONS": "storage_options",
     "MLBACKUP_SOURCE_ROOT": "source_root",
     "MLBACKUP_KEEP_LAST": "keep_last",
+    "MLBACKUP_INCLUDE_CREDENTIAL_FILES": "include_credential_files",
 }
 # Read elsewhere, but still ours: known so that a typo in any other MLBACKUP_ name is caught.
 _OTHER_ENV = {"MLBACKUP_CONFIG", DRIVE_MOUNT_ENV, "MLBACKUP_CRASH_AT"}
@@ -78,6 +79,8 @@ class BackupConfig:
         storage_options: the backend's own options (credentials included: never shown).
         source_root: backup names are paths relative to this folder.
         keep_last: versions kept per name; ``None`` keeps all.
+        include_credential_files: back up credential files found inside folders (service-account
+            keys, ``.env``, ``.netrc``, ...); by default they are left out and reported.
     """
 
     enabled: bool = True
@@ -85,6 +88,7 @@ class BackupConfig:
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     source_root: Path = field(default_factory=Path.cwd)
     keep_last: int | None = None
+    include_credential_files: bool = False
 
     def __repr__(self) -> str:
         # Storage options may hold secrets: show their names only.
@@ -92,7 +96,8 @@ class BackupConfig:
         return (
             f"BackupConfig(enabled={self.enabled}, target={self.target!r}, "
             f"storage_options={{{options}}}, source_root={str(self.source_root)!r}, "
-            f"keep_last={self.keep_last})"
+            f"keep_last={self.keep_last}, "
+            f"include_credential_files={self.include_credential_files})"
         )
 
     def target_url(self) -> str:
@@ -152,8 +157,8 @@ def _normalise(raw: Mapping[str, Any], where: str, base: Path) -> dict[str, Any]
     for key, value in raw.items():
         if key not in _FIELDS:
             raise _unknown_key(key, _FIELDS, where)
-        if key == "enabled":
-            out[key] = _as_bool(value, f"'enabled' in {where}")
+        if key in ("enabled", "include_credential_files"):
+            out[key] = _as_bool(value, f"'{key}' in {where}")
         elif key == "keep_last":
             out[key] = _as_keep_last(value, f"'keep_last' in {where}")
         elif key == "storage_options":

@@ -152,11 +152,19 @@ def run_backup(
     *,
     keep_last: int | None = None,
     progress: ProgressCallback | None = None,
+    include_credentials: bool = False,
 ) -> BackupResult:
     """Back ``source`` up as ``name``; see the module docstring for the protocol."""
     layout.check_name(name)
     with name_lock(target.url, name):
-        return _run_backup(target, source, name, keep_last=keep_last, progress=progress)
+        return _run_backup(
+            target,
+            source,
+            name,
+            keep_last=keep_last,
+            progress=progress,
+            include_credentials=include_credentials,
+        )
 
 
 def _run_backup(
@@ -166,11 +174,14 @@ def _run_backup(
     *,
     keep_last: int | None,
     progress: ProgressCallback | None,
+    include_credentials: bool,
 ) -> BackupResult:
     started = time.perf_counter()
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
-    scanned = scan(source)
+    scanned = scan(source, include_credentials=include_credentials)
+    for entry in scanned.skipped:
+        log.warning("%s: skipped %s", name, entry)
     limit = target.backend.many_files_warning
     if limit is not None and len(scanned.files) > limit:
         log.warning(

@@ -11,8 +11,9 @@ consistent state of one source file:
   changed meanwhile.
 
 Left out of folders, and reported: symlinks (never followed, so nothing outside the tree is
-read), sockets, FIFOs and devices (opening a FIFO would block), our own snapshot temp files, and
-the ``-wal``/``-shm``/``-journal`` siblings of a database (the snapshot already holds their data).
+read), sockets, FIFOs and devices (opening a FIFO would block), our own snapshot temp files,
+the ``-wal``/``-shm``/``-journal`` siblings of a database (the snapshot already holds their data)
+and, unless asked for, credential files (see :mod:`mlbackup.credential_files`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .credential_files import credential_reason
 from .errors import SourceError, SourceMissingError
 
 __all__ = [
@@ -122,8 +124,12 @@ def is_sqlite(path: Path) -> bool:
         return False
 
 
-def scan(path: Path) -> ScannedSource:
-    """List the file or folder at ``path`` (stat only, no data read).
+def scan(path: Path, *, include_credentials: bool = False) -> ScannedSource:
+    """List the file or folder at ``path`` (stat only, no data read but small JSON files'
+    heads, sniffed for keys).
+
+    ``include_credentials`` keeps credential files inside a folder; otherwise they are skipped
+    and reported in ``skipped``.
 
     Raises:
         SourceMissingError: nothing exists at ``path``.
@@ -146,12 +152,17 @@ def scan(path: Path) -> ScannedSource:
     files: list[SourceFile] = []
     empty_dirs: list[str] = []
     skipped: list[str] = []
-    _walk(path, "", files, empty_dirs, skipped)
+    _walk(path, "", files, empty_dirs, skipped, include_credentials)
     return ScannedSource("dir", files, empty_dirs, skipped)
 
 
 def _walk(
-    folder: Path, prefix: str, files: list[SourceFile], empty: list[str], skipped: list[str]
+    folder: Path,
+    prefix: str,
+    files: list[SourceFile],
+    empty: list[str],
+    skipped: list[str],
+    include_credentials: bool,
 ) -> None:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -173,9 +184,20 @@ def _walk(
             skipped.append(f"{rel}: symlink (not followed)")
         elif stat.S_ISDIR(st.st_mode):
             kept += 1
-            _walk(Path(entry.path), f"{rel}/", files, empty, skipped)
+            _walk(Path(entry.path), f"{rel}/", files, empty, skipped, include_credentials)
         elif stat.S_ISREG(st.st_mode):
             if _is_sidecar(entry.name, names, folder):
+                continue
+            why = (
+                None
+                if include_credentials
+                else credential_reason(rel, Path(entry.path), st.st_size)
+            )
+            if why is not None:
+                skipped.append(
+                    f"{rel}: looks like a credential ({why}), left out; set "
+                    "include_credential_files = true to back it up"
+                )
                 continue
             kept += 1
             has_wal = f"{entry.name}-wal" in names

@@ -15,7 +15,8 @@ only for paths containing a given text:
   ``EACCES``, ``ENOTCONN``, ``ETIMEDOUT``, ``EDQUOT``, ...); :meth:`FaultyFS.fail_randomly`
   does so with a seeded probability;
 - :meth:`FaultyFS.slow`: add a delay; :meth:`FaultyFS.hold`: block until the test releases
-  an event (to test that nothing waits on the target, without timing anything);
+  the hold (to test that nothing waits on the target, or to look at the disk mid-backup,
+  without timing anything);
 - :meth:`FaultyFS.truncate_writes`: a file opened for writing keeps only its first N bytes,
   silently, as a disk that lost data would.
 
@@ -39,7 +40,23 @@ from typing import Any
 from ..retry import RetryPolicy
 from ..target import BackupTarget, open_target
 
-__all__ = ["FaultyFS", "FsCall", "faulty_target"]
+__all__ = ["FaultyFS", "FsCall", "Hold", "faulty_target"]
+
+
+class Hold:
+    """Calls held by :meth:`FaultyFS.hold`: :attr:`arrived` is set when the first one is
+    waiting; :meth:`release` lets them all go."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _wait(self) -> None:
+        self.arrived.set()
+        self._released.wait()
 
 
 @dataclass
@@ -51,7 +68,7 @@ class _Fault:
     errno: int | None = None
     probability: float | None = None
     delay: float = 0.0
-    event: threading.Event | None = None
+    hold: Hold | None = None
     keep_bytes: int | None = None
     seen: int = field(default=0, init=False)
 
@@ -117,11 +134,11 @@ class FaultyFS:
 
     def hold(
         self, method: str, *, on_call: int = 1, times: int = 1_000_000, path_contains: str = ""
-    ) -> threading.Event:
-        """Block calls of ``method`` until the returned event is set."""
-        event = threading.Event()
-        self._arm(_Fault(method, on_call, times, path_contains, event=event))
-        return event
+    ) -> Hold:
+        """Block calls of ``method`` until the returned :class:`Hold` is released."""
+        hold = Hold()
+        self._arm(_Fault(method, on_call, times, path_contains, hold=hold))
+        return hold
 
     def truncate_writes(
         self, keep_bytes: int, *, on_call: int = 1, times: int = 1, path_contains: str = ""
@@ -162,8 +179,8 @@ class FaultyFS:
         """Apply the faults due for this call; the bytes to keep if writes are truncated."""
         keep: int | None = None
         for fault in self._due(method, path):
-            if fault.event is not None:
-                fault.event.wait()
+            if fault.hold is not None:
+                fault.hold._wait()
             if fault.delay:
                 time.sleep(fault.delay)  # the fault itself: a slow disk, not a synchronisation
             if fault.errno is not None:
@@ -228,7 +245,7 @@ class _FaultyFile:
 def _label(fault: _Fault) -> str:
     if fault.errno is not None:
         return errno.errorcode.get(fault.errno, str(fault.errno))
-    if fault.event is not None:
+    if fault.hold is not None:
         return "held"
     if fault.keep_bytes is not None:
         return f"truncated to {fault.keep_bytes}"
