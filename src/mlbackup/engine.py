@@ -180,8 +180,8 @@ def _run_backup(
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
     scanned = scan(source, include_credentials=include_credentials)
-    for entry in scanned.skipped:
-        log.warning("%s: skipped %s", name, entry)
+    for left_out in scanned.skipped:
+        log.warning("%s: skipped %s", name, left_out)
     limit = target.backend.many_files_warning
     if limit is not None and len(scanned.files) > limit:
         log.warning(
