@@ -130,3 +130,40 @@ def test_pending_backups_are_flushed_at_interpreter_exit(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code, str(src), str(target)], check=True, timeout=60)
     assert (target / "out.txt").read_text() == "written just before exit"
+
+
+def test_exit_reports_each_name_committed_or_not(tmp_path):
+    """At exit one name is committed, one failed and one is stuck on a stalled target: each is
+    reported."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("b")
+    code = """
+import logging, sys
+from mlbackup.background import BackgroundBackup
+from mlbackup.testing.faulty_fs import faulty_target
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+target, faults = faulty_target(sys.argv[1])
+bg = BackgroundBackup(target, exit_timeout=0.5)
+bg.submit(sys.argv[2] + "/a.txt", "a.txt")
+bg.submit(sys.argv[2] + "/missing.txt", "c.txt")  # fails for good: the file is gone
+try:
+    bg.flush()
+except Exception:
+    pass
+faults.hold("open", path_contains="/tmp/")  # the target stalls from here on, never released
+bg.submit(sys.argv[2] + "/b.txt", "b.txt")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "target"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "INFO at exit: a.txt committed as version 1 on file://" in done.stderr
+    assert "ERROR at exit: b.txt NOT committed: still being sent" in done.stderr
+    assert "the last committed version is none from this run" in done.stderr
+    assert "ERROR at exit: c.txt NOT committed:" in done.stderr and "does not exist" in done.stderr

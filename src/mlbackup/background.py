@@ -12,6 +12,7 @@ ten futures get that result. A failure is recorded, logged once per kind, shown 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -95,6 +96,9 @@ class BackgroundBackup(ClosingContext):
         retries: how often a transient failure (:class:`BackendUnavailableError`) is retried,
             with exponential backoff from ``backoff`` seconds.
         backoff: the first retry's delay.
+        exit_timeout: at interpreter exit (or SIGTERM), how long to wait for pending backups;
+            then each name is logged as committed or NOT committed, with the version that is
+            safe on the target instead.
 
     Example:
         >>> import pathlib, tempfile
@@ -118,6 +122,7 @@ class BackgroundBackup(ClosingContext):
         strict: bool = False,
         retries: int = 3,
         backoff: float = 0.5,
+        exit_timeout: float = 60.0,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
@@ -128,6 +133,7 @@ class BackgroundBackup(ClosingContext):
         self._strict = strict
         self._retries = retries
         self._backoff = backoff
+        self.exit_timeout = exit_timeout
         self._lock = threading.Condition()
         self._queue: OrderedDict[str, _Job] = OrderedDict()
         self._running: _Job | None = None
@@ -294,13 +300,16 @@ class BackgroundBackup(ClosingContext):
             if self._closed:
                 return
             self._closed = True
+        flushed = False
         try:
             self.flush(timeout)
+            flushed = True
         finally:
             self._stop.set()
             with self._lock:
                 self._lock.notify_all()
-            self._worker.join(timeout)
+            # A worker stuck on the target after a flush timeout is not waited for twice.
+            self._worker.join(timeout if flushed else 0)
             _unregister_exit_flush(self)
             if self._owns_target:
                 self._target.close()
@@ -318,10 +327,29 @@ _hook_lock = threading.Lock()
 
 def _flush_all_at_exit() -> None:
     for bg in list(_live):
-        try:
-            bg.close(timeout=60)
-        except Exception as exc:  # noqa: BLE001 - at exit, report and go on with the others
-            log.error("at exit, background backups did not all commit: %s", exc)
+        # At exit a failure is not raised: each name is reported below instead.
+        with contextlib.suppress(Exception):
+            bg.close(timeout=bg.exit_timeout)
+        _report_at_exit(bg)
+
+
+def _report_at_exit(bg: BackgroundBackup) -> None:
+    """One line per name: committed, or not and why (and which version is safe instead)."""
+    for name, status in sorted(bg.status().items()):
+        last = f"version {status.last_version}" if status.last_version else "none from this run"
+        if status.pending:
+            log.error(
+                "at exit: %s NOT committed: still being sent to %s after %.0f s; the last "
+                "committed version is %s (flush() before exiting, or raise exit_timeout)",
+                name, bg.target.url, bg.exit_timeout, last,
+            )  # fmt: skip
+        elif status.last_error is not None:
+            log.error(
+                "at exit: %s NOT committed: %s; the last committed version is %s",
+                name, status.last_error, last,
+            )  # fmt: skip
+        else:
+            log.info("at exit: %s committed as %s on %s", name, last, bg.target.url)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
