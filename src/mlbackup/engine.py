@@ -19,6 +19,7 @@ A kill -9 at any point leaves the previous committed version restorable (see
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -28,7 +29,13 @@ from pathlib import Path
 
 from . import __version__, layout
 from .crashpoints import crash_point
-from .errors import CommitConflictError, ConfigError, SourceChangedError
+from .errors import (
+    CommitConflictError,
+    ConfigError,
+    SourceChangedError,
+    SourceError,
+    SourceMissingError,
+)
 from .hashing import hash_file
 from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
@@ -47,8 +54,9 @@ READ_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class _Sent:
-    entry: FileEntry
+    entry: FileEntry | None  # None: the file was left out (see ``skipped``)
     sent: bool
+    skipped: str | None = None
 
 
 class _Transfer:
@@ -100,7 +108,17 @@ class _Transfer:
             self.backend.delete(plain)
 
     def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
-        """Send one new or changed file; returns its manifest entry."""
+        """Send one new or changed file; returns its manifest entry, or why it was left out
+        (it vanished or became unreadable since the scan: one such file never fails the rest)."""
+        try:
+            return self._send(source, old)
+        except (FileNotFoundError, PermissionError, SourceError):
+            if source.abspath.exists() and os.access(source.abspath, os.R_OK):
+                raise  # not the source's doing
+            why = "vanished" if not os.path.lexists(source.abspath) else "became unreadable"
+            return _Sent(None, False, f"{source.path}: {why} during the backup, left out")
+
+    def _send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
         key = layout.plain_key(self.name, source.path)
         for _attempt in range(READ_ATTEMPTS):
             before = current_signature(source.abspath)
@@ -180,8 +198,8 @@ def _run_backup(
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
     scanned = scan(source, include_credentials=include_credentials)
-    for left_out in scanned.skipped:
-        log.warning("%s: skipped %s", name, left_out)
+    for reason in scanned.skipped:
+        log.warning("%s: skipped %s", name, reason)
     limit = target.backend.many_files_warning
     if limit is not None and len(scanned.files) > limit:
         log.warning(
@@ -214,15 +232,20 @@ def _run_backup(
     for entry in gone:
         transfer.displace(entry)
     sent = _send_all(transfer, todo)
+    left_out = [s.skipped for s in sent if s.skipped is not None]
+    if left_out and scanned.kind == "file":
+        raise SourceMissingError(f"{source} {left_out[0].split(': ', 1)[1]}; nothing was committed")
+    for why in left_out:
+        log.warning("%s: skipped %s", name, why)
 
-    entries = unchanged + [s.entry for s in sent]
+    entries = unchanged + [s.entry for s in sent if s.entry is not None]
     files_sent = sum(1 for s in sent if s.sent)
-    bytes_sent = sum(s.entry.size for s in sent if s.sent)
+    bytes_sent = sum(s.entry.size for s in sent if s.sent and s.entry is not None)
     common = {
         "name": name,
         "target": target.url,
         "source": source,
-        "skipped_entries": tuple(scanned.skipped),
+        "skipped_entries": tuple(scanned.skipped + left_out),
         "files_total": len(entries),
         "bytes_total": sum(e.size for e in entries),
         "staged": target.backend.staged_writes,

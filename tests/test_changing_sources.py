@@ -1,0 +1,129 @@
+"""Sources that change while they are backed up, and two processes backing up one name.
+
+The target is held mid-backup with :class:`~mlbackup.testing.faulty_fs.FaultyFS` while the test
+changes the source, so the interleaving is exact (no sleeps, no luck).
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from mlbackup import SourceMissingError, backup, open_target, restore
+from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.faulty_fs import faulty_target
+
+MiB = 1 << 20
+
+
+def run_held(target, faults, source, while_held, **hold):
+    """Back ``source`` up with the target held as ``hold`` says; run ``while_held`` meanwhile."""
+    held = faults.hold(times=1, **hold)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = backup(source, target=target, name="ckpt")
+        except Exception as exc:  # handed to the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert held.arrived.wait(timeout=30)
+    while_held()
+    held.release()
+    worker.join(timeout=60)
+    return outcome
+
+
+def test_a_file_rewritten_while_it_is_sent_is_sent_again_never_mixed(tmp_path, caplog):
+    src = tmp_path / "weights.bin"
+    old, new = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    src.write_bytes(old)
+    target, faults = faulty_target(tmp_path / "t")
+
+    def rewrite_in_place():  # same inode, new bytes: a reader mid-file sees both
+        with open(src, "r+b") as f:
+            f.write(new)
+
+    # Hold the second chunk written to the target: the first chunk holds the old bytes.
+    with caplog.at_level(logging.INFO, logger="mlbackup"):
+        outcome = run_held(target, faults, src, rewrite_in_place, method="write", on_call=2)
+    assert "error" not in outcome, outcome
+    restore("ckpt", tmp_path / "back.bin", target=open_target(tmp_path / "t"))
+    assert (tmp_path / "back.bin").read_bytes() == new  # re-read in full, not old + new
+    assert "changed while it was read; reading it again" in caplog.text
+
+
+def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path):
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}.bin").write_bytes(bytes([i]) * 5000)
+    target, faults = faulty_target(tmp_path / "t")
+    target.backend.inner.max_workers = 1  # one upload at a time: f0 is held, f5 not yet read
+
+    def change_tree():
+        (root / "f5.bin").unlink()  # scanned, not yet sent: vanishes
+        (root / "f4.bin").write_bytes(b"rewritten")  # not yet sent: the new bytes are taken
+        (root / "late.txt").write_text("added after the scan")  # the next backup's job
+
+    outcome = run_held(target, faults, root, change_tree, method="open", path_contains="/tmp/")
+    result = outcome["result"]
+    assert "f5.bin: vanished during the backup, left out" in result.skipped_entries
+    restore("ckpt", tmp_path / "v1", target=open_target(tmp_path / "t"))
+    restored = tree_snapshot(tmp_path / "v1")
+    assert sorted(restored) == [f"f{i}.bin" for i in range(5)]
+    assert restored["f4.bin"] == b"rewritten"
+    second = backup(root, target=open_target(tmp_path / "t"), name="ckpt")
+    restore("ckpt", tmp_path / "v2", target=open_target(tmp_path / "t"))
+    assert tree_snapshot(tmp_path / "v2") == tree_snapshot(root)
+    assert second.files_sent == 1  # only late.txt
+
+
+def test_a_single_file_that_vanishes_mid_backup_commits_nothing(tmp_path):
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"onnx" * 1000)
+    target, faults = faulty_target(tmp_path / "t")
+    outcome = run_held(target, faults, src, src.unlink, method="open", path_contains="/tmp/")
+    assert isinstance(outcome["error"], SourceMissingError)
+    assert "vanished during the backup" in str(outcome["error"])
+    assert open_target(tmp_path / "t").list() == []
+
+
+@pytest.mark.parametrize("store", ["file", "s3"])
+def test_two_processes_backing_up_one_name_at_once(tmp_path, store, request):
+    """Both commit, one after the other; each version is exactly one writer's tree."""
+    if store == "s3":
+        server = request.getfixturevalue("s3_server")
+        url, options = f"s3://{request.getfixturevalue('s3_bucket')}/two", server.storage_options()
+    else:
+        url, options = str(tmp_path / "t"), {}
+    trees = []
+    for writer in "ab":
+        root = tmp_path / writer
+        for i in range(20):
+            path = root / f"d{i % 4}" / f"f{i}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"{writer}{i}".encode() * 2000)
+        trees.append(tree_snapshot(root))
+
+    def child(writer):
+        spec = {"source": str(tmp_path / writer), "url": url, "options": options}
+        spec.update(name="shared", keep_last=None)
+        command = [sys.executable, "-m", "mlbackup.testing.crash", json.dumps(spec)]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+    children = [child(writer) for writer in "ab"]
+    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    target = open_target(url, **options)
+    assert target.versions("shared") == [1, 2]
+    restored = []
+    for version in (1, 2):
+        restore("shared", tmp_path / f"v{version}", target=target, version=version)
+        restored.append(tree_snapshot(tmp_path / f"v{version}"))
+    assert sorted(map(str, restored)) == sorted(map(str, trees))
