@@ -11,6 +11,7 @@ from mlbackup import (
     BackupStatus,
     ConfigError,
     DestinationNotEmptyError,
+    MLBackupError,
     SourceMissingError,
     UnknownBackendError,
     UnsafePathError,
@@ -183,3 +184,37 @@ def test_credential_files_can_be_included_on_purpose(tmp_path):
     result = backup(run, target=open_target(tmp_path / "t"), name="run", config=config)
     assert result.skipped_entries == ()
     assert result.files_total == 1
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # a "symlink" entry pointing outside, then a file through it
+        [{"path": "link", "symlink": "../outside"}, {"path": "link/planted.txt"}],
+        # a file, then a file "inside" that file
+        [{"path": "a"}, {"path": "a/planted.txt"}],
+        # the same path twice
+        [{"path": "twice.txt"}, {"path": "twice.txt"}],
+    ],
+)
+def test_hostile_manifest_entries_write_nothing_outside(tmp_path, entries):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    target = tmp_path / "target"
+    backup(folder, target=target)
+    (tmp_path / "outside").mkdir()
+    t = open_target(target)
+    key = manifest_key("ckpt", 1)
+    doc = json.loads(t.backend.read_bytes(key))
+    template = doc["files"][0]
+    doc["files"] = [{**template, **entry} for entry in entries]
+    t.backend.delete(key)
+    t.backend.write_new(key, json.dumps(doc).encode())
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(MLBackupError) as caught:
+        restore("ckpt", tmp_path / "dest", target=t)
+    assert "inconsistent" in str(caught.value) and caught.value.problems  # refused up front
+    after = tree_snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith("dest")} == before
+    assert not any(os.path.islink(p) for p in (tmp_path / "dest").rglob("*"))

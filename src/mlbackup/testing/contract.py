@@ -322,6 +322,31 @@ class BackupProtocolTests:
             restore("ckpt", dest, target=target)
         assert not dest.exists()  # a damaged backup changes nothing
 
+    def test_truncated_object_is_refused(
+        self, target: BackupTarget, source: Path, scratch: Path
+    ) -> None:
+        backup(source, target=target, name="ckpt")
+        short = _write(scratch / "short", (source / "weights.bin").read_bytes()[:1000])
+        target.backend.put_file(short, plain_key("ckpt", "weights.bin"))
+        dest = _write(scratch / "dest" / "mine.txt", b"keep me").parent
+        with pytest.raises(IntegrityError, match=r"weights\.bin"):
+            restore("ckpt", dest, target=target, overwrite=True)
+        assert tree_snapshot(dest) == {"mine.txt": b"keep me"}  # nothing placed
+
+    def test_partial_backup_without_manifest_is_not_restored(
+        self, target: BackupTarget, source: Path, scratch: Path
+    ) -> None:
+        """Data sent, manifest never committed (a crash): nothing to restore, nothing written."""
+        for path in ("weights.bin", "config.json"):
+            target.backend.put_file(source / path, plain_key("ckpt", path))
+        with pytest.raises(BackupNotFoundError, match="no backup named"):
+            restore("ckpt", scratch / "out", target=target)
+        assert not (scratch / "out").exists()
+        assert target.list() == []
+        backup(source, target=target, name="ckpt")  # the next backup commits over it
+        restore("ckpt", scratch / "out", target=target)
+        assert tree_snapshot(scratch / "out") == tree_snapshot(source)
+
     def test_verify_names_a_missing_file(self, target: BackupTarget, source: Path) -> None:
         backup(source, target=target, name="ckpt")
         target.backend.delete(plain_key("ckpt", "config.json"))
