@@ -147,6 +147,12 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._silent += count
 
+    def release_silenced(self) -> None:
+        """End every silenced request now (with a reset); later silences wait afresh."""
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
+
     def after_request(self, nth: int, hook: Callable[[], None]) -> None:
         """Run ``hook`` once the ``nth`` request from now has been acted on by the server,
         before its answer is relayed (for killing a client at that instant)."""
@@ -250,8 +256,9 @@ class FaultProxy(LoopbackServer):
                 body = self._read_chunked() if chunked else self.rfile.read(length)
                 proxy._throttle(len(body))
                 if proxy._take_silence():
+                    released = proxy._released
                     proxy._record(LoggedRequest(self.command, self.path, 0, True))
-                    proxy._released.wait()
+                    released.wait()
                     self._reset()
                     return
                 answer = proxy._next_answer()
@@ -335,6 +342,6 @@ class FaultProxy(LoopbackServer):
         return self
 
     def stop(self) -> None:
-        self._released.set()  # silenced requests end with a reset
+        self.release_silenced()  # silenced requests end with a reset
         shut_down(self._httpd)
         self._httpd = None
