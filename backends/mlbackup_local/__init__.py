@@ -43,7 +43,7 @@ from mlbackup.layout import tmp_prefix
 
 __all__ = ["LocalBackend"]
 
-_FULL = {errno.ENOSPC, errno.EDQUOT}
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 #: Errors a network or FUSE filesystem reports for a moment's trouble: retried by the policy.
 _TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}

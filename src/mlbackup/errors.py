@@ -23,6 +23,7 @@ Skips are not errors: :class:`~mlbackup.BackupResult` says when a backup was ski
     └── RestoreError
         ├── BackupNotFoundError (FileNotFoundError)    no such name or version
         ├── DestinationNotEmptyError (FileExistsError)
+        ├── DestinationError (OSError)           the destination cannot be written (disk full)
         ├── UnsafePathError                      a manifest path escapes the destination
         └── IntegrityError                       data missing or not matching its hash
 """
@@ -37,6 +38,7 @@ __all__ = [
     "BackupNotFoundError",
     "CommitConflictError",
     "ConfigError",
+    "DestinationError",
     "DestinationNotEmptyError",
     "IntegrityError",
     "MLBackupError",
@@ -116,6 +118,11 @@ class BackupNotFoundError(RestoreError, FileNotFoundError):
 
 class DestinationNotEmptyError(RestoreError, FileExistsError):
     """The restore destination already holds data and ``overwrite`` was not given."""
+
+
+class DestinationError(RestoreError, OSError):
+    """The restore destination could not be written (disk full, read-only, denied); nothing
+    was placed."""
 
 
 class UnsafePathError(RestoreError):

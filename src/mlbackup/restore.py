@@ -12,6 +12,7 @@ replayed onto a restored database they silently change or corrupt it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -21,7 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DestinationNotEmptyError, IntegrityError, UnsafePathError
+from .errors import (
+    DestinationError,
+    DestinationNotEmptyError,
+    IntegrityError,
+    MLBackupError,
+    UnsafePathError,
+)
 from .manifest import Manifest
 from .progress import ProgressCallback, ProgressEvent
 from .results import RestoreResult, RestoreStatus
@@ -98,6 +105,7 @@ def run_restore(
 
     created: list[Path] = []
     staged: list[_Staged] = []
+    placed = 0
     try:
         if manifest.kind == "file":
             parent = dest.parent
@@ -129,13 +137,16 @@ def run_restore(
             )
         for item in staged:
             _place(item)
-    except BaseException:
+            placed += 1
+    except BaseException as exc:
         for item in staged:
             if item.temp is not None:
                 item.temp.unlink(missing_ok=True)
         for made in reversed(created):
             with contextlib.suppress(OSError):
                 made.rmdir()
+        if isinstance(exc, OSError) and not isinstance(exc, MLBackupError):
+            raise _destination_error(dest, exc, placed) from exc
         raise
     return RestoreResult(
         RestoreStatus.RESTORED,
@@ -194,6 +205,20 @@ def _place(item: _Staged) -> None:
             item.final.with_name(item.final.name + suffix).unlink(missing_ok=True)
     os.replace(item.temp, item.final)
     item.temp = None
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _destination_error(dest: Path, exc: OSError, placed: int) -> DestinationError:
+    if exc.errno in _FULL:
+        fix = (
+            "the disk is full (or the file is larger than allowed); free space or restore elsewhere"
+        )
+    else:
+        fix = "make it writable or restore elsewhere"
+    done = "nothing was placed" if not placed else f"{placed} file(s) were already placed"
+    return DestinationError(f"restoring into {dest} failed: {exc.strerror or exc}; {fix} ({done})")
 
 
 def _has_entries(folder: Path) -> bool:

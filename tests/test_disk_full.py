@@ -1,0 +1,105 @@
+"""A full local disk, made real with RLIMIT_FSIZE in a child process: the kernel refuses the
+write (EFBIG) exactly as a full disk refuses it (ENOSPC), mid-file.
+
+Rows: the SQLite snapshot beside the source cannot be written; the local target's disk is full;
+the restore destination's disk is full. Each ends in a clear error, leaves no temp file, and
+changes nothing that was committed or already on disk.
+"""
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from mlbackup import backup, open_target, restore
+from mlbackup.testing.contract import tree_snapshot
+
+LIMIT = 64 << 10  # bytes any one file may grow to in the child
+
+CHILD = f"""
+import json, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT}, {LIMIT}))
+import mlbackup
+args = json.loads(sys.argv[1])
+try:
+    getattr(mlbackup, args.pop("call"))(*args.pop("args"), **args)
+except mlbackup.MLBackupError as exc:
+    print(json.dumps({{"error": type(exc).__name__, "message": str(exc)}}))
+else:
+    print(json.dumps({{"error": None}}))
+"""
+
+
+def run_with_a_full_disk(call, *args, **kwargs):
+    spec = json.dumps({"call": call, "args": [str(a) for a in args], **kwargs})
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, spec], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr  # a clear error, never a crash
+    return json.loads(done.stdout)
+
+
+def make_db(path, rows):
+    with sqlite3.connect(path) as db:
+        db.execute("create table if not exists t (x blob)")
+        db.executemany("insert into t values (?)", [(b"r" * 1000,)] * rows)
+    db.close()
+
+
+def test_snapshot_of_a_database_on_a_full_disk(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    make_db(run / "study.db", 10)
+    target = tmp_path / "t"
+    backup(run, target=target, name="run")
+    make_db(run / "study.db", 200)  # now far above the limit
+    outcome = run_with_a_full_disk("backup", run, target=str(target), name="run")
+    assert outcome["error"] == "SourceError"
+    assert "could not snapshot the SQLite database" in outcome["message"]
+    assert not list(run.glob(".mlbackup-snap-*"))
+    assert open_target(target).versions("run") == [1]
+
+
+def test_local_target_disk_full(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "small.txt").write_text("small")
+    target = tmp_path / "t"
+    backup(run, target=target, name="run")
+    first = tree_snapshot(run)
+    (run / "weights.bin").write_bytes(b"w" * (LIMIT * 2))
+    outcome = run_with_a_full_disk("backup", run, target=str(target), name="run")
+    assert outcome["error"] == "TargetError"
+    assert "the disk is full; free space there" in outcome["message"]
+    assert not list((target / ".mlbackup" / "tmp").iterdir())
+    t = open_target(target)
+    assert t.versions("run") == [1]
+    restore("run", tmp_path / "v1", target=t)
+    assert tree_snapshot(tmp_path / "v1") == first
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_restore_onto_a_full_disk_places_nothing(tmp_path, overwrite):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "a.txt").write_text("a")
+    (run / "weights.bin").write_bytes(b"w" * (LIMIT * 2))
+    target = tmp_path / "t"
+    backup(run, target=target, name="run")
+    dest = tmp_path / "dest"
+    if overwrite:
+        dest.mkdir()
+        (dest / "a.txt").write_text("mine")
+    before = tree_snapshot(dest) if overwrite else None
+    outcome = run_with_a_full_disk("restore", "run", dest, target=str(target), overwrite=overwrite)
+    assert outcome["error"] == "DestinationError"
+    assert "the disk is full" in outcome["message"] and "nothing was placed" in outcome["message"]
+    if overwrite:
+        assert tree_snapshot(dest) == before  # not even a.txt, which fitted, was replaced
+    else:
+        assert not dest.exists()
+    restore("run", tmp_path / "roomy", target=target)  # with room, the same restore works
+    assert tree_snapshot(tmp_path / "roomy") == tree_snapshot(run)
