@@ -55,36 +55,59 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+SERVER_FIXTURES = {"s3_server", "gcs_server", "drive_api", "drive_api_server", "gcs_key_file"}
+CLOUD_FILES = {
+    "test_s3.py",
+    "test_gcs.py",
+    "test_gdrive.py",
+    "test_cloud_backends.py",
+    "test_cloud_faults.py",
+    "test_fault_matrix.py",
+    "test_crash.py",
+    "test_changing_sources.py",
+    "test_gdrive_backend.py",
+}
+
+
 @pytest.fixture(autouse=True)
-def no_credential_in_logs(request, caplog):
+def no_credential_in_logs(request, caplog, monkeypatch):
     """Around every test that talks to a cloud test server: log everything, at DEBUG and from
-    every library, and fail if a canary credential shows up in any line or traceback."""
-    cloud_files = {
-        "test_s3.py",
-        "test_gcs.py",
-        "test_cloud_backends.py",
-        "test_cloud_faults.py",
-        "test_crash.py",
-        "test_gdrive.py",
-        "test_gdrive_backend.py",
-    }
-    if request.node.path.name not in cloud_files and not {"s3_server", "gcs_server"} & set(
+    every library, record the text of every mlbackup error raised (caught by the test or not),
+    and fail if a canary credential shows up in any of it."""
+    if request.node.path.name not in CLOUD_FILES and not SERVER_FIXTURES & set(
         request.fixturenames
     ):
         yield
         return
     from canary import assert_no_canary
 
+    from mlbackup.errors import MLBackupError
+
+    errors: list[str] = []
+    original_init = MLBackupError.__init__
+
+    def recording_init(self, *args, **kwargs):
+        errors.append(" ".join(str(a) for a in args))
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(MLBackupError, "__init__", recording_init)
     caplog.set_level(logging.DEBUG)
     yield
-    extra = []
+    from mlbackup.testing.s3_server import DEFAULT_SECRET
+
+    extra = [DEFAULT_SECRET]  # the credentials each server fixture hands out are canaries too
+    if "google_token_server" in request.fixturenames:
+        extra.append(request.getfixturevalue("google_token_server").access_token)
     if "gcs_key_file" in request.fixturenames:
         # The service account's private key: a line from the middle of its PEM body.
         key = json.loads(request.getfixturevalue("gcs_key_file").read_text())["private_key"]
         extra.append(key.splitlines()[5])
+    for text in errors:
+        assert_no_canary(text, extra)
     # At teardown, caplog.records holds only teardown's records: ask for each phase.
     records = caplog.get_records("setup") + caplog.get_records("call")
-    assert records, "DEBUG logging was on; some record should have been captured"
+    if SERVER_FIXTURES & set(request.fixturenames):
+        assert records, "DEBUG logging was on; some record should have been captured"
     formatter = logging.Formatter()
     for record in records:
         assert_no_canary(formatter.format(record), extra)  # message and any traceback

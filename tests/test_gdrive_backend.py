@@ -214,3 +214,25 @@ def test_doctor_finds_and_repairs_duplicates(drive_api, options, capsys):
     assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags, "--repair", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["repaired"] == 1
     assert len(drive_api.find_path("runs/exp1/a.txt")) == 1
+
+
+def test_secrets_stay_out_of_reprs_pickles_errors_and_drive_files(
+    drive_api, options, gcs_key_file, tmp_path
+):
+    import pickle
+
+    from canary import assert_no_canary
+
+    key_line = json.loads(gcs_key_file.read_text())["private_key"].splitlines()[5]
+    target = open_target("gdrive://root/runs/exp1", **options)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "w.bin").write_bytes(b"weights")
+    backup(tmp_path / "ckpt", target=target, name="ckpt")
+    for text in (repr(target), repr(target.backend), target.url):
+        assert_no_canary(text, [key_line])
+    with pytest.raises(TypeError, match="cannot be pickled") as caught:
+        pickle.dumps(target)
+    assert_no_canary(str(caught.value), [key_line])
+    for stored in drive_api.files.values():  # every file uploaded, manifests included
+        assert_no_canary(bytes(stored.content).decode("latin-1"), [key_line])
+    assert any(b'"files"' in bytes(f.content) for f in drive_api.files.values())
