@@ -42,7 +42,7 @@ def drive_mount(tmp_path, monkeypatch):
     return root
 
 
-pytest_plugins = ["mlbackup.testing.fixtures"]
+pytest_plugins = ["mlbackup.testing.fixtures", "figures"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -70,7 +70,7 @@ CLOUD_FILES = {
 
 
 @pytest.fixture(autouse=True)
-def no_credential_in_logs(request, caplog, monkeypatch):
+def no_credential_in_logs(request, caplog, monkeypatch, figures):
     """Around every test that talks to a cloud test server: log everything, at DEBUG and from
     every library, record the text of every mlbackup error raised (caught by the test or not),
     and fail if a canary credential shows up in any of it."""
@@ -104,6 +104,7 @@ def no_credential_in_logs(request, caplog, monkeypatch):
         extra.append(key.splitlines()[5])
     for text in errors:
         assert_no_canary(text, extra)
+    scanned = len(errors)
     # At teardown, caplog.records holds only teardown's records: ask for each phase.
     records = caplog.get_records("setup") + caplog.get_records("call")
     if SERVER_FIXTURES & set(request.fixturenames):
@@ -111,3 +112,27 @@ def no_credential_in_logs(request, caplog, monkeypatch):
     formatter = logging.Formatter()
     for record in records:
         assert_no_canary(formatter.format(record), extra)  # message and any traceback
+    figures.add("log records and error texts scanned for canaries", scanned + len(records))
+
+
+@pytest.fixture(autouse=True)
+def count_injected_faults(monkeypatch, figures):
+    """Every fault a FaultyFS or FaultProxy of this test injected counts in the figures."""
+    from mlbackup.testing.fault_proxy import FaultProxy
+    from mlbackup.testing.faulty_fs import FaultyFS
+
+    made = []
+    for cls in (FaultyFS, FaultProxy):
+        original = cls.__init__
+
+        def recording_init(self, *args, _original=original, **kwargs):
+            _original(self, *args, **kwargs)
+            made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", recording_init)
+    yield
+    for kit in made:
+        if isinstance(kit, FaultyFS):
+            figures.add("injected faults", sum(1 for call in kit.log if call.fault))
+        else:
+            figures.add("injected faults", kit.injected_total)

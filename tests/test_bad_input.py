@@ -93,7 +93,7 @@ def test_non_empty_destination_is_refused_unchanged(tmp_path):
 
 
 @pytest.mark.parametrize("evil", ["../escaped.txt", "/tmp/abs.txt", "a/../../x", "nul\x00byte"])
-def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil):
+def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil, figures):
     folder = tmp_path / "ckpt"
     folder.mkdir()
     (folder / "ok.txt").write_text("ok")
@@ -109,9 +109,10 @@ def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil):
     with pytest.raises(UnsafePathError, match="unsafe path"):
         restore("ckpt", tmp_path / "dest", target=t)
     assert tree_snapshot(tmp_path) == before
+    figures.add("hostile or damaged restores")
 
 
-def test_restore_never_writes_through_a_symlink(tmp_path):
+def test_restore_never_writes_through_a_symlink(tmp_path, figures):
     folder = tmp_path / "ckpt"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "f.txt").write_text("data")
@@ -125,6 +126,7 @@ def test_restore_never_writes_through_a_symlink(tmp_path):
     with pytest.raises(UnsafePathError, match="symlink"):
         restore("ckpt", dest, target=target, overwrite=True)
     assert list(outside.iterdir()) == []
+    figures.add("hostile or damaged restores")
 
 
 def test_symlinks_and_special_files_are_skipped_and_reported(tmp_path):
@@ -197,7 +199,7 @@ def test_credential_files_can_be_included_on_purpose(tmp_path):
         [{"path": "twice.txt"}, {"path": "twice.txt"}],
     ],
 )
-def test_hostile_manifest_entries_write_nothing_outside(tmp_path, entries):
+def test_hostile_manifest_entries_write_nothing_outside(tmp_path, entries, figures):
     folder = tmp_path / "ckpt"
     folder.mkdir()
     (folder / "ok.txt").write_text("ok")
@@ -218,3 +220,4 @@ def test_hostile_manifest_entries_write_nothing_outside(tmp_path, entries):
     after = tree_snapshot(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("dest")} == before
     assert not any(os.path.islink(p) for p in (tmp_path / "dest").rglob("*"))
+    figures.add("hostile or damaged restores")

@@ -97,11 +97,12 @@ def check_all_versions(target, snapshots, tmp_path, label):
         "during-retention",
     ],
 )
-def test_kill_at_named_point(committed, tmp_path, point):
+def test_kill_at_named_point(committed, tmp_path, point, figures):
     src, target, snapshots = committed
     assert point.split(":")[0] in POINTS
     outcome = run_backup_process(src, *target, keep_last=2, at_point=point)
     assert outcome.killed
+    figures.add(f"kill -9 trials: {store_kind(target)}")
     snapshots[3] = tree_snapshot(src)
     versions = check_all_versions(target, snapshots, tmp_path, "crash")
     committed_new = point in ("after-commit", "during-retention")
@@ -113,30 +114,37 @@ def test_kill_at_named_point(committed, tmp_path, point):
 
 
 @pytest.mark.parametrize("lines", range(13))  # with the 7 named points: 20 kills per store
-def test_kill_at_progress_instants(committed, tmp_path, lines):
-    kill_then_recover(committed, tmp_path, after_progress=lines)
+def test_kill_at_progress_instants(committed, tmp_path, lines, figures):
+    kill_then_recover(committed, tmp_path, figures, after_progress=lines)
 
 
 @pytest.mark.parametrize("store", ["s3", "gs", "gdrive"], indirect=True)
 @pytest.mark.parametrize("nth", [1, 3, 6, 10, 15])
-def test_kill_after_the_kth_request(committed, tmp_path, nth):
+def test_kill_after_the_kth_request(committed, tmp_path, nth, figures):
     """Killed right after the server acted on a request, before the client heard back."""
     url, options = committed[1]
     endpoint = "api_endpoint" if url.startswith("gdrive") else "endpoint_url"
     with FaultProxy(options[endpoint]) as proxy:
         proxied = {**options, endpoint: proxy.endpoint_url}
         outcome = kill_then_recover(
-            committed, tmp_path, options=proxied, proxy=proxy, after_requests=nth
+            committed, tmp_path, figures, options=proxied, proxy=proxy, after_requests=nth
         )
     assert outcome.killed
 
 
-def kill_then_recover(committed, tmp_path, options=None, **kill):
+def store_kind(target):
+    url = target[0]
+    return url.split("://")[0] if "://" in url else "file"
+
+
+def kill_then_recover(committed, tmp_path, figures, options=None, **kill):
     """Kill a backup as ``kill`` says; every kept version must restore, the next run finish."""
     src, target, snapshots = committed
     url = target[0]
     outcome = run_backup_process(src, url, options or target[1], keep_last=2, **kill)
     assert outcome.killed or outcome.finished
+    if outcome.killed:
+        figures.add(f"kill -9 trials: {store_kind(target)}")
     snapshots[3] = tree_snapshot(src)
     check_all_versions(target, snapshots, tmp_path, "crash")
     backup(src, target=open_store(target), name="ckpt", keep_last=2)
@@ -145,7 +153,7 @@ def kill_then_recover(committed, tmp_path, options=None, **kill):
 
 
 @pytest.mark.parametrize("store", ["s3", "gs"], indirect=True)
-def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
+def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path, figures):
     url, options = store
     options = {**options, "part_size": 5 << 20}
     big = tmp_path / "big" / "weights.bin"
@@ -156,6 +164,7 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
     big.write_bytes(os.urandom(12 << 20))
     outcome = run_backup_process(big.parent, url, options, at_point="after-part:1")
     assert outcome.killed
+    figures.add(f"kill -9 trials: {store_kind(store)}")
     target = open_target(url, **options)
     for name in target.backend.list_dir("ckpt"):
         info = target.backend.info(f"ckpt/{name}")
@@ -170,7 +179,7 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path):
 
 @pytest.mark.soak
 @pytest.mark.parametrize("seed", range(30))
-def test_kill_at_random_instants(committed, tmp_path, seed):
+def test_kill_at_random_instants(committed, tmp_path, seed, figures):
     """30 more kills per store at seeded random instants (run with: pytest -m soak)."""
     delay = random.Random(seed).uniform(0.0, 3.0)
-    kill_then_recover(committed, tmp_path, after_seconds=delay)
+    kill_then_recover(committed, tmp_path, figures, after_seconds=delay)

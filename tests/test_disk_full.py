@@ -33,6 +33,11 @@ else:
 """
 
 
+@pytest.fixture(autouse=True)
+def count_the_fault(figures):
+    figures.add("injected faults")  # one full disk per test
+
+
 def run_with_a_full_disk(call, *args, **kwargs):
     spec = json.dumps({"call": call, "args": [str(a) for a in args], **kwargs})
     done = subprocess.run(

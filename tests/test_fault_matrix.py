@@ -150,7 +150,7 @@ def test_throttling_above_the_budget_ends_in_a_transient_error(store, model, tmp
     round_trip(store.open(), model, tmp_path)
 
 
-def test_permission_denied_is_never_retried(store, model):
+def test_permission_denied_is_never_retried(store, model, figures):
     target = store.open()
     store.proxy.clear()
     status, body, headers = store.denied()
@@ -159,9 +159,10 @@ def test_permission_denied_is_never_retried(store, model):
         backup(model, target=target, name="model.bin")
     assert store.proxy.count(injected=True) == 1
     assert store.proxy.log[-1].status == 403  # nothing was sent after the refusal
+    figures.add("permanent errors injected")
 
 
-def test_missing_bucket_is_never_retried(request, model):
+def test_missing_bucket_is_never_retried(request, model, figures):
     server = request.getfixturevalue("s3_server")
     request.getfixturevalue("s3_bucket")
     with FaultProxy(server.endpoint_url) as proxy:
@@ -171,6 +172,7 @@ def test_missing_bucket_is_never_retried(request, model):
                 "s3://mlbackup-test/x", **server.storage_options(endpoint_url=proxy.endpoint_url)
             )
         assert len(proxy.log) == 1
+    figures.add("permanent errors injected")
 
 
 def test_a_silent_store_never_holds_up_the_training_loop(store, model, tmp_path):

@@ -76,22 +76,24 @@ def assert_next_backup_is_exact(url, source, tmp_path):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
 @pytest.mark.parametrize("call", [1, 3])
-def test_disk_full_at_the_target(url, source, committed, tmp_path, code, call):
+def test_disk_full_at_the_target(url, source, committed, tmp_path, code, call, figures):
     target, faults = faulty_target(url, retry=FAST_RETRY)
     faults.fail("write", code, on_call=call)
     with pytest.raises(TargetError, match="disk is full; free space"):
         backup(source, target=target, name="ckpt")
     assert faults.count("write", faulted=True) == 1  # permanent: never retried
+    figures.add("permanent errors injected")
     assert_only_version_1_and_it_restores(url, committed, tmp_path)
     assert_next_backup_is_exact(url, source, tmp_path)
 
 
-def test_permission_denied_is_permanent(url, source, committed, tmp_path):
+def test_permission_denied_is_permanent(url, source, committed, tmp_path, figures):
     target, faults = faulty_target(url, retry=FAST_RETRY)
     faults.fail("open", errno.EACCES, path_contains="/tmp/")
     with pytest.raises(BackendPermissionError, match="permission denied; make the folder"):
         backup(source, target=target, name="ckpt")
     assert faults.count("open", faulted=True) == 1
+    figures.add("permanent errors injected")
     assert_only_version_1_and_it_restores(url, committed, tmp_path)
 
 
@@ -138,7 +140,11 @@ def test_a_silently_truncated_write_is_caught(url, source, committed, tmp_path, 
     assert_next_backup_is_exact(url, source, tmp_path)
 
 
-@pytest.mark.parametrize("seed", range(12))
+#: 12 seeds in every run, 200 more in the soak tier (pytest -m soak).
+SEEDS = [*range(12), *(pytest.param(seed, marks=pytest.mark.soak) for seed in range(12, 212))]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_faults_never_lose_a_committed_version(url, source, committed, tmp_path, seed):
     """Seeded random EIO/ETIMEDOUT/ENOSPC on every kind of call: each backup either commits
     an exact version or raises a typed error, and committed versions always restore."""

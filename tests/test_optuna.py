@@ -116,7 +116,7 @@ def complete_trials(db):
 
 
 @pytest.mark.parametrize("journal", ["wal", "delete"])
-def test_live_study_under_four_writers(tmp_path, journal):
+def test_live_study_under_four_writers(tmp_path, journal, figures):
     db = tmp_path / "study.db"
     with closing(sqlite3.connect(db)) as conn:
         conn.execute(f"PRAGMA journal_mode={journal}")
@@ -150,5 +150,6 @@ def test_live_study_under_four_writers(tmp_path, journal):
             with closing(sqlite3.connect(out)) as conn:
                 assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             checked[version] = complete_trials(out)
+            figures.add("live SQLite snapshots restored and integrity-checked")
         assert checked[version] >= at_submit
     assert len(open_target(tmp_path / "target").versions("study.db")) == len(checked)

@@ -73,7 +73,7 @@ def test_wal_changes_are_seen_and_sidecars_not_sent(tmp_path):
 
 
 @pytest.mark.parametrize("journal", ["wal", "delete"])
-def test_snapshots_under_a_live_writer_are_sound(tmp_path, journal):
+def test_snapshots_under_a_live_writer_are_sound(tmp_path, journal, figures):
     db = tmp_path / "study.db"
     make_db(db, 50, journal)
     ctx = multiprocessing.get_context("spawn")
@@ -93,7 +93,10 @@ def test_snapshots_under_a_live_writer_are_sound(tmp_path, journal):
     for version in range(1, 9):
         out = tmp_path / f"v{version}.db"
         restore("study.db", out, target=target, version=version)
+        with closing(sqlite3.connect(out)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         seen.append(count(out))
+        figures.add("live SQLite snapshots restored and integrity-checked")
     assert seen == sorted(seen) and seen[0] >= 70
 
 

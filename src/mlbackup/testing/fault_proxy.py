@@ -102,6 +102,8 @@ class FaultProxy(LoopbackServer):
         self._lost_responses = 0
         self.latency = 0.0
         self.log: list[LoggedRequest] = []
+        #: Faults injected since the proxy was made (not reset by :meth:`clear`).
+        self.injected_total = 0
         self._httpd: QuietThreadingHTTPServer | None = None
 
     @property
@@ -223,6 +225,7 @@ class FaultProxy(LoopbackServer):
         """Log ``entry``; its number (1-based) in the log."""
         with self._lock:
             self.log.append(entry)
+            self.injected_total += entry.injected
             return len(self.log)
 
     def start(self) -> FaultProxy:
