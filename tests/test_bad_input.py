@@ -221,3 +221,23 @@ def test_hostile_manifest_entries_write_nothing_outside(tmp_path, entries, figur
     assert {k: v for k, v in after.items() if not k.startswith("dest")} == before
     assert not any(os.path.islink(p) for p in (tmp_path / "dest").rglob("*"))
     figures.add("hostile or damaged restores")
+
+
+def test_an_unreadable_folder_is_skipped_and_reported_not_fatal(tmp_path, monkeypatch):
+    import mlbackup.sources
+
+    tree = tmp_path / "tree"
+    (tree / "locked").mkdir(parents=True)
+    (tree / "locked" / "x.txt").write_text("x")
+    (tree / "ok.txt").write_text("ok")
+    real_scandir = os.scandir
+
+    def scandir(path):  # as an unprivileged user sees a folder without read permission
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(mlbackup.sources.os, "scandir", scandir)
+    result = backup(tree, target=tmp_path / "t", name="tree")
+    assert result.status is BackupStatus.COPIED and result.files_total == 1
+    assert "locked/: unreadable folder (Permission denied)" in result.skipped_entries
