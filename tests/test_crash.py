@@ -10,6 +10,7 @@ restore byte for byte, and the next backup must complete and be exact.
 
 import os
 import random
+import time
 
 import pytest
 
@@ -180,6 +181,11 @@ def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path, figures):
 @pytest.mark.soak
 @pytest.mark.parametrize("seed", range(30))
 def test_kill_at_random_instants(committed, tmp_path, seed, figures):
-    """30 more kills per store at seeded random instants (run with: pytest -m soak)."""
-    delay = random.Random(seed).uniform(0.0, 3.0)
+    """30 more kills per store at seeded random instants within the backup's own duration
+    (run with: pytest -m soak)."""
+    src, target, _ = committed
+    started = time.perf_counter()  # how long this backup takes here: a full one, as a bound
+    backup(src, target=open_store(target), name="calibration")
+    span = time.perf_counter() - started
+    delay = random.Random(seed).uniform(0.0, span)
     kill_then_recover(committed, tmp_path, figures, after_seconds=delay)

@@ -7,6 +7,9 @@
   :mod:`mlbackup.testing.drive_server`: real-protocol test servers on loopback (moto's S3, the
   GCS emulator with an OAuth token endpoint, a fake Drive v2 API);
   :mod:`mlbackup.testing.fixtures`: pytest fixtures starting them.
-- :mod:`mlbackup.testing.fault_proxy`: an HTTP proxy that injects 5xx/429 answers, resets and
-  lost responses between a client library and any of those servers.
+- the fault kit: :mod:`mlbackup.testing.fault_proxy` (an HTTP proxy injecting canned answers,
+  resets, lost responses, silence, refusals, latency and a bandwidth cap between a client
+  library and any of those servers), :mod:`mlbackup.testing.faulty_fs` (errno faults, slow and
+  held calls and truncated writes in the ``file`` and ``drive`` backends' filesystem) and
+  :mod:`mlbackup.testing.crash` (a backup in a child process, SIGKILLed at a chosen instant).
 """

@@ -5,7 +5,8 @@ Instants (pick one):
 - ``at_point``: a named point of the protocol (``"before-commit"``, ``"after-put:3"``, ...;
   see :data:`mlbackup.crashpoints.POINTS`): the child kills itself there;
 - ``after_progress``: after the child reported that many files sent;
-- ``after_seconds``: at a time from start (pick it with a seeded ``random.Random``);
+- ``after_seconds``: at a time after the backup started (after the child's imports and the
+  opening of the target; pick it with a seeded ``random.Random`` within the backup's duration);
 - ``after_requests`` with ``proxy``: once the server has acted on the child's k-th request
   through a :class:`~mlbackup.testing.fault_proxy.FaultProxy`, before the child hears back.
 
@@ -92,10 +93,14 @@ def run_backup_process(
         proxy.after_request(after_requests, lambda: _kill(proc))
     lines: list[str] = []
     if after_progress is not None:
-        while len(lines) < after_progress and (line := proc.stdout.readline()):
+        sent = 0
+        while sent < after_progress and (line := proc.stdout.readline()):
             lines.append(line)
+            sent += line.startswith("sent ")
         _kill(proc)
     elif after_seconds is not None:
+        while (line := proc.stdout.readline()) and line.strip() != "ready":
+            lines.append(line)
         try:  # the kill instant is the experiment, not a synchronisation
             proc.wait(timeout=after_seconds)
         except subprocess.TimeoutExpired:
@@ -120,6 +125,7 @@ def _child(spec: dict[str, Any]) -> None:
         print(f"sent {event.path}", flush=True)
 
     target = open_target(spec["url"], **spec["options"])
+    print("ready", flush=True)
     backup(
         spec["source"],
         target=target,

@@ -1,0 +1,133 @@
+"""The Python side of the benchmarks, run as a child process by the harness.
+
+    python benchmarks/child.py <operation> '<json arguments>'
+
+Imports happen first; only the operation itself is timed, and printed as ``{"seconds": ...}``
+on the last line (the in-process figure). The harness measures the whole process as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def mlbackup_backup(a: dict[str, Any]) -> None:
+    from mlbackup import backup, open_target
+
+    target = open_target(a["url"], **a.get("options", {}))
+    backup(a["src"], target=target, name=a["name"])
+
+
+def mlbackup_restore(a: dict[str, Any]) -> None:
+    from mlbackup import open_target, restore
+
+    restore(a["name"], a["dest"], target=open_target(a["url"], **a.get("options", {})))
+
+
+def fsspec_rsync(a: dict[str, Any]) -> None:
+    from fsspec.generic import rsync
+
+    rsync(a["src"], a["dst"], **a.get("kwargs", {}))
+
+
+def s3fs_put(a: dict[str, Any]) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**a["options"])
+    fs.put(a["src"].rstrip("/") + "/", a["dst"], recursive=True)
+
+
+def stat_walk(a: dict[str, Any]) -> None:
+    for dirpath, _dirs, names in os.walk(a["src"]):
+        for name in names:
+            os.stat(os.path.join(dirpath, name))
+
+
+def read_all(a: dict[str, Any]) -> None:
+    for dirpath, _dirs, names in os.walk(a["src"]):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                while f.read(1 << 20):
+                    pass
+
+
+def md5_all(a: dict[str, Any]) -> None:
+    import hashlib
+
+    for dirpath, _dirs, names in os.walk(a["src"]):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                hashlib.file_digest(f, "md5")
+
+
+def study_callback(a: dict[str, Any]) -> dict[str, float]:
+    """The Optuna callback's cost per trial in background mode, as the study grows."""
+    import optuna
+
+    from mlbackup.integrations.optuna import BackupCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{a['db']}"
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.TPESampler(seed=0))
+    cost: list[float] = []
+    trial: list[float] = []
+    with BackupCallback(a["target"], storage=storage) as callback:
+
+        def timed(s: Any, t: Any) -> None:
+            started = time.perf_counter()
+            callback(s, t)
+            cost.append(time.perf_counter() - started)
+            trial.append(t.duration.total_seconds())
+
+        study.optimize(
+            lambda t: sum(t.suggest_float(f"x{i}", -1, 1) ** 2 for i in range(8)),
+            n_trials=a["trials"],
+            callbacks=[timed],
+        )
+    return {
+        "callback_ms": statistics.median(cost) * 1e3,
+        "trial_ms": statistics.median(trial) * 1e3,
+    }
+
+
+def snapshot_vs_copy(a: dict[str, Any]) -> dict[str, float]:
+    """A consistent SQLite snapshot against a raw (unsafe) copyfile of the same database."""
+    from mlbackup.sources import snapshot_sqlite
+
+    db = Path(a["db"])
+    snap, copy = [], []
+    for _ in range(a["repeat"]):
+        started = time.perf_counter()
+        shutil.copyfile(db, db.with_suffix(".copy"))
+        copy.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        snapshot_sqlite(db).unlink()
+        snap.append(time.perf_counter() - started)
+    return {
+        "snapshot_ms": statistics.median(snap) * 1e3,
+        "copyfile_ms": statistics.median(copy) * 1e3,
+    }
+
+
+OPERATIONS = {f.__name__: f for f in (
+    mlbackup_backup, mlbackup_restore, fsspec_rsync, s3fs_put, stat_walk, read_all, md5_all,
+    study_callback, snapshot_vs_copy,
+)}  # fmt: skip
+
+
+def main() -> None:
+    operation, args = OPERATIONS[sys.argv[1]], json.loads(sys.argv[2])
+    started = time.perf_counter()
+    extra = operation(args) or {}
+    print(json.dumps({"seconds": time.perf_counter() - started, **extra}))
+
+
+if __name__ == "__main__":
+    main()

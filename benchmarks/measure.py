@@ -1,0 +1,82 @@
+"""Run one command and measure it: wall time, CPU seconds and peak memory of the process.
+
+Every tool, ours included, runs as a child process so that all are measured the same way
+(``os.wait4`` gives the child's own CPU time and peak RSS). A Python child may also report the
+time of just the call being measured, after its imports (``"seconds"`` in its last JSON line):
+that is the in-process figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float  # seconds, the whole process
+    cpu: float  # user + system seconds of the process
+    rss_mb: float  # peak resident memory
+    reported: float | None  # seconds the child reported for the measured call alone
+    extra: dict[str, Any] = field(default_factory=dict)  # other figures the child reported
+
+    @property
+    def seconds(self) -> float:
+        """The in-process time where the child reported one, else the process's wall time."""
+        return self.reported if self.reported is not None else self.wall
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 1800,
+) -> Sample:
+    """Run ``argv`` to completion; raise :class:`CommandFailed` (with its output) on failure."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )  # fmt: skip
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                raise CommandFailed(f"{argv[0]} timed out after {timeout} s")
+            time.sleep(0.002)  # polling a child's exit; the 2 ms granularity is below noise
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise CommandFailed(f"{' '.join(argv[:3])} ... exited {proc.returncode}:\n{text[-2000:]}")
+    reported = _reported(text)
+    seconds = reported.pop("seconds", None)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(wall, cpu, usage.ru_maxrss / 1024, seconds, reported)
+
+
+def _reported(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                return {}
+            return found if isinstance(found, dict) else {}
+    return {}
