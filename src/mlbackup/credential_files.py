@@ -12,8 +12,6 @@ small ``.json`` files, by content: a Google service-account key or OAuth client/
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __all__ = ["credential_reason"]
 
 _NAMES = {
@@ -43,7 +41,7 @@ _JSON_MARKERS = (
 )
 
 
-def credential_reason(rel: str, path: Path, size: int) -> str | None:
+def credential_reason(rel: str, path: str, size: int) -> str | None:
     """Why the file at ``path`` (``rel`` in the tree, ``size`` bytes) is a credential, or None."""
     name = rel.rsplit("/", 1)[-1]
     if name in _NAMES:
@@ -56,7 +54,8 @@ def credential_reason(rel: str, path: Path, size: int) -> str | None:
         return folder[1]
     if name.endswith(".json") and 0 < size <= _SNIFF_BYTES:
         try:
-            head = path.read_bytes()
+            with open(path, "rb") as f:
+                head = f.read(_SNIFF_BYTES)
         except OSError:
             return None
         for marker, what in _JSON_MARKERS:

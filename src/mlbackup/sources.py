@@ -65,11 +65,15 @@ class SourceFile:
     """One regular file to back up."""
 
     path: str  # relative POSIX path inside the item; "" for a single-file backup
-    abspath: Path
+    location: str  # its absolute path (a str: a Path per file costs more than the stat)
     size: int
     mtime_ns: int
     mode: int
     sig: str
+
+    @property
+    def abspath(self) -> Path:
+        return Path(self.location)
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,10 @@ def current_signature(path: Path) -> str:
     return signature(path.stat(), _wal_stat(path))
 
 
-def _source_file(rel: str, abspath: Path, st: os.stat_result, has_wal: bool = True) -> SourceFile:
+def _source_file(rel: str, location: str, st: os.stat_result, has_wal: bool = True) -> SourceFile:
     # In a folder walk the listing tells whether a WAL exists, saving a stat per file.
-    sig = signature(st, _wal_stat(abspath) if has_wal else None)
-    return SourceFile(rel, abspath, st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode), sig)
+    sig = signature(st, _wal_stat(Path(location)) if has_wal else None)
+    return SourceFile(rel, location, st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode), sig)
 
 
 def is_sqlite(path: Path) -> bool:
@@ -146,7 +150,7 @@ def scan(path: Path, *, include_credentials: bool = False) -> ScannedSource:
         # An explicitly named link is followed once: the user asked for this path.
         st = path.stat()
     if stat.S_ISREG(st.st_mode):
-        return ScannedSource("file", [_source_file("", path, st)], [], [])
+        return ScannedSource("file", [_source_file("", str(path), st)], [], [])
     if not stat.S_ISDIR(st.st_mode):
         raise SourceError(f"{path} is not a regular file or folder; back up a file or folder")
     files: list[SourceFile] = []
@@ -188,11 +192,7 @@ def _walk(
         elif stat.S_ISREG(st.st_mode):
             if _is_sidecar(entry.name, names, folder):
                 continue
-            why = (
-                None
-                if include_credentials
-                else credential_reason(rel, Path(entry.path), st.st_size)
-            )
+            why = None if include_credentials else credential_reason(rel, entry.path, st.st_size)
             if why is not None:
                 skipped.append(
                     f"{rel}: looks like a credential ({why}), left out; set "
@@ -201,7 +201,7 @@ def _walk(
                 continue
             kept += 1
             has_wal = f"{entry.name}-wal" in names
-            files.append(_source_file(rel, Path(entry.path), st, has_wal))
+            files.append(_source_file(rel, entry.path, st, has_wal))
         else:
             skipped.append(f"{rel}: special file (socket, FIFO or device)")
     if kept == 0 and prefix:
