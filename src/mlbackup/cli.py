@@ -20,7 +20,6 @@ from typing import Any
 from . import __version__
 from .api import backup, restore
 from .config import BackupConfig, load_config
-from .demo import run_demo
 from .errors import ConfigError, MLBackupError
 from .target import open_target
 
@@ -114,6 +113,8 @@ def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         lines: list[str] = []
+        from .demo import run_demo  # only the demo needs it (and optuna)
+
         summary = run_demo(args.url, args.workdir, say=lines.append if args.json else None)
         if args.json:
             print(json.dumps(summary.__dict__, indent=1))
