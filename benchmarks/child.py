@@ -17,12 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from measure import vm_hwm_kb
 
-def mlbackup_backup(a: dict[str, Any]) -> None:
+
+def mlbackup_backup(a: dict[str, Any]) -> dict[str, float]:
     from mlbackup import backup, open_target
 
     target = open_target(a["url"], **a.get("options", {}))
-    backup(a["src"], target=target, name=a["name"])
+    result = backup(a["src"], target=target, name=a["name"])
+    return {"bytes_sent": result.bytes_sent, "files_sent": result.files_sent}
 
 
 def mlbackup_restore(a: dict[str, Any]) -> None:
@@ -126,7 +129,8 @@ def main() -> None:
     operation, args = OPERATIONS[sys.argv[1]], json.loads(sys.argv[2])
     started = time.perf_counter()
     extra = operation(args) or {}
-    print(json.dumps({"seconds": time.perf_counter() - started, **extra}))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "vm_hwm_kb": vm_hwm_kb(), **extra}))
 
 
 if __name__ == "__main__":

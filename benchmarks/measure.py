@@ -1,9 +1,12 @@
 """Run one command and measure it: wall time, CPU seconds and peak memory of the process.
 
-Every tool, ours included, runs as a child process so that all are measured the same way
-(``os.wait4`` gives the child's own CPU time and peak RSS). A Python child may also report the
-time of just the call being measured, after its imports (``"seconds"`` in its last JSON line):
-that is the in-process figure.
+Every tool, ours included, runs as a child process so that all are measured the same way:
+``os.wait4`` gives the child's CPU time; its peak memory is the kernel's ``VmHWM`` of the
+child's own address space (read from ``/proc`` while it runs, and reported by our Python
+children on exit). ``ru_maxrss`` is not used: on Linux it keeps the high-water mark of the
+forked copy of the harness from before ``exec``. A Python child may also report the time of
+just the call being measured, after its imports (``"seconds"`` in its last JSON line): that is
+the in-process figure.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def run(
             cwd=cwd,
         )  # fmt: skip
         deadline = started + timeout
+        peak_kb, polls = 0, 0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -58,6 +62,9 @@ def run(
             if time.perf_counter() > deadline:
                 proc.kill()
                 raise CommandFailed(f"{argv[0]} timed out after {timeout} s")
+            if polls % 10 == 0:
+                peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
+            polls += 1
             time.sleep(0.002)  # polling a child's exit; the 2 ms granularity is below noise
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -67,8 +74,21 @@ def run(
         raise CommandFailed(f"{' '.join(argv[:3])} ... exited {proc.returncode}:\n{text[-2000:]}")
     reported = _reported(text)
     seconds = reported.pop("seconds", None)
+    peak_kb = max(peak_kb, int(reported.pop("vm_hwm_kb", 0)))
     cpu = usage.ru_utime + usage.ru_stime
-    return Sample(wall, cpu, usage.ru_maxrss / 1024, seconds, reported)
+    return Sample(wall, cpu, peak_kb / 1024, seconds, reported)
+
+
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    """The peak resident memory of process ``pid``'s address space, in KiB (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _reported(text: str) -> dict[str, Any]:
