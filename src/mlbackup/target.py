@@ -41,6 +41,9 @@ class DataLocation:
 
     entry: FileEntry
     key: str
+    #: Where else to look if ``key`` is gone: a plain file being moved aside (by a writer
+    #: still running, or by the last request of one that died) is at ``objects/<hash>`` next.
+    fallback: str | None = None
 
 
 class BackupTarget(ClosingContext):
@@ -164,15 +167,16 @@ class BackupTarget(ClosingContext):
     def locate(self, manifest: Manifest) -> builtins.list[DataLocation]:
         """Where each file of ``manifest`` is stored (one listing, no per-file requests)."""
         displaced = set(self.backend.list_dir(layout.objects_prefix(manifest.name)))
-        return [
-            DataLocation(
-                entry,
-                layout.object_key(manifest.name, entry.hash)
-                if entry.hash in displaced
-                else layout.plain_key(manifest.name, entry.path),
-            )
-            for entry in manifest.files
-        ]
+        located = []
+        for entry in manifest.files:
+            kept = layout.object_key(manifest.name, entry.hash)
+            if entry.hash in displaced:
+                located.append(DataLocation(entry, kept))
+            else:
+                located.append(
+                    DataLocation(entry, layout.plain_key(manifest.name, entry.path), kept)
+                )
+        return located
 
     def copy_verified(
         self, location: DataLocation, out: BinaryIO | None, hash_name: str
@@ -186,19 +190,29 @@ class BackupTarget(ClosingContext):
         hasher = new_hasher(hash_name)
         size = 0
         try:
-            with self.backend.open_read(location.key) as src:
-                while chunk := src.read(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    size += len(chunk)
-                    if out is not None:
-                        out.write(chunk)
+            src = self._open_located(location)
         except FileNotFoundError:
             return f"{shown}: missing from the target"
+        with src:
+            while chunk := src.read(CHUNK_SIZE):
+                hasher.update(chunk)
+                size += len(chunk)
+                if out is not None:
+                    out.write(chunk)
         if size != entry.size:
             return f"{shown}: {size} bytes stored, {entry.size} expected (truncated or replaced)"
         if hasher.hexdigest() != entry.hash:
             return f"{shown}: content does not match its recorded {hash_name} (corrupted)"
         return None
+
+    def _open_located(self, location: DataLocation) -> BinaryIO:
+        try:
+            return self.backend.open_read(location.key)
+        except FileNotFoundError:
+            if location.fallback is None:
+                raise
+            # Moved aside since the listing: plain files only ever move to objects/.
+            return self.backend.open_read(location.fallback)
 
     def verify(self, name: str, version: int | None = None) -> VerifyResult:
         """Read every file of a version back and check its size and hash.

@@ -40,7 +40,7 @@ from mlbackup import (
     backup,
     restore,
 )
-from mlbackup.layout import manifest_key, plain_key
+from mlbackup.layout import manifest_key, object_key, plain_key
 
 __all__ = [
     "BackendContractTests",
@@ -332,6 +332,18 @@ class BackupProtocolTests:
         with pytest.raises(IntegrityError, match=r"weights\.bin"):
             restore("ckpt", dest, target=target, overwrite=True)
         assert tree_snapshot(dest) == {"mine.txt": b"keep me"}  # nothing placed
+
+    def test_a_file_moved_aside_after_locating_is_still_read(
+        self, target: BackupTarget, source: Path
+    ) -> None:
+        """A writer (or the last request of a dead one) moves a plain file to ``objects/``
+        between a reader's listing and its read: the reader finds it there."""
+        backup(source, target=target, name="ckpt")
+        manifest = target.manifest("ckpt")
+        located = {loc.entry.path: loc for loc in target.locate(manifest)}["weights.bin"]
+        assert located.key == plain_key("ckpt", "weights.bin")
+        target.backend.move(located.key, object_key("ckpt", located.entry.hash))
+        assert target.copy_verified(located, None, manifest.hash_name) is None
 
     def test_partial_backup_without_manifest_is_not_restored(
         self, target: BackupTarget, source: Path, scratch: Path
