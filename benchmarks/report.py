@@ -105,11 +105,17 @@ def _targets(data: dict[str, Any]) -> list[dict[str, Any]]:
           (S, "aws s3 sync", "no-change", "wall"), 0.1)  # fmt: skip
     ratio("first backup, in-process (hashing included) vs cp -a (local)",
           (L, "mlbackup", "first", "seconds"), (L, "cp -a", "first", "wall"), 1.5)  # fmt: skip
+    ratio("first backup, durable=False, in-process vs cp -a (local)",
+          (L, "mlbackup durable=False", "first", "seconds"), (L, "cp -a", "first", "wall"),
+          1.5)  # fmt: skip
     ratio("first backup, process vs aws s3 sync (S3)", (S, "mlbackup", "first", "wall"),
           (S, "aws s3 sync", "first", "wall"), 1.0)  # fmt: skip
     ratio("after the mutation, in-process vs rsync -a (local)",
           (L, "mlbackup", "after mutation", "seconds"), (L, "rsync -a", "after mutation", "wall"),
           1.0)  # fmt: skip
+    ratio("after the mutation, durable=False, in-process vs rsync -a (local)",
+          (L, "mlbackup durable=False", "after mutation", "seconds"),
+          (L, "rsync -a", "after mutation", "wall"), 1.0)  # fmt: skip
     ratio("after the mutation, process vs aws s3 sync (S3)",
           (S, "mlbackup", "after mutation", "wall"), (S, "aws s3 sync", "after mutation", "wall"),
           1.0)  # fmt: skip

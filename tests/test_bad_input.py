@@ -43,7 +43,7 @@ def test_unknown_scheme_lists_backends():
 
 
 def test_unknown_option_lists_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown option.*endpoint_url.*valid options: none"):
+    with pytest.raises(ConfigError, match=r"unknown option.*endpoint_url.*valid options: durable"):
         open_target(tmp_path, endpoint_url="http://x")
 
 

@@ -239,3 +239,17 @@ def test_restore_temp_files_are_private_until_placed(tmp_path):
     worker.join()
     assert modes == [0o600]
     assert dest.read_bytes() == b"weights"
+
+
+def test_durable_false_skips_the_flush_and_still_commits(tmp_path, monkeypatch):
+    import mlbackup_local
+
+    synced = []
+    monkeypatch.setattr(mlbackup_local, "_syncfs", lambda fd: synced.append(fd) or True)
+    (tmp_path / "a.txt").write_text("a")
+    backup(tmp_path / "a.txt", target=open_target(tmp_path / "fast", durable=False), name="a")
+    assert synced == []
+    backup(tmp_path / "a.txt", target=open_target(tmp_path / "safe"), name="a")
+    assert len(synced) == 1  # the default flushes once per commit
+    restore("a", tmp_path / "back.txt", target=open_target(tmp_path / "fast"))
+    assert (tmp_path / "back.txt").read_text() == "a"

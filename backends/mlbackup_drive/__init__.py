@@ -133,6 +133,8 @@ class DriveMountBackend(LocalBackend):
 
     staged_writes: ClassVar[bool] = True
     many_files_warning: ClassVar[int | None] = MANY_FILES
+    # No options: "durable" is the local folder's; the mount decides when data reaches Drive.
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
 
     def __init__(self, root: Path, display: str) -> None:
         super().__init__(root)

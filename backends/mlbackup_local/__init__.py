@@ -1,7 +1,10 @@
 """The ``file`` backend: a folder on a local or mounted disk; mlbackup's embedded default.
 
 URLs: ``file:///abs/path``, ``local:///abs/path``, or a plain path given to ``open_target``.
-No options.
+One option: ``durable`` (default true) flushes the data to the disk before each commit, so a
+power loss cannot leave a committed version whose data never reached the disk; ``durable=False``
+skips the flush (a process crash still loses nothing: the page cache outlives the process),
+which makes a first backup of a large tree several times faster on a slow disk.
 
 All file I/O goes through ``self.fs`` (fsspec's ``LocalFileSystem``), so a test can wrap it in
 :class:`mlbackup.testing.faulty_fs.FaultyFS` and inject ``OSError`` with any errno, slow calls
@@ -64,14 +67,18 @@ class LocalBackend(FsspecBackend):
 
     hash_name: ClassVar[str] = "xxh128"
     max_workers: ClassVar[int] = 4
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"durable": bool}
 
-    def __init__(self, root: Path, fs: Any = None) -> None:
+    def __init__(self, root: Path, fs: Any = None, *, durable: bool = True) -> None:
         fs = LocalFileSystem(skip_instance_cache=True) if fs is None else fs
         super().__init__(fs, str(root), root.as_uri())
+        self.durable = durable
+        # Folders made by this backend: one makedirs per folder, not one per file.
+        self._made_dirs: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> LocalBackend:
-        cls.check_options(options)
+        options = cls.check_options(options)
         parts = urlsplit(url)
         if parts.scheme in ("file", "local"):
             if parts.netloc not in ("", "localhost"):
@@ -84,7 +91,7 @@ class LocalBackend(FsspecBackend):
             raw = url
         if not raw:
             raise ConfigError(f"{url!r} has no path; give a folder such as file:///tmp/backups")
-        return cls(Path(raw).expanduser().absolute())
+        return cls(Path(raw).expanduser().absolute(), durable=options.get("durable", True))
 
     @property
     def local_root(self) -> Path:
@@ -125,13 +132,31 @@ class LocalBackend(FsspecBackend):
     def _tmp_file(self) -> Path:
         """A new empty file (mode 0600) in the target's temp folder, on the same filesystem."""
         tmp_dir = self._file(tmp_prefix())
-        self.fs.makedirs(str(tmp_dir), exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        self._ensure_dir(str(tmp_dir))
+        try:
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        except FileNotFoundError:  # the folder was removed behind our back: make it again
+            self._made_dirs.clear()
+            self._ensure_dir(str(tmp_dir))
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         os.close(fd)
         return Path(name)
 
-    def _make_parent(self, path: Path) -> None:
-        self.fs.makedirs(str(path.parent), exist_ok=True)
+    def _ensure_dir(self, folder: str) -> None:
+        if folder not in self._made_dirs:
+            self.fs.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+
+    def _move_into_place(self, tmp: Path, dest: Path) -> None:
+        self._ensure_dir(str(dest.parent))
+        try:
+            self.fs.mv(str(tmp), str(dest))
+        except FileNotFoundError:
+            if not tmp.exists():
+                raise
+            self._made_dirs.clear()  # a folder was removed behind our back
+            self._ensure_dir(str(dest.parent))
+            self.fs.mv(str(tmp), str(dest))
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         dest = self._file(key)
@@ -146,14 +171,15 @@ class LocalBackend(FsspecBackend):
                         out.write(chunk)
                         size += len(chunk)
                     out.flush()
-                written = int(self.fs.info(str(tmp))["size"])
+                    written = os.fstat(
+                        out.fileno()
+                    ).st_size  # what the disk holds, not what we sent
                 if written != size:
                     raise TargetError(
                         f"short write of {key!r} in {self.root}: {written} of {size} bytes "
                         "reached the disk; check free space and retry"
                     )
-                self._make_parent(dest)
-                self.fs.mv(str(tmp), str(dest))
+                self._move_into_place(tmp, dest)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
@@ -183,9 +209,7 @@ class LocalBackend(FsspecBackend):
 
     def move(self, src: str, dst: str) -> None:
         with self.translate_errors("move", src):
-            target = self._file(dst)
-            self._make_parent(target)
-            self.fs.mv(str(self._file(src)), str(target))
+            self._move_into_place(self._file(src), self._file(dst))
 
     def delete(self, key: str) -> None:
         with self.translate_errors("delete", key), contextlib.suppress(FileNotFoundError):
@@ -199,14 +223,15 @@ class LocalBackend(FsspecBackend):
                 with self.fs.open(str(tmp), "wb") as out:
                     out.write(data)
                     out.flush()
-                    os.fsync(out.fileno())
+                    if self.durable:
+                        os.fsync(out.fileno())
                 written = int(self.fs.info(str(tmp))["size"])
                 if written != len(data):
                     raise TargetError(
                         f"short write of {key!r} in {self.root}: {written} of {len(data)} bytes "
                         "reached the disk; check free space and retry"
                     )
-                self._make_parent(dest)
+                self._ensure_dir(str(dest.parent))
                 try:
                     # link() fails with EEXIST if the name is taken: an atomic create-only publish.
                     self.fs.link(str(tmp), str(dest))
@@ -219,7 +244,8 @@ class LocalBackend(FsspecBackend):
                     if self.fs.exists(str(dest)):
                         raise FileExistsError(key) from exc
                     self.fs.mv(str(tmp), str(dest))
-                _fsync_dir(dest.parent)
+                if self.durable:
+                    _fsync_dir(dest.parent)
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -229,7 +255,7 @@ class LocalBackend(FsspecBackend):
 
     def sync(self) -> None:
         root = Path(self.root)
-        if not root.exists():
+        if not self.durable or not root.exists():
             return
         fd = os.open(root, os.O_RDONLY)
         try:
