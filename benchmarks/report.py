@@ -62,7 +62,7 @@ def to_json(
         "tables": tables,
         "study": {k: v["values"][0] for k, v in results["study"].items()},
     }
-    data["targets"] = _targets(data)
+    data["targets"] = targets(data)
     return data
 
 
@@ -86,7 +86,7 @@ def _paired(data: dict[str, Any], a: tuple[str, str, str, str], b: tuple[str, st
     return ours, theirs, ours / theirs if theirs else None
 
 
-def _targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     L, S = "local folder", "S3 (moto)"
     rows: list[dict[str, Any]] = []
 
@@ -155,6 +155,8 @@ def _targets(data: dict[str, Any]) -> list[dict[str, Any]]:
 def _fmt(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 0.01:
+        return f"{seconds * 1e3:.2f} ms"
     return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
@@ -221,10 +223,46 @@ def write(data: dict[str, Any], docs: Path) -> None:
         else:
             cells = ["", "", f"{row['value']:.2f} {row['kind']}", f"< {row['limit']}"]
             if row["kind"] == "count":
-                cells[3] = "0"
+                cells[2:] = [f"{row['value']:.0f}", "0"]
         lines.append(
             f"| {row['goal']} | {' | '.join(cells)} | {'met' if row['met'] else '**missed**'} |"
         )
+    lines += ["", "## Bytes sent after the mutation", ""]
+    for target in ("local folder", "S3 (moto)"):
+        row = data["tables"].get(target, {}).get("mlbackup", {})
+        sent = row.get("after mutation", {}).get("extra", {}).get("bytes_sent")
+        changed = row.get("changed_bytes")
+        if sent is not None and changed:
+            lines.append(
+                f"- {target}: mlbackup sent {sent / MiB:.1f} MiB for {changed / MiB:.1f} MiB of "
+                f"changed bytes ({sent / changed:.1f}x): changed files are sent whole, so the "
+                f"appended weight file goes up entirely ({meta['large_size_mib'] + 8} MiB)."
+            )
+    lines += [
+        "",
+        "Sending only the appended bytes would take, on S3, a multipart upload whose first part "
+        "is an `UploadPartCopy` of the old object (server-side, parts of at least 5 MiB) and "
+        "whose last part is the new tail; on GCS, uploading the tail as its own object and "
+        "`compose`-ing the two. Neither is done yet: both need the old object to be the exact "
+        "prefix of the new file (checked by hashing that prefix), and the plain key the old "
+        "version is displaced from.",
+        "",
+        "## Reading these numbers",
+        "",
+        "- *mlbackup* (in-process) is the call alone in a running Python process, its backend "
+        "already imported; *mlbackup CLI* is the whole command, Python's start-up and imports "
+        "included, as every peer is measured.",
+        "- mlbackup flushes the data to the disk once before committing a local version "
+        "(`syncfs`), so that a power loss cannot leave a committed version without its data; "
+        "`cp`, `rsync` and `rclone` do not flush. The *durable=False* row shows mlbackup "
+        "without that flush (still safe against a killed process).",
+        "- On S3 the server is moto, a Python server on the same two cores: it is slow and "
+        "shares the CPU with the client, so absolute S3 times say little; the ratios compare "
+        "clients against the same server.",
+        "- *rclone copy* compares size and modification time; *--checksum* reads every byte. "
+        "restic's repository is not checked for missed changes (its snapshots are not files).",
+        "",
+    ]
     for target in ("local folder", "S3 (moto)", "big file", "reference"):
         lines += ["", f"## {target}", "", *_table(data, target)]
     study = data["study"]

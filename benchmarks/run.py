@@ -121,7 +121,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small tree, under 3 minutes")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: /tmp)")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite docs/")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite docs/ from benchmarks/results.json"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        data = json.loads((HERE / "results.json").read_text())
+        data["targets"] = report.targets(data)
+        report.write(data, HERE.parent / "docs")
+        print(report.summary(data))
+        return
     if args.quick:
         shape = TreeShape(small_files=600, large_files=2, large_size=24 * MiB)
         repeats, s3_repeats, trials, big = 3, 1, 40, 256 * MiB
