@@ -10,7 +10,7 @@ URL: ``s3://<bucket>/<prefix>``. Options (keyword arguments to :func:`mlbackup.o
 ``anon``           ``true`` for anonymous access to a public bucket
 ``region``         the bucket's region
 ``requester_pays`` ``true`` for requester-pays buckets
-``part_size``      bytes per multipart part (default 16 MiB, at least 5 MiB)
+``part_size``      bytes per multipart part (default 8 MiB, at least 5 MiB)
 ``connect_timeout`` / ``read_timeout``  seconds (default 10 / 120)
 =================  ==============================================================
 

@@ -8,6 +8,7 @@ here against md5's 0.9 GB/s) where we compute both sides ourselves.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -81,6 +82,8 @@ def read_small_file(path: Path, limit: int) -> bytes | None:
     """
     try:
         with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > limit:
+                return None  # without reading (and holding) a part's worth first
             data = f.read(limit + 1)
     except OSError as exc:
         raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc

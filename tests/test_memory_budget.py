@@ -1,0 +1,33 @@
+"""The upload memory budget: what workers hold at once stays within it."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from mlbackup.memory_budget import MemoryBudget
+
+
+def test_workers_never_hold_more_than_the_budget():
+    budget = MemoryBudget(30)
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def work(_):
+        with budget.hold(10):
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            with lock:
+                state["now"] -= 1
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(400)))
+    assert state["most"] <= 3
+    assert budget.peak <= 30
+
+
+def test_a_buffer_larger_than_the_budget_goes_alone():
+    budget = MemoryBudget(10)
+    with budget.hold(25):
+        assert budget.peak == 25
+    with budget.hold(5), budget.hold(5):
+        assert budget.peak == 25
