@@ -31,7 +31,7 @@ MAX_PARTS = 10_000
 #: Files above this go up in parts; each part is one buffer, so it bounds memory per transfer.
 DEFAULT_PART_SIZE = 8 * MiB
 #: Bytes of file data all upload workers may hold at once (see mlbackup.memory_budget).
-UPLOAD_BUDGET = 48 * MiB
+UPLOAD_BUDGET = 16 * MiB
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
