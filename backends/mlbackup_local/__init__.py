@@ -97,8 +97,9 @@ class LocalBackend(FsspecBackend):
     def local_root(self) -> Path:
         return Path(self.root)
 
-    def _file(self, key: str) -> Path:
-        return Path(self.path(key))
+    def _file(self, key: str) -> str:
+        # Paths stay str here: a Path per file costs more than some of the syscalls.
+        return self.path(key)
 
     @contextmanager
     def translate_errors(self, operation: str, key: str) -> Iterator[None]:
@@ -129,34 +130,34 @@ class LocalBackend(FsspecBackend):
                 ) from exc
             raise TargetError(f"{where} failed: {exc}") from exc
 
-    def _tmp_file(self) -> Path:
+    def _tmp_file(self) -> str:
         """A new empty file (mode 0600) in the target's temp folder, on the same filesystem."""
         tmp_dir = self._file(tmp_prefix())
-        self._ensure_dir(str(tmp_dir))
+        self._ensure_dir(tmp_dir)
         try:
             fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         except FileNotFoundError:  # the folder was removed behind our back: make it again
             self._made_dirs.clear()
-            self._ensure_dir(str(tmp_dir))
+            self._ensure_dir(tmp_dir)
             fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         os.close(fd)
-        return Path(name)
+        return name
 
     def _ensure_dir(self, folder: str) -> None:
         if folder not in self._made_dirs:
             self.fs.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
 
-    def _move_into_place(self, tmp: Path, dest: Path) -> None:
-        self._ensure_dir(str(dest.parent))
+    def _move_into_place(self, tmp: str, dest: str) -> None:
+        self._ensure_dir(os.path.dirname(dest))
         try:
-            self.fs.mv(str(tmp), str(dest))
+            self.fs.mv(tmp, dest)
         except FileNotFoundError:
-            if not tmp.exists():
+            if not os.path.exists(tmp):
                 raise
             self._made_dirs.clear()  # a folder was removed behind our back
-            self._ensure_dir(str(dest.parent))
-            self.fs.mv(str(tmp), str(dest))
+            self._ensure_dir(os.path.dirname(dest))
+            self.fs.mv(tmp, dest)
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         dest = self._file(key)
@@ -165,7 +166,7 @@ class LocalBackend(FsspecBackend):
             try:
                 hasher = new_hasher(self.hash_name)
                 size = 0
-                with open(local_path, "rb") as src, self.fs.open(str(tmp), "wb") as out:
+                with open(local_path, "rb") as src, self.fs.open(tmp, "wb") as out:
                     while chunk := src.read(CHUNK_SIZE):
                         hasher.update(chunk)
                         out.write(chunk)
@@ -181,18 +182,18 @@ class LocalBackend(FsspecBackend):
                     )
                 self._move_into_place(tmp, dest)
             except BaseException:
-                tmp.unlink(missing_ok=True)
+                _remove(tmp)
                 raise
         return ObjectInfo(key, size, hasher.hexdigest())
 
     def open_read(self, key: str) -> BinaryIO:
         with self.translate_errors("read", key):
-            return cast(BinaryIO, self.fs.open(str(self._file(key)), "rb"))
+            return cast(BinaryIO, self.fs.open(self._file(key), "rb"))
 
     def info(self, key: str) -> ObjectInfo | None:
         with self.translate_errors("stat", key):
             try:
-                found = self.fs.info(str(self._file(key)))
+                found = self.fs.info(self._file(key))
             except (FileNotFoundError, NotADirectoryError):
                 return None
         if found.get("type") != "file":
@@ -202,7 +203,7 @@ class LocalBackend(FsspecBackend):
     def list_dir(self, prefix: str) -> list[str]:
         with self.translate_errors("list", prefix):
             try:
-                entries = self.fs.ls(str(self._file(prefix)), detail=False)
+                entries = self.fs.ls(self._file(prefix), detail=False)
             except (FileNotFoundError, NotADirectoryError):
                 return []
         return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
@@ -213,45 +214,45 @@ class LocalBackend(FsspecBackend):
 
     def delete(self, key: str) -> None:
         with self.translate_errors("delete", key), contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(str(self._file(key)))
+            self.fs.rm_file(self._file(key))
 
     def write_new(self, key: str, data: bytes) -> None:
         dest = self._file(key)
         with self.translate_errors("write", key):
             tmp = self._tmp_file()
             try:
-                with self.fs.open(str(tmp), "wb") as out:
+                with self.fs.open(tmp, "wb") as out:
                     out.write(data)
                     out.flush()
                     if self.durable:
                         os.fsync(out.fileno())
-                written = int(self.fs.info(str(tmp))["size"])
+                written = int(self.fs.info(tmp)["size"])
                 if written != len(data):
                     raise TargetError(
                         f"short write of {key!r} in {self.root}: {written} of {len(data)} bytes "
                         "reached the disk; check free space and retry"
                     )
-                self._ensure_dir(str(dest.parent))
+                self._ensure_dir(os.path.dirname(dest))
                 try:
                     # link() fails with EEXIST if the name is taken: an atomic create-only publish.
-                    self.fs.link(str(tmp), str(dest))
+                    self.fs.link(tmp, dest)
                 except OSError as exc:
                     if exc.errno == errno.EEXIST:
                         raise FileExistsError(key) from exc
                     if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
                         raise
                     # No hard links (some FUSE mounts such as Drive's): check, then rename.
-                    if self.fs.exists(str(dest)):
+                    if self.fs.exists(dest):
                         raise FileExistsError(key) from exc
-                    self.fs.mv(str(tmp), str(dest))
+                    self.fs.mv(tmp, dest)
                 if self.durable:
-                    _fsync_dir(dest.parent)
+                    _fsync_dir(os.path.dirname(dest))
             finally:
-                tmp.unlink(missing_ok=True)
+                _remove(tmp)
 
     def read_bytes(self, key: str) -> bytes:
         with self.translate_errors("read", key):
-            return cast(bytes, self.fs.cat_file(str(self._file(key))))
+            return cast(bytes, self.fs.cat_file(self._file(key)))
 
     def sync(self) -> None:
         root = Path(self.root)
@@ -265,7 +266,12 @@ class LocalBackend(FsspecBackend):
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _fsync_dir(path: str) -> None:
     with contextlib.suppress(OSError):  # some filesystems refuse fsync on a directory
         fd = os.open(path, os.O_RDONLY)
         try:

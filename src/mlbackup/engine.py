@@ -120,8 +120,10 @@ class _Transfer:
 
     def _send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
         key = layout.plain_key(self.name, source.path)
+        path = source.abspath
+        wal = "|wal:" in source.sig  # the scan saw a WAL beside it (a database in WAL mode)
         for _attempt in range(READ_ATTEMPTS):
-            before = current_signature(source.abspath)
+            before = current_signature(path, wal=wal)
             with readable_copy(source) as (readable, kind):
                 if old is not None:
                     _size, digest = hash_file(readable, self.target.hash_name)
@@ -131,7 +133,7 @@ class _Transfer:
                     self.displace(old)
                     old = None  # displaced once; a re-read must not displace again
                 stored = self.backend.put_file(readable, key)
-            if kind != "plain" or current_signature(source.abspath) == before:
+            if kind != "plain" or current_signature(path, wal=wal) == before:
                 crash_point("after-put")
                 self.report(source.path, stored.size)
                 entry = FileEntry(

@@ -108,9 +108,10 @@ def _wal_stat(path: Path) -> os.stat_result | None:
     return _stat_or_none(path.with_name(path.name + "-wal"))
 
 
-def current_signature(path: Path) -> str:
-    """The signature of the file at ``path`` now (see :func:`signature`)."""
-    return signature(path.stat(), _wal_stat(path))
+def current_signature(path: Path, *, wal: bool = True) -> str:
+    """The signature of the file at ``path`` now (see :func:`signature`); ``wal=False`` skips
+    the look for a WAL (for a file the scan found without one)."""
+    return signature(path.stat(), _wal_stat(path) if wal else None)
 
 
 def _source_file(rel: str, location: str, st: os.stat_result, has_wal: bool = True) -> SourceFile:
