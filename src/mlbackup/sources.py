@@ -55,6 +55,9 @@ APPEND_LOG_SUFFIXES = (".log", ".jsonl", ".journal")
 #: SQLite's and Python's default busy timeout is 5 s: warn when a snapshot holds its read lock
 #: for half of that, since a writer waiting that long is close to "database is locked".
 SNAPSHOT_WARN_SECONDS = 2.5
+#: Databases up to this size are snapshotted through memory (see :func:`snapshot_sqlite`).
+MEMORY_SNAPSHOT_BYTES = 64 << 20
+_SERIALIZE = hasattr(sqlite3.Connection, "serialize")  # Python 3.11+
 
 
 SnapshotKind = Literal["plain", "sqlite", "log"]
@@ -266,27 +269,41 @@ def snapshot_sqlite(db: Path) -> Path:
     """Copy a live SQLite database consistently into a temp file beside it.
 
     Uses the online backup API in one step (``pages=-1``): the step-wise form restarts on every
-    write and may never finish under a busy writer. The temp file sits on the source's own disk
-    (falling back to the system temp folder if that is read-only), never on the target.
+    write and may never finish under a busy writer. A database up to
+    :data:`MEMORY_SNAPSHOT_BYTES` is copied into memory, checked there and written out in one
+    write (several times faster than SQLite writing the copy page by page, and the read lock is
+    held for less); a larger one is copied straight into the temp file, unjournaled. The temp
+    file sits on the source's own disk (falling back to the system temp folder if that is
+    read-only), never on the target.
 
     Raises:
-        SourceError: the database cannot be read or the snapshot fails its check.
+        SourceError: the database cannot be read, the snapshot fails its check, or the temp
+            file cannot be written (e.g. the disk is full).
     """
     snapshot = _temp_beside(db, ".db")
     try:
+        in_memory = _SERIALIZE and db.stat().st_size <= MEMORY_SNAPSHOT_BYTES
+        data = None
         # Read from a plain connection: it honours the WAL and a hot journal as any reader does.
         src = sqlite3.connect(str(db), timeout=30)
         try:
-            dst = sqlite3.connect(str(snapshot))
+            dst = sqlite3.connect(":memory:" if in_memory else str(snapshot))
             try:
+                if not in_memory:  # a temp copy needs no rollback journal and no fsyncs
+                    dst.execute("PRAGMA journal_mode=OFF")
+                    dst.execute("PRAGMA synchronous=OFF")
                 started = time.perf_counter()
                 src.backup(dst)
                 held = time.perf_counter() - started
                 row = dst.execute("PRAGMA quick_check").fetchone()
+                if in_memory:
+                    data = dst.serialize()  # type: ignore[attr-defined,unused-ignore]
             finally:
                 dst.close()
         finally:
             src.close()
+        if data is not None:
+            snapshot.write_bytes(data)
         if row is None or row[0] != "ok":
             raise SourceError(f"snapshot of {db} failed its integrity check: {row}")
         if held >= SNAPSHOT_WARN_SECONDS:
@@ -300,10 +317,11 @@ def snapshot_sqlite(db: Path) -> Path:
         else:
             log.debug("snapshot of %s took %.3f s (read lock held)", db, held)
         return snapshot
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:  # OSError: the temp file could not be written
         snapshot.unlink(missing_ok=True)
         raise SourceError(
-            f"could not snapshot the SQLite database {db}: {exc}; check it opens with sqlite3"
+            f"could not snapshot the SQLite database {db}: {exc}; check it opens with sqlite3 "
+            f"and that {snapshot.parent} has room for a copy"
         ) from exc
     except BaseException:
         snapshot.unlink(missing_ok=True)
