@@ -31,3 +31,17 @@ def test_a_buffer_larger_than_the_budget_goes_alone():
         assert budget.peak == 25
     with budget.hold(5), budget.hold(5):
         assert budget.peak == 25
+
+
+def test_parts_are_read_one_budget_share_at_a_time():
+    from mlbackup.memory_budget import parts_within
+
+    budget = MemoryBudget(10)
+    seen = []
+    for part in parts_within(budget, iter([b"a" * 10, b"b" * 10, b"c" * 10]), 10):
+        seen.append(part)
+        assert budget.peak == 10  # the next part waits for this one's share
+        del part
+    assert [p[:1] for p in seen] == [b"a", b"b", b"c"]
+    with budget.hold(10):  # everything was given back
+        pass

@@ -24,6 +24,7 @@ from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
+from mlbackup.memory_budget import parts_within
 from mlbackup.retry import RetryPolicy
 
 from .credentials import Credentials, load_credentials, refresh
@@ -126,16 +127,21 @@ class GCSBackend(BucketBackend):
                 ) from None
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
-        data = read_small_file(local_path, self.part_size)
+        with self.holding_up_to_a_part(local_path):
+            data = read_small_file(local_path, self.part_size)
+            if data is not None:
+                with self.translate_errors("upload", key):
+                    digest = hashlib.md5(data).hexdigest()
+                    stored = self.fs.pipe_file(
+                        self.path(key),
+                        data,
+                        content_type=_CONTENT_TYPE,
+                        chunksize=self._simple_limit,
+                    )
+                self._check_md5(key, stored, len(data), digest)
+                return ObjectInfo(key, len(data), digest)
         with self.translate_errors("upload", key):
-            if data is None:
-                return self._put_resumable(local_path, key)
-            digest = hashlib.md5(data).hexdigest()
-            stored = self.fs.pipe_file(
-                self.path(key), data, content_type=_CONTENT_TYPE, chunksize=self._simple_limit
-            )
-            self._check_md5(key, stored, len(data), digest)
-            return ObjectInfo(key, len(data), digest)
+            return self._put_resumable(local_path, key)
 
     def _put_resumable(self, local_path: Path, key: str) -> ObjectInfo:
         name = self.object_name(key)
@@ -145,7 +151,8 @@ class GCSBackend(BucketBackend):
         offset = 0
         stored: Any = None
         try:
-            for part in read_parts(local_path, self.part_size, whole):
+            reader = read_parts(local_path, self.part_size, whole)
+            for part in parts_within(self.upload_budget, reader, self.part_size):
                 # The declared total must hold: a file that grew or shrank since stat() is
                 # caught below as a size mismatch, and the engine reads it again.
                 stored = sync(
@@ -159,6 +166,7 @@ class GCSBackend(BucketBackend):
                     _CONTENT_TYPE,
                 )
                 offset += len(part)
+                del part  # released with its share of the budget, not at the next read
                 crash_point("after-part")
         except BaseException:
             # Cancel the session: an unfinished resumable upload is invisible, but drop it.

@@ -17,7 +17,7 @@ from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
-from mlbackup.memory_budget import MemoryBudget
+from mlbackup.memory_budget import parts_within
 from mlbackup.redaction import register_secret
 
 from .errors import credential_source, error_code, translate
@@ -30,8 +30,6 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
 #: Files above this go up in parts; each part is one buffer, so it bounds memory per transfer.
 DEFAULT_PART_SIZE = 8 * MiB
-#: Bytes of file data all upload workers may hold at once (see mlbackup.memory_budget).
-UPLOAD_BUDGET = 16 * MiB
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -83,7 +81,6 @@ class S3Backend(BucketBackend):
         self, fs: Any, location: BucketURL, options: Mapping[str, Any], part_size: int
     ) -> None:
         super().__init__(fs, location, options.get("endpoint_url"), part_size)
-        self._budget = MemoryBudget(UPLOAD_BUDGET)
         self._source = credential_source(options)
 
     @classmethod
@@ -119,7 +116,7 @@ class S3Backend(BucketBackend):
             self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
-        with self._budget.hold(min(_size_of(local_path), self.part_size)):
+        with self.holding_up_to_a_part(local_path):
             data = read_small_file(local_path, self.part_size)
             if data is not None:
                 with self.translate_errors("upload", key):
@@ -144,23 +141,19 @@ class S3Backend(BucketBackend):
         size = 0
         try:
             reader = read_parts(local_path, part_size, whole)
-            while True:
-                with self._budget.hold(part_size):  # read only once the part fits in memory
-                    data = next(reader, None)
-                    if data is None:
-                        break
-                    number = len(parts) + 1
-                    digest = hashlib.md5(data).digest()
-                    response = self._call(
-                        "upload_part",
-                        key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=data,
-                        ContentMD5=_b64(digest),
-                    )
-                    size += len(data)
-                    del data  # released with its share of the budget, not at the next read
+            for data in parts_within(self.upload_budget, reader, part_size):
+                number = len(parts) + 1
+                digest = hashlib.md5(data).digest()
+                response = self._call(
+                    "upload_part",
+                    key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    ContentMD5=_b64(digest),
+                )
+                size += len(data)
+                del data  # released with its share of the budget, not at the next read
                 self._check_etag(f"{key} (part {number})", response, digest.hex())
                 parts.append({"PartNumber": number, "ETag": response["ETag"]})
                 crash_point("after-part")
@@ -212,13 +205,6 @@ class S3Backend(BucketBackend):
                     raise FileExistsError(key) from exc
                 raise
             self._check_etag(key, response, md5.hexdigest())
-
-
-def _size_of(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # read_small_file reports the problem
 
 
 def _filesystem(options: Mapping[str, Any]) -> Any:

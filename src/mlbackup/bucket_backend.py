@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, MLBackupError
 from .fsspec_backend import FsspecBackend
+from .memory_budget import MemoryBudget
 
 __all__ = ["BucketBackend", "BucketURL", "parse_bucket_url", "public_endpoint"]
 
 #: Bytes read ahead per open object when restoring or verifying.
 READ_BLOCK = 8 << 20
+#: Bytes of file data all upload workers of one target may hold at once (the least: two
+#: parts); each byte is copied a few times on its way out, so memory is a few times this.
+UPLOAD_BUDGET = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,20 @@ class BucketBackend(FsspecBackend):
         self.bucket = location.bucket
         self.prefix = location.prefix
         self.part_size = part_size
+        #: What all upload workers may hold in memory at once: at least two parts.
+        self.upload_budget = MemoryBudget(max(UPLOAD_BUDGET, 2 * part_size))
         endpoint = public_endpoint(endpoint_url)
         #: The bucket and endpoint, for messages.
         self.where = str(location) + (f" at {endpoint}" if endpoint else "")
+
+    def holding_up_to_a_part(self, local_path: Path) -> AbstractContextManager[None]:
+        """Hold the budget for reading ``local_path`` whole (at most a part: bigger files are
+        read part by part, each under :func:`~mlbackup.memory_budget.parts_within`)."""
+        try:
+            size = local_path.stat().st_size
+        except OSError:
+            size = 0  # the read that follows reports the problem
+        return self.upload_budget.hold(min(size, self.part_size))
 
     def object_name(self, key: str) -> str:
         """The store's name for ``key`` (the prefix joined on)."""

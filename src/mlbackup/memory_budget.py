@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["MemoryBudget"]
+__all__ = ["MemoryBudget", "parts_within"]
 
 
 class MemoryBudget:
@@ -43,3 +43,16 @@ class MemoryBudget:
     def peak(self) -> int:
         """The most bytes held at once so far."""
         return self._peak
+
+
+def parts_within(budget: MemoryBudget, parts: Iterator[bytes], part_size: int) -> Iterator[bytes]:
+    """Yield from ``parts``, each read only once ``part_size`` bytes fit in ``budget`` and held
+    until the next one is asked for. The consumer must drop its reference to a part before
+    asking for the next one (``del part`` at the end of the loop body), or it holds two."""
+    while True:
+        with budget.hold(part_size):
+            part = next(parts, None)
+            if part is None:
+                return
+            yield part
+            del part
