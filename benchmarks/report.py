@@ -259,6 +259,10 @@ def write(data: dict[str, Any], docs: Path) -> None:
         "- On S3 the server is moto, a Python server on the same two cores: it is slow and "
         "shares the CPU with the client, so absolute S3 times say little; the ratios compare "
         "clients against the same server.",
+        "- The disk of this machine is noisy: the same `cp -a` of the tree took 0.4 s to 1.5 s "
+        "across repeats, even with dirty pages written out before every run. First-backup "
+        "ratios move by 2x or more between runs; every repeat's time is in "
+        "`benchmarks/results.json`.",
         "- *rclone copy* compares size and modification time; *--checksum* reads every byte. "
         "restic's repository is not checked for missed changes (its snapshots are not files).",
         "",
