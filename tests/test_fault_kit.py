@@ -125,3 +125,24 @@ def test_faulty_fs_truncates_writes_silently(tmp_path):
     with fs.open(str(tmp_path / "f"), "wb") as f:
         assert f.write(b"abcdef") == 6  # the disk claims all of it
     assert (tmp_path / "f").read_bytes() == b"abc"
+
+
+def test_the_fake_drive_never_acts_on_a_request_cut_short(drive_api):
+    """A client killed mid-request: Drive ignores the part it got (a move whose new title was
+    cut off once made a killed backup's file vanish from both of its places)."""
+    from mlbackup.testing.drive_server import ROOT_ID
+
+    folder = drive_api.add_file(ROOT_ID, "objects", folder=True)
+    file_id = drive_api.add_file(ROOT_ID, "f8.bin", b"data")
+    body = b'{"title": "renamed-by-hash"}'
+    host, port = drive_api.endpoint_url.removeprefix("http://").rstrip("/").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"PATCH /drive/v2/files/{file_id}?addParents={folder}&removeParents={ROOT_ID} "
+            f"HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()  # headers sent, no body yet
+        )
+        sock.shutdown(socket.SHUT_WR)  # the client dies here
+        assert sock.recv(100) == b""  # no answer: nothing was done
+    moved = drive_api.files[file_id]
+    assert (moved.title, moved.parents) == ("f8.bin", [ROOT_ID])

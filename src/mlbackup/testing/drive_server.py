@@ -460,6 +460,12 @@ def _handler(server: FakeDriveServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""  # always drain the body
+            if len(body) < length:
+                # The client went away mid-request (e.g. killed): Drive never acts on a request
+                # it did not receive whole. Acting on the part (a move whose new title was cut
+                # off) once made a killed backup's file vanish from both of its places.
+                self.close_connection = True
+                return
             status, headers, payload = server.handle(self.command, self.path, self.headers, body)
             self.send_response(status)
             for key, value in headers.items():

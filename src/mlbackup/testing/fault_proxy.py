@@ -257,6 +257,10 @@ class FaultProxy(LoopbackServer):
                     self._reset()
                     return
                 body = self._read_chunked() if chunked else self.rfile.read(length)
+                if not chunked and len(body) < length:
+                    # The client went away mid-request: forward nothing, as a network would.
+                    self.close_connection = True
+                    return
                 proxy._throttle(len(body))
                 if proxy._take_silence():
                     released = proxy._released
