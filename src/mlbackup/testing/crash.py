@@ -82,15 +82,18 @@ def run_backup_process(
         "name": name,
         "keep_last": keep_last,
     }
+    started: list[subprocess.Popen[str]] = []
+    if proxy is not None and after_requests is not None:
+        # Armed before the child starts, so the count is of the child's requests only.
+        proxy.after_request(after_requests, lambda: _kill(started[0]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlbackup.testing.crash", json.dumps(spec)],
         env=child_env,
         stdout=subprocess.PIPE,
         text=True,
     )
+    started.append(proc)
     assert proc.stdout is not None
-    if proxy is not None and after_requests is not None:
-        proxy.after_request(after_requests, lambda: _kill(proc))
     lines: list[str] = []
     if after_progress is not None:
         sent = 0
