@@ -1,4 +1,5 @@
-"""Deterministic workloads: a checkpoint-like tree, a mutation of it, a growing Optuna study.
+"""Deterministic workloads: a checkpoint-like tree, a mutation of it, a big file (the Optuna
+study is grown by the benchmark child itself, in benchmarks/child.py).
 
 The same seed gives the same bytes, names and sizes on every machine.
 """
@@ -93,19 +94,6 @@ class Mutation:
         self._saved.clear()
         self.changed.clear()
         self.changed_bytes = 0
-
-
-def grow_study(db: Path, trials: int, seed: int = 0) -> None:
-    """An Optuna study on SQLite at ``db`` with ``trials`` finished trials."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=f"sqlite:///{db}", sampler=optuna.samplers.TPESampler(seed=seed)
-    )
-    study.optimize(
-        lambda t: sum(t.suggest_float(f"x{i}", -1, 1) ** 2 for i in range(8)), n_trials=trials
-    )
 
 
 def make_big_file(path: Path, size: int) -> None:

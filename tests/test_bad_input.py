@@ -92,19 +92,25 @@ def test_non_empty_destination_is_refused_unchanged(tmp_path):
     assert dest.read_bytes() == b"mine"
 
 
-@pytest.mark.parametrize("evil", ["../escaped.txt", "/tmp/abs.txt", "a/../../x", "nul\x00byte"])
-def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil, figures):
+def backup_with_edited_manifest(tmp_path, edit_files):
+    """Back a one-file folder up, then replace its manifest's file list with
+    ``edit_files(files)``, as someone with write access to the target could."""
     folder = tmp_path / "ckpt"
     folder.mkdir()
     (folder / "ok.txt").write_text("ok")
-    target = tmp_path / "target"
-    backup(folder, target=target)
-    t = open_target(target)
+    backup(folder, target=tmp_path / "target")
+    t = open_target(tmp_path / "target")
     key = manifest_key("ckpt", 1)
     doc = json.loads(t.backend.read_bytes(key))
-    doc["files"][0]["path"] = evil
+    doc["files"] = edit_files(doc["files"])
     t.backend.delete(key)
     t.backend.write_new(key, json.dumps(doc).encode())
+    return t
+
+
+@pytest.mark.parametrize("evil", ["../escaped.txt", "/tmp/abs.txt", "a/../../x", "nul\x00byte"])
+def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil, figures):
+    t = backup_with_edited_manifest(tmp_path, lambda files: [{**files[0], "path": evil}])
     before = tree_snapshot(tmp_path)
     with pytest.raises(UnsafePathError, match="unsafe path"):
         restore("ckpt", tmp_path / "dest", target=t)
@@ -200,19 +206,8 @@ def test_credential_files_can_be_included_on_purpose(tmp_path):
     ],
 )
 def test_hostile_manifest_entries_write_nothing_outside(tmp_path, entries, figures):
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    (folder / "ok.txt").write_text("ok")
-    target = tmp_path / "target"
-    backup(folder, target=target)
+    t = backup_with_edited_manifest(tmp_path, lambda files: [{**files[0], **e} for e in entries])
     (tmp_path / "outside").mkdir()
-    t = open_target(target)
-    key = manifest_key("ckpt", 1)
-    doc = json.loads(t.backend.read_bytes(key))
-    template = doc["files"][0]
-    doc["files"] = [{**template, **entry} for entry in entries]
-    t.backend.delete(key)
-    t.backend.write_new(key, json.dumps(doc).encode())
     before = tree_snapshot(tmp_path)
     with pytest.raises(MLBackupError) as caught:
         restore("ckpt", tmp_path / "dest", target=t)
