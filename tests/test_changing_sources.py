@@ -4,17 +4,16 @@ The target is held mid-backup with :class:`~mlbackup.testing.faulty_fs.FaultyFS`
 changes the source, so the interleaving is exact (no sleeps, no luck).
 """
 
-import json
 import logging
 import os
-import subprocess
-import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from mlbackup import SourceMissingError, backup, open_target, restore
 from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.crash import run_backup_process
 from mlbackup.testing.faulty_fs import faulty_target
 
 MiB = 1 << 20
@@ -112,14 +111,11 @@ def test_two_processes_backing_up_one_name_at_once(tmp_path, store, request):
             path.write_bytes(f"{writer}{i}".encode() * 2000)
         trees.append(tree_snapshot(root))
 
-    def child(writer):
-        spec = {"source": str(tmp_path / writer), "url": url, "options": options}
-        spec.update(name="shared", keep_last=None)
-        command = [sys.executable, "-m", "mlbackup.testing.crash", json.dumps(spec)]
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL)
-
-    children = [child(writer) for writer in "ab"]
-    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    # Two backup processes at once (the crash driver's child, with nothing to kill it).
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda w: run_backup_process(tmp_path / w, url, options,
+                                                              name="shared"), "ab"))  # fmt: skip
+    assert [o.finished for o in outcomes] == [True, True]
     target = open_target(url, **options)
     assert target.versions("shared") == [1, 2]
     restored = []
