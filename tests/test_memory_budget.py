@@ -1,5 +1,6 @@
 """The upload memory budget: what workers hold at once stays within it."""
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,21 +11,24 @@ def test_workers_never_hold_more_than_the_budget():
     budget = MemoryBudget(30)
     lock = threading.Lock()
     state = {"now": 0, "most": 0}
-    # Each worker stays inside until three are: with a budget of three shares the six pass in
-    # two groups; a budget that let more in would show them all inside at once.
-    three_inside = threading.Barrier(3, timeout=10)
+    # Every worker waits inside its hold for all six to be inside. The budget admits three
+    # shares, so that never happens and the barrier gives up (its timeout bounds the test, it
+    # does not decide it); a budget that admitted all six would let them meet.
+    all_inside = threading.Barrier(6, timeout=0.5)
 
     def work(_):
         with budget.hold(10):
             with lock:
                 state["now"] += 1
                 state["most"] = max(state["most"], state["now"])
-            three_inside.wait()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                all_inside.wait()
             with lock:
                 state["now"] -= 1
 
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(work, range(6)))
+    assert all_inside.broken
     assert state["most"] == 3
     assert budget.peak == 30
 
