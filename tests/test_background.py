@@ -78,6 +78,26 @@ def test_failures_never_raise_into_the_loop_but_at_flush(gated, tmp_path, caplog
     assert bg.status()["a.txt"].last_version == 1
 
 
+def test_a_path_removed_before_its_turn_is_skipped_only_when_missing_ok(gated, tmp_path):
+    old, new = tmp_path / "epoch=0.ckpt", tmp_path / "epoch=1.ckpt"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    gated.backend.gate.clear()
+    with BackgroundBackup(gated) as bg:
+        bg.submit(new, "held.ckpt")
+        assert gated.backend.uploading.wait(30)  # the worker is busy; the rest wait their turn
+        rotated = bg.submit(old, "epoch=0.ckpt", missing_ok=True)
+        bg.submit(old, "also-old.ckpt")
+        old.unlink()  # the trainer's rotation removes it before the worker gets to it
+        gated.backend.gate.set()
+        with pytest.raises(BackgroundBackupError, match=r"also-old\.ckpt") as caught:
+            bg.flush(timeout=30)
+    assert list(caught.value.failures) == ["also-old.ckpt"]
+    assert rotated.result().status.value == "skipped_missing"
+    assert bg.status()["epoch=0.ckpt"].last_version is None
+    assert not gated.versions("epoch=0.ckpt")
+
+
 def test_strict_raises_from_the_next_submit(gated, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("a")

@@ -30,9 +30,9 @@ from .api import PathArg, TargetArg, open_target_for
 from .closing import ClosingContext
 from .config import BackupConfig, load_config
 from .engine import run_backup
-from .errors import BackendUnavailableError, MLBackupError
+from .errors import BackendUnavailableError, MLBackupError, SourceMissingError
 from .paths import default_name
-from .results import BackupResult
+from .results import BackupResult, BackupStatus
 from .target import BackupTarget
 
 __all__ = ["BackgroundBackup", "BackgroundBackupError", "NameStatus"]
@@ -81,6 +81,7 @@ class _Job:
     path: Path
     futures: list[Future[BackupResult]]
     since: float
+    missing_ok: bool = False
 
 
 class BackgroundBackup(ClosingContext):
@@ -152,11 +153,15 @@ class BackgroundBackup(ClosingContext):
         """The target backups go to."""
         return self._target
 
-    def submit(self, path: PathArg, name: str | None = None) -> Future[BackupResult]:
+    def submit(
+        self, path: PathArg, name: str | None = None, *, missing_ok: bool = False
+    ) -> Future[BackupResult]:
         """Queue a backup of ``path``; returns a future of its :class:`BackupResult`.
 
         Returns in microseconds unless ``max_pending`` distinct names are already waiting.
         If ``name`` is already queued, this submission joins it and the newest state is sent.
+        With ``missing_ok``, a path gone before its turn (a checkpoint the trainer rotated away)
+        resolves as ``SKIPPED_MISSING`` instead of failing.
         """
         source = Path(path)
         backup_name = name if name is not None else default_name(source, self._config.source_root)
@@ -173,6 +178,7 @@ class BackgroundBackup(ClosingContext):
                 job = _Job(backup_name, source, [], time.time())
                 self._queue[backup_name] = job
             job.path = source
+            job.missing_ok = missing_ok
             job.futures.append(future)
             status = self._status.setdefault(backup_name, NameStatus(backup_name))
             status.pending = True
@@ -206,6 +212,12 @@ class BackgroundBackup(ClosingContext):
                     keep_last=self._keep_last,
                     include_credentials=self._config.include_credential_files,
                 )
+            except SourceMissingError as exc:
+                if job.missing_ok and not job.path.exists():
+                    self._skipped(job, BackupStatus.SKIPPED_MISSING, str(exc))
+                else:
+                    self._failed(job, exc)
+                return
             except BackendUnavailableError as exc:
                 if attempt == self._retries or self._stop.wait(delay):
                     self._failed(job, exc)
@@ -227,6 +239,13 @@ class BackgroundBackup(ClosingContext):
             status.last_error = None
             self._failures.pop(job.name, None)
             self._settle(status, job)
+        for future in job.futures:
+            future.set_result(result)
+
+    def _skipped(self, job: _Job, status: BackupStatus, reason: str) -> None:
+        result = BackupResult(status, name=job.name, source=job.path, reason=reason)
+        with self._lock:
+            self._settle(self._status[job.name], job)
         for future in job.futures:
             future.set_result(result)
 
