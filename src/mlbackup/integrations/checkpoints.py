@@ -1,0 +1,126 @@
+"""What the trainer callbacks share: sending checkpoints without ever raising into training, and
+finding the newest backed-up checkpoint on a fresh machine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ..api import TargetArg, immediate_backup_if_needed, open_target_for
+from ..background import BackgroundBackup, BackgroundBackupError
+from ..closing import ClosingContext
+from ..config import BackupConfig, load_config
+from ..errors import MLBackupError
+from ..paths import default_name
+from ..restore import run_restore
+from ..target import BackupTarget
+
+__all__ = ["CheckpointSender", "bring_back", "newest_backup"]
+
+log = logging.getLogger("mlbackup")
+
+
+class CheckpointSender(ClosingContext):
+    """Back checkpoints up in the background (or inline) and log failures instead of raising.
+
+    Training must go on when the store is down: a failed backup is logged and kept in
+    :attr:`failures`, and the next checkpoint is tried as usual.
+    """
+
+    def __init__(
+        self,
+        target: TargetArg,
+        *,
+        background: bool,
+        config: BackupConfig | None,
+        keep_last: int | None,
+    ) -> None:
+        self.config = config or load_config()
+        self.failures: dict[str, str] = {}
+        self.submitted = 0
+        self._keep_last = keep_last
+        self._target, self._owns_target = open_target_for(target, self.config)
+        self._background = (
+            BackgroundBackup(self._target, config=self.config, keep_last=keep_last)
+            if background
+            else None
+        )
+
+    @property
+    def target(self) -> BackupTarget:
+        """Where the checkpoints go."""
+        return self._target
+
+    def name_of(self, path: Path, prefix: str | None) -> str:
+        """``prefix/<basename>`` if a prefix is given, else the path relative to the project."""
+        if prefix is not None:
+            return f"{prefix.strip('/')}/{path.name}"
+        return default_name(path, self.config.source_root)
+
+    def send(self, path: Path, name: str, *, missing_ok: bool = False) -> None:
+        """Back ``path`` up as ``name``; returns at once in background mode."""
+        self.submitted += 1
+        if self._background is not None:
+            self._background.submit(path, name, missing_ok=missing_ok)
+            return
+        try:
+            immediate_backup_if_needed(
+                path, target=self._target, name=name, config=self.config, keep_last=self._keep_last
+            )
+        except MLBackupError as exc:
+            self._record({name: exc})
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for what was sent so far; failures are logged, never raised."""
+        if self._background is None:
+            return
+        try:
+            self._background.flush(timeout)
+        except BackgroundBackupError as exc:
+            self._record(exc.failures)
+        except TimeoutError as exc:
+            log.error("checkpoint backups: %s", exc)
+
+    def _record(self, failures: dict[str, BaseException]) -> None:
+        for name, exc in failures.items():
+            self.failures[name] = str(exc)
+            log.error("checkpoint %s was not backed up: %s", name, exc)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait for pending backups, then release the target."""
+        try:
+            self.wait(timeout)
+            if self._background is not None:
+                self._background.close(timeout)
+        finally:
+            if self._owns_target:
+                self._target.close()
+
+
+def newest_backup(
+    target: BackupTarget, prefix: str, rank: Callable[[str], float | None]
+) -> tuple[str, float] | None:
+    """The name directly under ``prefix/`` that ``rank`` scores highest (None: not one)."""
+    start = prefix.strip("/") + "/"
+    best: tuple[str, float] | None = None
+    for name in target.names():
+        if not name.startswith(start) or "/" in name[len(start) :]:
+            continue
+        score = rank(name[len(start) :])
+        if score is not None and (best is None or score > best[1]):
+            best = (name, score)
+    return best
+
+
+def bring_back(target: BackupTarget, name: str, dest: Path) -> Path:
+    """Restore ``name`` at ``dest`` (over a partial leftover of a crashed save) and say so."""
+    result = run_restore(target, name, dest, overwrite=True)
+    log.info(
+        "restored checkpoint %s (version %s, %d files) to %s",
+        name,
+        result.version,
+        result.files_restored,
+        dest,
+    )
+    return dest

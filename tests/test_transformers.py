@@ -1,0 +1,137 @@
+"""Hugging Face Trainer: a tiny real model trained on the CPU, its checkpoints backed up as they
+are saved, and a fresh machine resuming from the newest one."""
+
+import errno
+import filecmp
+import logging
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from mlbackup import BackupConfig, open_target, restore  # noqa: E402
+from mlbackup.integrations.transformers import (  # noqa: E402
+    BackupTrainerCallback,
+    resume_checkpoint,
+)
+from mlbackup.testing.faulty_fs import faulty_target  # noqa: E402
+
+transformers.logging.set_verbosity_error()
+
+
+class StepCounter(transformers.TrainerCallback):
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+def tiny_trainer(output_dir, max_steps, callbacks):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2, use_cache=False
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    ids = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(1))
+    data = [{"input_ids": row, "labels": row} for row in ids]
+    args = transformers.TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        save_steps=2,
+        save_total_limit=1,  # the Trainer deletes all but the newest checkpoint folder
+        per_device_train_batch_size=2,
+        logging_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    return transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return BackupConfig(source_root=tmp_path)
+
+
+def test_each_checkpoint_and_the_final_model_are_backed_up_and_a_fresh_machine_resumes(
+    tmp_path, config
+):
+    out = tmp_path / "outputs"
+    target = tmp_path / "target"
+    callback = BackupTrainerCallback(target, config=config)
+    trainer = tiny_trainer(out, 6, [callback])
+    assert resume_checkpoint(out, target=target, config=config) is None  # the first run
+    trainer.train()
+    callback.close()
+
+    # Rotation kept only checkpoint-6 on disk; every checkpoint saved is on the target, whole.
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]
+    with open_target(str(target)) as opened:
+        assert opened.names() == [
+            "outputs/checkpoint-2",
+            "outputs/checkpoint-4",
+            "outputs/checkpoint-6",
+            "outputs/final",
+        ]
+        for name in opened.names():
+            opened.verify(name)
+            files = {f.path for f in opened.manifest(name).files}
+            assert "model.safetensors" in files
+            if "checkpoint" in name:
+                assert {"trainer_state.json", "optimizer.pt", "scheduler.pt"} <= files
+    assert callback.failures == {}
+    restored = tmp_path / "check"
+    restore("outputs/checkpoint-6", restored, target=target)
+    assert not filecmp.dircmp(out / "checkpoint-6", restored).diff_files
+
+    # A fresh machine: the output folder is gone; the newest checkpoint comes back.
+    shutil.rmtree(out)
+    resume_from = resume_checkpoint(out, target=target, config=config)
+    assert resume_from == str(out / "checkpoint-6")
+    steps = StepCounter()
+    resumed = tiny_trainer(out, 8, [BackupTrainerCallback(target, config=config), steps])
+    resumed.train(resume_from_checkpoint=resume_from)
+    assert steps.steps == [7, 8]  # continued from step 6, not from scratch
+
+
+def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(tmp_path, config):
+    # Each write to the store is slow, so a backup is still running when the next save comes
+    # and rotation deletes its folder, unless the callback waits for it first.
+    out = tmp_path / "outputs"
+    target, faults = faulty_target(tmp_path / "target")
+    faults.slow("open", 0.05, path_contains="/target/")
+    with BackupTrainerCallback(target, config=config, final_dir=None) as callback:
+        tiny_trainer(out, 6, [callback]).train()
+    expected = {p.name for p in (out / "checkpoint-6").iterdir()}
+    for step in (2, 4, 6):
+        manifest = target.manifest(f"outputs/checkpoint-{step}")
+        assert {f.path for f in manifest.files} == expected
+    assert callback.failures == {}
+
+
+def test_a_newer_complete_local_checkpoint_wins_and_a_partial_one_is_ignored(tmp_path, config):
+    out = tmp_path / "outputs"
+    target = tmp_path / "target"
+    with BackupTrainerCallback(target, config=config, final_dir=None) as callback:
+        tiny_trainer(out, 2, [callback]).train()
+    (out / "checkpoint-9").mkdir()  # a save that died before writing trainer_state.json
+    assert resume_checkpoint(out, target=target, config=config) == str(out / "checkpoint-2")
+    newer = out / "checkpoint-4"
+    shutil.copytree(out / "checkpoint-2", newer)
+    assert resume_checkpoint(out, target=target, config=config) == str(newer)
+
+
+def test_a_dead_store_never_stops_training(tmp_path, config, caplog):
+    out = tmp_path / "outputs"
+    target, faults = faulty_target(tmp_path / "target")
+    faults.fail("open", errno.EACCES, path_contains="/target/", times=1000)  # every write refused
+    callback = BackupTrainerCallback(target, config=config, final_dir=None)
+    with caplog.at_level(logging.ERROR, logger="mlbackup"):
+        tiny_trainer(out, 4, [callback]).train()
+        callback.close()
+    assert (out / "checkpoint-4" / "trainer_state.json").is_file()  # training finished
+    assert set(callback.failures) == {"outputs/checkpoint-2", "outputs/checkpoint-4"}
+    assert "checkpoint outputs/checkpoint-4 was not backed up" in caplog.text
