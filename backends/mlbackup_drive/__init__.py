@@ -40,7 +40,7 @@ from mlbackup.target import BackupTarget
 
 __all__ = ["MANY_FILES", "DriveMountBackend", "flush", "mount_if_needed", "unconfirmed"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mlbackup.drive")  # under the one mlbackup logger
 
 #: A backup of more files than this warns: the mount handles each file with a round trip.
 MANY_FILES = 2000

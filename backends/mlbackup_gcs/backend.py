@@ -115,6 +115,9 @@ class GCSBackend(BucketBackend):
         # metadata (md5 included); everything we pipe stays below it.
         return self.part_size + CHUNK_QUANTUM
 
+    def credentials(self) -> str:
+        return self._credentials.source
+
     def check(self) -> None:
         refresh(self._credentials, min(self._timeout, 10.0))
         with self.translate_errors("open", ""):

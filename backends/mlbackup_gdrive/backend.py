@@ -22,7 +22,7 @@ from .errors import translate
 
 __all__ = ["GDriveBackend"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mlbackup.gdrive")  # under the one mlbackup logger
 
 FOLDER = "application/vnd.google-apps.folder"
 MiB = 1 << 20
@@ -133,6 +133,19 @@ class GDriveBackend(Backend):
     def _run(self, request: Any) -> Any:
         # num_retries=0: the retry policy of the whole operation decides (mlbackup.retry).
         return request.execute(http=self._http(), num_retries=0)
+
+    def credentials(self) -> str:
+        if self._auth is None:
+            return "not yet authorized"
+        kind = "a service account" if self._auth.service_account else "a user's OAuth login"
+        return f"{kind}, from {self._auth.source}"
+
+    def free_bytes(self) -> int | None:
+        with self._translated("read the quota of"):
+            about = self._run(self._service.about().get(fields="quotaBytesTotal,quotaBytesUsed"))
+        total = int(about.get("quotaBytesTotal") or 0)
+        # A service account owns no storage (total 0): nothing it uploads fits.
+        return max(total - int(about.get("quotaBytesUsed") or 0), 0)
 
     def check(self) -> None:
         with self._translated("open"):

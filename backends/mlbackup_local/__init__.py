@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -253,6 +254,10 @@ class LocalBackend(FsspecBackend):
     def read_bytes(self, key: str) -> bytes:
         with self.translate_errors("read", key):
             return cast(bytes, self.fs.cat_file(self._file(key)))
+
+    def free_bytes(self) -> int | None:
+        with self.translate_errors("statvfs", "."):
+            return shutil.disk_usage(self.root).free
 
     def sync(self) -> None:
         root = Path(self.root)

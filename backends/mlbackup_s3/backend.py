@@ -108,6 +108,9 @@ class S3Backend(BucketBackend):
             kwargs["Key"] = self.object_name(key)
         return cast(dict[str, Any], self.fs.call_s3(method, Bucket=self.bucket, **kwargs))
 
+    def credentials(self) -> str:
+        return self._source
+
     def check(self) -> None:
         # A listing, not HeadBucket: a HEAD error has no body, so a rejected key and a denied
         # bucket would look alike.

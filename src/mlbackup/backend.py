@@ -148,6 +148,16 @@ class Backend(ABC):
         """Keep the object read for each duplicated key, remove the others; returns how many."""
         return 0
 
+    def credentials(self) -> str:
+        """Where this backend's credentials come from, in words (never the credentials
+        themselves): what ``mlbackup doctor`` shows. Stores that need none say so."""
+        return "none needed"
+
+    def free_bytes(self) -> int | None:
+        """Room left on the store where it reports a limit (a disk, a Drive quota); None
+        where it has none to report (buckets)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - a hook: most backends hold nothing to release
         """Release connections and temporary state."""
 

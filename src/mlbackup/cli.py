@@ -1,8 +1,9 @@
 """The ``mlbackup`` command line (also ``python -m mlbackup``).
 
 Exit codes: 0 success, 1 failure, 2 usage or configuration error. ``--json`` prints one JSON
-document on stdout; errors always go to stderr in one or two lines (a traceback with
-``--debug``).
+document on stdout (``{"error": ...}`` on failure); errors go to stderr in one or two lines
+that say what to do (a traceback only with ``--debug``). Transfers that take more than a
+moment draw a progress bar on stderr when it is a terminal, unless ``--quiet`` or ``--json``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,10 @@ from . import __version__
 from .api import backup, restore
 from .config import BackupConfig, load_config
 from .errors import ConfigError, MLBackupError
-from .target import open_target
+from .progress_bar import ProgressBar, format_bytes
+from .redaction import redact
+from .status import backup_status, format_age
+from .target import BackupTarget, open_target
 
 __all__ = ["main"]
 
@@ -85,10 +90,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", dest="backup_version", type=int, metavar="V")
 
     p = sub.add_parser(
-        "doctor", parents=[common], help="check a target: reachable, credentials, Drive duplicates"
+        "status", parents=[common], help="what is backed up where, how fresh, staged or confirmed"
     )
     target_args(p, "--from")
+    p.add_argument(
+        "--confirm",
+        dest="confirm_options",
+        action="append",
+        type=_option,
+        metavar="KEY=VALUE",
+        help="on the Drive mount, ask the Drive API (gdrive options, repeatable; e.g. "
+        "colab=true) whether Drive holds each backup yet",
+    )
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="preflight a target: reachable, writable, credentials, room, layout, duplicates",
+    )
+    p.add_argument("paths", nargs="*", type=Path, help="outputs you are about to back up")
+    target_args(p, "--from")
     p.add_argument("--repair", action="store_true", help="trash older duplicates on Drive")
+    p.add_argument("--no-write-test", action="store_true", help="skip the test write")
 
     p = sub.add_parser("demo", parents=[common], help="run the offline demo story")
     p.add_argument("--to", dest="url", metavar="URL", help="target (default: a temp folder)")
@@ -123,7 +146,10 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     if args.command == "backup":
-        result = backup(args.path, name=args.name, keep_last=args.keep_last, config=config)
+        with _progress(args) as bar:
+            result = backup(
+                args.path, name=args.name, keep_last=args.keep_last, config=config, progress=bar
+            )
         _emit(
             args,
             result.to_dict(),
@@ -134,9 +160,15 @@ def _run(args: argparse.Namespace) -> int:
         )
     elif args.command == "restore":
         dest = args.dest or Path(args.name)
-        result_r = restore(
-            args.name, dest, version=args.backup_version, overwrite=args.overwrite, config=config
-        )
+        with _progress(args) as bar:
+            result_r = restore(
+                args.name,
+                dest,
+                version=args.backup_version,
+                overwrite=args.overwrite,
+                config=config,
+                progress=bar,
+            )
         _emit(
             args,
             result_r.to_dict(),
@@ -165,37 +197,76 @@ def _run(args: argparse.Namespace) -> int:
                 f"{verified.name} version {verified.version}: {verified.files_checked} files, "
                 f"{verified.bytes_checked:,} bytes verified",
             )
+    elif args.command == "status":
+        with open_target(config.target_url(), **config.storage_options) as target:
+            _status(args, target)
     elif args.command == "doctor":
         return _doctor(args, config)
     return 0
 
 
-def _doctor(args: argparse.Namespace, config: BackupConfig) -> int:
-    with open_target(config.target_url(), **config.storage_options) as target:
-        backend = target.backend
-        report: dict[str, Any] = {
+@contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[ProgressBar | None]:
+    """A progress bar on stderr when a person is watching it, else None."""
+    if args.quiet or args.json or not sys.stderr.isatty():
+        yield None
+        return
+    bar = ProgressBar(sys.stderr)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _status(args: argparse.Namespace, target: BackupTarget) -> None:
+    confirm = None
+    if args.confirm_options and target.backend.staged_writes:
+        import mlbackup_drive  # only the Drive mount stages writes
+
+        api = dict(args.confirm_options)
+
+        def confirm(t: BackupTarget, name: str) -> list[str]:
+            return mlbackup_drive.unconfirmed(t, name, **api)
+
+    reports = backup_status(target, confirm=confirm)
+    lines = [f"{'NAME':40} {'VERSION':>7} {'FILES':>7} {'SIZE':>9}  {'BACKED UP':13} STATE"]
+    lines += [
+        f"{r.name:40} {r.version:>7} {r.files:>7} {format_bytes(r.bytes):>9}  "
+        f"{format_age(r.age_seconds):13} {r.state}"
+        for r in reports
+    ]
+    if target.backend.staged_writes and confirm is None and reports:
+        lines.append(
+            "staged: on this machine; Drive uploads it in the background (check with "
+            "--confirm colab=true; mlbackup_drive.flush() waits for it)"
+        )
+    _emit(
+        args,
+        {
             "target": target.url,
-            "reachable": True,  # open_target has checked the store and the credentials
-            "backups": len(target.names()),
-            "staged_writes": backend.staged_writes,
-        }
-        lines = [f"{target.url}: reachable, credentials accepted, {report['backups']} backups"]
-        if backend.staged_writes:
-            lines.append(
-                "  writes are staged on this machine until Drive syncs them: call "
-                "mlbackup_drive.flush() before the runtime ends"
-            )
-        duplicates = backend.duplicates()
-        report["duplicates"] = duplicates
-        for key, ids in sorted(duplicates.items()):
-            lines.append(f"  {key}: {len(ids)} files with this name on Drive (newest is read)")
-        if duplicates and args.repair:
-            report["repaired"] = backend.repair_duplicates()
-            lines.append(f"  repaired: {report['repaired']} older duplicates moved to the trash")
-        elif duplicates:
-            lines.append("  run `mlbackup doctor --repair` to keep the newest of each")
-        _emit(args, report, "\n".join(lines))
-        return 1 if duplicates and not args.repair else 0
+            "staged_writes": target.backend.staged_writes,
+            "backups": [r.to_dict() for r in reports],
+        },
+        "\n".join(lines) if reports else f"no backups on {target.url}",
+    )
+
+
+def _doctor(args: argparse.Namespace, config: BackupConfig) -> int:
+    from .doctor import run_doctor
+
+    report = run_doctor(
+        config.target_url(),
+        config.storage_options,
+        paths=args.paths,
+        repair=args.repair,
+        write_test=not args.no_write_test,
+    )
+    marks = {"ok": "ok     ", "warning": "warning", "problem": "PROBLEM"}
+    lines = [f"{report.target}:"]
+    lines += [f"  {marks[f.level]}  {f.check}: {f.message}" for f in report.findings]
+    lines.append("ready" if report.ok else "fix the problems above before a long run")
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return 0 if report.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,21 +274,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
+        level=logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
         return _run(args)
     except ConfigError as exc:
-        print(f"mlbackup: error: {exc}", file=sys.stderr)
-        if args.debug:
-            traceback.print_exc()
-        return 2
+        return _fail(args, exc, 2)
     except (MLBackupError, OSError) as exc:
-        print(f"mlbackup: error: {exc}", file=sys.stderr)
-        if args.debug:
-            traceback.print_exc()
-        return 1
+        return _fail(args, exc, 1)
     except KeyboardInterrupt:
         print("mlbackup: interrupted", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - a person gets one line; --debug has the rest
+        return _fail(args, exc, 1, unexpected=True)
+
+
+def _fail(
+    args: argparse.Namespace, exc: BaseException, code: int, *, unexpected: bool = False
+) -> int:
+    text = redact(f"{type(exc).__name__}: {exc}" if unexpected else str(exc))
+    print(f"mlbackup: error: {text}", file=sys.stderr)
+    if args.debug:
+        traceback.print_exc()
+    elif unexpected:
+        print("mlbackup: this looks like a bug; rerun with --debug for the traceback and report it",
+              file=sys.stderr)  # fmt: skip
+    if args.json:
+        print(json.dumps({"error": text, "type": type(exc).__name__, "exit_code": code}))
+    return code

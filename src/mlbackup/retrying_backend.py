@@ -113,6 +113,12 @@ class RetryingBackend(Backend):
     def repair_duplicates(self, prefix: str = "") -> int:
         return self._call(f"repair {prefix!r}", lambda: self.inner.repair_duplicates(prefix))
 
+    def credentials(self) -> str:
+        return self.inner.credentials()
+
+    def free_bytes(self) -> int | None:
+        return self._call("read the free space", self.inner.free_bytes)
+
     def close(self) -> None:
         self.inner.close()
 

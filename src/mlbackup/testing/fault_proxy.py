@@ -81,6 +81,9 @@ class LoggedRequest:
     injected: bool  # answered or cut by the proxy rather than the upstream server
 
 
+_WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
+
+
 class FaultProxy(LoopbackServer):
     """An HTTP proxy on 127.0.0.1 and a free port, forwarding to ``upstream``."""
 
@@ -91,6 +94,7 @@ class FaultProxy(LoopbackServer):
         self._silent = 0
         self._hooks: dict[int, Callable[[], None]] = {}
         self._released = threading.Event()
+        self._read_only: CannedAnswer | None = None
         #: Reset every new connection at once (a store that refuses connections).
         self.refusing = False
         #: Cap on bytes per second through the proxy, each way (None: no cap).
@@ -119,6 +123,14 @@ class FaultProxy(LoopbackServer):
             self._answers.extend(
                 CannedAnswer(status, body, dict(headers or {})) for _ in range(count)
             )
+
+    def refuse_writes(
+        self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer every PUT, POST, PATCH and DELETE with ``status`` until :meth:`clear`, and
+        forward reads: credentials that may read but not write."""
+        with self._lock:
+            self._read_only = CannedAnswer(status, body, dict(headers or {}))
 
     def reset_after(self, body_bytes: int) -> None:
         """Reset the connection of the next request with a body once ``body_bytes`` of it
@@ -182,6 +194,7 @@ class FaultProxy(LoopbackServer):
             self._resets.clear()
             self._lost_responses = 0
             self._random_answer = None
+            self._read_only = None
             self._silent = 0
             self._hooks.clear()
             self.log.clear()
@@ -199,8 +212,10 @@ class FaultProxy(LoopbackServer):
                 and (injected is None or r.injected == injected)
             )
 
-    def _next_answer(self) -> CannedAnswer | None:
+    def _next_answer(self, method: str) -> CannedAnswer | None:
         with self._lock:
+            if self._read_only is not None and method in _WRITES:
+                return self._read_only
             if self._answers:
                 return self._answers.popleft()
             if self._random_answer and self._rng.random() < self._random_answer[0]:
@@ -268,7 +283,7 @@ class FaultProxy(LoopbackServer):
                     released.wait()
                     self._reset()
                     return
-                answer = proxy._next_answer()
+                answer = proxy._next_answer(self.command)
                 if answer is not None:
                     proxy._record(LoggedRequest(self.command, self.path, answer.status, True))
                     self._send(answer.status, list(answer.headers.items()), answer.body)

@@ -1,0 +1,218 @@
+"""Preflight checks before a long run: is the target reachable and writable, with which
+credentials, how much room is left, and will the outputs suit it.
+
+``mlbackup doctor`` prints these; :func:`run_doctor` returns them for code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import layout
+from .errors import MLBackupError
+from .progress_bar import format_bytes
+from .sources import scan
+from .target import BackupTarget, open_target
+
+__all__ = ["DoctorReport", "Finding", "run_doctor"]
+
+#: Less free room than this on the target is worth a warning before a long run.
+LOW_FREE_BYTES = 1 << 30
+
+Level = Literal["ok", "warning", "problem"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome.
+
+    Attributes:
+        level: ``ok``, ``warning`` (works, but worth knowing) or ``problem`` (fix it first).
+        check: what was checked: ``reachable``, ``credentials``, ``write``, ``space``,
+            ``backups``, ``staged``, ``layout``, ``duplicates``.
+        message: what was found and, unless ok, what to do.
+    """
+
+    level: Level
+    check: str
+    message: str
+
+
+@dataclass
+class DoctorReport:
+    """Everything :func:`run_doctor` found.
+
+    Attributes:
+        target: the target's URL.
+        findings: one per check, in the order run.
+        credentials: where the credentials come from, in words (never the credentials).
+        free_bytes: room left where the store reports it, else None.
+        backups: how many names hold a committed backup.
+        duplicates: Drive keys held by several files (key -> file IDs).
+        repaired: older duplicates moved to the trash with ``repair=True``.
+    """
+
+    target: str
+    findings: list[Finding] = field(default_factory=list)
+    credentials: str | None = None
+    free_bytes: int | None = None
+    backups: int | None = None
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    repaired: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs fixing (warnings allowed)."""
+        return not any(f.level == "problem" for f in self.findings)
+
+    def add(self, level: Level, check: str, message: str) -> None:
+        self.findings.append(Finding(level, check, message))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def run_doctor(
+    url: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    paths: Iterable[str | Path] = (),
+    repair: bool = False,
+    write_test: bool = True,
+) -> DoctorReport:
+    """Check a target before a long run; never raises for what it finds.
+
+    Args:
+        url: the target URL or folder.
+        options: the backend's storage options.
+        paths: outputs you are about to back up: checked against the room left and the
+            target's layout limits (thousands of small files on the Drive mount).
+        repair: on Drive, move older duplicates of a name to the trash.
+        write_test: write and delete a small object, to prove the credentials may write.
+
+    Example:
+        >>> import tempfile
+        >>> report = run_doctor(tempfile.mkdtemp())
+        >>> report.ok, [f.check for f in report.findings]
+        (True, ['reachable', 'credentials', 'write', 'space', 'backups', 'duplicates'])
+    """
+    report = DoctorReport(target=url)
+    try:
+        target = open_target(url, **dict(options or {}))
+    except MLBackupError as exc:
+        report.add("problem", "reachable", str(exc))
+        return report
+    with target:
+        report.target = target.url
+        try:
+            _check(report, target, [Path(p) for p in paths], repair, write_test)
+        except MLBackupError as exc:  # the store failed between checks
+            report.add("problem", "reachable", str(exc))
+    return report
+
+
+def _check(
+    report: DoctorReport, target: BackupTarget, paths: list[Path], repair: bool, write_test: bool
+) -> None:
+    backend = target.backend
+    report.add("ok", "reachable", f"{target.url} answered")
+    report.credentials = backend.credentials()
+    report.add("ok", "credentials", f"{report.credentials}: accepted")
+    if write_test:
+        _write_test(report, target)
+    report.free_bytes = backend.free_bytes()
+    needed = sum(_size(p) for p in paths)
+    _space(report, needed)
+    report.backups = len(target.names())
+    report.add("ok", "backups", f"{report.backups} backups on the target")
+    if backend.staged_writes:
+        report.add(
+            "warning",
+            "staged",
+            "writes are staged on this machine until Drive uploads them: call "
+            "mlbackup_drive.flush() before the runtime ends",
+        )
+    for path in paths:
+        _layout(report, target, path)
+    report.duplicates = backend.duplicates()
+    for key, ids in sorted(report.duplicates.items()):
+        report.add(
+            "problem" if not repair else "ok",
+            "duplicates",
+            f"{key}: {len(ids)} files with this name on Drive (the newest is read)",
+        )
+    if report.duplicates and repair:
+        report.repaired = backend.repair_duplicates()
+        report.add("ok", "duplicates", f"{report.repaired} older duplicates moved to the trash")
+    elif report.duplicates:
+        report.add("problem", "duplicates", "run `mlbackup doctor --repair` to keep the newest")
+    else:
+        report.add("ok", "duplicates", "no duplicate names")
+
+
+def _write_test(report: DoctorReport, target: BackupTarget) -> None:
+    key = f"{layout.tmp_prefix()}/doctor-{uuid.uuid4().hex}"
+    try:
+        target.backend.write_new(key, b"mlbackup doctor write test\n")
+        target.backend.delete(key)
+    except MLBackupError as exc:
+        report.add("problem", "write", f"a test write failed: {exc}")
+    else:
+        report.add("ok", "write", "a test object was written and deleted")
+
+
+def _space(report: DoctorReport, needed: int) -> None:
+    free = report.free_bytes
+    if free is None:
+        report.add("ok", "space", "the store reports no size limit")
+    elif free < needed:
+        report.add(
+            "problem",
+            "space",
+            f"{format_bytes(free)} free, but the outputs given hold {format_bytes(needed)}: "
+            "free space there or choose another target",
+        )
+    elif free == 0:
+        report.add(
+            "problem",
+            "space",
+            "no room left (a Drive service account owns no storage: use a shared drive, or "
+            "a user's login); free space there or choose another target",
+        )
+    elif free < LOW_FREE_BYTES:
+        report.add("warning", "space", f"only {format_bytes(free)} free")
+    else:
+        report.add("ok", "space", f"{format_bytes(free)} free")
+
+
+def _size(path: Path) -> int:
+    try:
+        return sum(f.size for f in scan(path).files)
+    except MLBackupError:
+        return 0  # reported by _layout
+
+
+def _layout(report: DoctorReport, target: BackupTarget, path: Path) -> None:
+    try:
+        scanned = scan(path)
+    except MLBackupError as exc:
+        report.add("problem", "layout", str(exc))
+        return
+    count = len(scanned.files)
+    small = sum(1 for f in scanned.files if f.size < 1 << 20)
+    limit = target.backend.many_files_warning
+    if limit is not None and count > limit:
+        report.add(
+            "warning",
+            "layout",
+            f"{path} holds {count:,} files ({small:,} under 1 MB); {target.url} handles each "
+            "file with a round trip: archive them (one .tar or .zip) or use a bucket or gdrive",
+        )
+    else:
+        report.add("ok", "layout", f"{path}: {count:,} files")
+    for reason in scanned.skipped:
+        report.add("warning", "layout", f"{path}: {reason} (left out of backups)")
