@@ -94,6 +94,25 @@ def test_a_single_file_that_vanishes_mid_backup_commits_nothing(tmp_path):
     assert open_target(tmp_path / "t").list() == []
 
 
+def test_a_folder_removed_mid_backup_commits_nothing(tmp_path):
+    root = tmp_path / "checkpoint-4"
+    root.mkdir()
+    for i in range(4):
+        (root / f"f{i}.bin").write_bytes(bytes([i]) * 5000)
+    target, faults = faulty_target(tmp_path / "t")
+    target.backend.inner.max_workers = 1
+
+    def rotate_away():
+        for path in root.iterdir():
+            path.unlink()
+        root.rmdir()
+
+    outcome = run_held(target, faults, root, rotate_away, method="open", path_contains="/tmp/")
+    assert isinstance(outcome["error"], SourceMissingError)
+    assert "was removed during the backup; nothing was committed" in str(outcome["error"])
+    assert open_target(tmp_path / "t").list() == []
+
+
 @pytest.mark.parametrize("store", ["file", "s3"])
 def test_two_processes_backing_up_one_name_at_once(tmp_path, store, request):
     """Both commit, one after the other; each version is exactly one writer's tree."""

@@ -237,6 +237,10 @@ def _run_backup(
     left_out = [s.skipped for s in sent if s.skipped is not None]
     if left_out and scanned.kind == "file":
         raise SourceMissingError(f"{source} {left_out[0].split(': ', 1)[1]}; nothing was committed")
+    if left_out and not source.is_dir():
+        # The whole folder went (a trainer rotating its checkpoints away): an empty or partial
+        # version would only hide the previous one.
+        raise SourceMissingError(f"{source} was removed during the backup; nothing was committed")
     for why in left_out:
         log.warning("%s: skipped %s", name, why)
 
