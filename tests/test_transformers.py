@@ -29,7 +29,7 @@ class StepCounter(transformers.TrainerCallback):
         self.steps.append(state.global_step)
 
 
-def tiny_trainer(output_dir, max_steps, callbacks):
+def tiny_trainer(output_dir, max_steps, callbacks, **overrides):
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2, use_cache=False
@@ -47,8 +47,11 @@ def tiny_trainer(output_dir, max_steps, callbacks):
         report_to=[],
         use_cpu=True,
         dataloader_num_workers=0,
+        **overrides,
     )
-    return transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
+    return transformers.Trainer(
+        model=model, args=args, train_dataset=data, eval_dataset=data[:2], callbacks=callbacks
+    )
 
 
 @pytest.fixture
@@ -97,17 +100,32 @@ def test_each_checkpoint_and_the_final_model_are_backed_up_and_a_fresh_machine_r
     assert steps.steps == [7, 8]  # continued from step 6, not from scratch
 
 
-def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(tmp_path, config):
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        {},
+        {
+            "save_strategy": "best",
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+            "metric_for_best_model": "loss",
+        },
+    ],
+    ids=["every-2-steps", "best-only"],
+)
+def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(tmp_path, config, strategy):
     # Each write to the store is slow, so a backup is still running when the next save comes
     # and rotation deletes its folder, unless the callback waits for it first.
     out = tmp_path / "outputs"
     target, faults = faulty_target(tmp_path / "target")
     faults.slow("open", 0.05, path_contains="/target/")
     with BackupTrainerCallback(target, config=config, final_dir=None) as callback:
-        tiny_trainer(out, 6, [callback]).train()
-    expected = {p.name for p in (out / "checkpoint-6").iterdir()}
-    for step in (2, 4, 6):
-        manifest = target.manifest(f"outputs/checkpoint-{step}")
+        tiny_trainer(out, 6, [callback], **strategy).train()
+    (kept,) = out.glob("checkpoint-*")
+    expected = {p.name for p in kept.iterdir()}
+    assert len(callback.sent) >= 2  # at least one save came while an earlier one was sent
+    for name in callback.sent:
+        manifest = target.manifest(name)
         assert {f.path for f in manifest.files} == expected
     assert callback.failures == {}
 

@@ -93,7 +93,8 @@ class BackupTrainerCallback(TrainerCallback, ClosingContext):
         self.sent.append(name)
 
     def _before_possible_save(self, args: TrainingArguments, control: TrainerControl) -> None:
-        if control.should_save or (str(args.save_strategy) == "best" and control.should_evaluate):
+        # With save_strategy="best" the save is decided after evaluating, so wait then too.
+        if control.should_save or (args.save_strategy == "best" and control.should_evaluate):
             self._sender.wait()
 
     def on_step_end(
@@ -166,7 +167,7 @@ def resume_checkpoint(
         name_prefix: as given to :class:`BackupTrainerCallback`.
         config: settings to use instead of :func:`~mlbackup.load_config`'s.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> resume_checkpoint(tempfile.mkdtemp(), target=tempfile.mkdtemp()) is None
         True
