@@ -1,6 +1,6 @@
 """mlbackup: back machine-learning outputs up the moment they exist, resume on the next machine.
 
-Example:
+Examples:
     >>> import pathlib, tempfile
     >>> import mlbackup
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "study.db"

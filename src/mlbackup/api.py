@@ -74,7 +74,7 @@ def immediate_backup_if_needed(
     Raises:
         MLBackupError: only for real failures (the target refused, the source kept changing).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "metrics.json"
         >>> _ = out.write_text('{"acc": 0.9}')
@@ -150,7 +150,7 @@ def backup(
         ConfigError: ``path`` is inside the target, or an argument is invalid.
         TargetError: the target failed; the previous version is untouched.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> folder = pathlib.Path(tempfile.mkdtemp()) / "ckpt"
         >>> folder.mkdir(); _ = (folder / "w.bin").write_bytes(b"0" * 1024)
@@ -205,7 +205,7 @@ def restore(
         IntegrityError: the backup is damaged; ``.problems`` lists each bad file.
         UnsafePathError: the manifest or the destination would make a write escape ``dest``.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> src = pathlib.Path(tempfile.mkdtemp()) / "model.onnx"
         >>> _ = src.write_bytes(b"onnx")
@@ -248,7 +248,7 @@ def restore_if_missing(
         A :class:`RestoreResult` with status ``RESTORED``, ``SKIPPED_PRESENT`` or
         ``SKIPPED_NO_BACKUP``.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> missing = pathlib.Path(tempfile.mkdtemp()) / "study.db"
         >>> restore_if_missing(missing, target=tempfile.mkdtemp()).status.value

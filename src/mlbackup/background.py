@@ -101,7 +101,7 @@ class BackgroundBackup(ClosingContext):
             then each name is logged as committed or NOT committed, with the version that is
             safe on the target instead.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> db = pathlib.Path(tempfile.mkdtemp()) / "metrics.txt"
         >>> with BackgroundBackup(tempfile.mkdtemp()) as bg:

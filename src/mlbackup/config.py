@@ -218,7 +218,7 @@ def load_config(
     Raises:
         ConfigError: an unknown key (with the nearest valid one) or an invalid value.
 
-    Example:
+    Examples:
         >>> load_config(environ={}, target="/tmp/backups", keep_last=3).keep_last
         3
     """

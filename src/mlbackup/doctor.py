@@ -94,7 +94,7 @@ def run_doctor(
         repair: on Drive, move older duplicates of a name to the trash.
         write_test: write and delete a small object, to prove the credentials may write.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> report = run_doctor(tempfile.mkdtemp())
         >>> report.ok, [f.check for f in report.findings]

@@ -39,7 +39,7 @@ def drive_mount_root() -> Path:
 def is_url(path: str | PathLike[str]) -> bool:
     """True if ``path`` is a URL such as ``gs://bucket/x`` rather than a local path.
 
-    Example:
+    Examples:
         >>> is_url("gs://bucket/run/study.db"), is_url("outputs/study.db")
         (True, False)
     """
@@ -57,7 +57,7 @@ def _resolved(path: str | PathLike[str]) -> Path:
 def is_drive_path(path: str | PathLike[str]) -> bool:
     """True if ``path`` lies on the mounted Google Drive (it is backed up by Drive itself).
 
-    Example:
+    Examples:
         >>> is_drive_path("/content/drive/MyDrive/runs/study.db")
         True
         >>> is_drive_path("/content/outputs/study.db")
@@ -75,7 +75,7 @@ def is_on_target(path: str | PathLike[str], target: BackupTarget) -> bool:
     target's own folder (for local targets). Checked before every immediate backup, so that a
     workflow step writing straight to Drive is skipped instead of copying a file onto itself.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from mlbackup import open_target
         >>> folder = tempfile.mkdtemp()
@@ -95,7 +95,7 @@ def is_inside_target_root(path: str | PathLike[str], target: BackupTarget) -> bo
 def default_name(path: str | PathLike[str], source_root: str | PathLike[str]) -> str:
     """The backup name of ``path``: relative to ``source_root`` when inside it, else its basename.
 
-    Example:
+    Examples:
         >>> default_name("/work/proj/outputs/hpo/study.db", "/work/proj")
         'outputs/hpo/study.db'
         >>> default_name("/tmp/model.onnx", "/work/proj")

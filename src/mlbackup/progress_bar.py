@@ -20,7 +20,7 @@ __all__ = ["ProgressBar", "format_bytes", "format_duration"]
 def format_bytes(n: float) -> str:
     """Bytes in the largest unit that keeps the number above 1.
 
-    Example:
+    Examples:
         >>> format_bytes(999), format_bytes(1_500_000), format_bytes(3 * 1024**4)
         ('999 B', '1.5 MB', '3.3 TB')
     """
@@ -34,7 +34,7 @@ def format_bytes(n: float) -> str:
 def format_duration(seconds: float) -> str:
     """``m:ss`` or ``h:mm:ss``.
 
-    Example:
+    Examples:
         >>> format_duration(7), format_duration(3725)
         ('0:07', '1:02:05')
     """
@@ -54,7 +54,7 @@ class ProgressBar:
         width: the bar's width in characters.
         clock: a monotonic clock (tests pass their own).
 
-    Example:
+    Examples:
         >>> import sys
         >>> from mlbackup import ProgressEvent
         >>> bar = ProgressBar(sys.stderr)

@@ -66,7 +66,7 @@ def register_backend(scheme: str, backend: type[Backend] | str, *, clobber: bool
     Raises:
         ConfigError: the scheme is malformed, or taken and ``clobber`` is false.
 
-    Example:
+    Examples:
         >>> from mlbackup.testing.memory import MemoryBackend
         >>> register_backend("mymem", MemoryBackend)
         >>> "mymem" in available_backends()
@@ -94,7 +94,7 @@ def _entry_points() -> dict[str, str]:
 def available_backends() -> list[str]:
     """The schemes served in this process: registered ones and installed entry points.
 
-    Example:
+    Examples:
         >>> "file" in available_backends()
         True
     """

@@ -50,7 +50,7 @@ class NameReport:
 def format_age(seconds: float) -> str:
     """A short "how long ago".
 
-    Example:
+    Examples:
         >>> format_age(42), format_age(3 * 60), format_age(5 * 3600), format_age(3 * 86400)
         ('42 s ago', '3 min ago', '5 h ago', '3 days ago')
     """
@@ -74,7 +74,7 @@ def backup_status(
             a name it does not hold yet, such as ``mlbackup_drive.unconfirmed`` with API options.
         now: the time ages are measured from (default: now).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile, mlbackup
         >>> src = pathlib.Path(tempfile.mkdtemp()) / "study.db"
         >>> _ = src.write_bytes(b"x" * 10)

@@ -51,7 +51,7 @@ class BackupTarget(ClosingContext):
 
     Build one with :func:`open_target`. It is a context manager; leaving it closes the backend.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> target = open_target(tempfile.mkdtemp())
         >>> target.list()
@@ -221,7 +221,7 @@ class BackupTarget(ClosingContext):
             BackupNotFoundError: no such name or version.
             IntegrityError: some files are missing or damaged; ``.problems`` names each.
 
-        Example:
+        Examples:
             >>> import pathlib, tempfile
             >>> from mlbackup import backup
             >>> src = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
@@ -267,7 +267,7 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
         BackendPermissionError: the store rejected the credentials or denied access.
         BackendUnavailableError: the store could not be reached.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> target = open_target(tempfile.mkdtemp())
         >>> target.url.startswith("file://")

@@ -151,7 +151,7 @@ def resume_checkpoint(
         name_prefix: as given to :class:`BackupCheckpointCallback`.
         config: settings to use instead of :func:`~mlbackup.load_config`'s.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> resume_checkpoint(tempfile.mkdtemp(), target=tempfile.mkdtemp()) is None
         True

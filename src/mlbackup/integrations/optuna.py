@@ -33,7 +33,7 @@ __all__ = ["BackupCallback", "resume_study", "sqlite_path"]
 def sqlite_path(storage: str | Path) -> Path:
     """The database file behind an Optuna SQLite storage URL (or a plain path).
 
-    Example:
+    Examples:
         >>> sqlite_path("sqlite:///outputs/hpo/study.db")
         PosixPath('outputs/hpo/study.db')
         >>> sqlite_path("sqlite:////content/study.db")
@@ -78,7 +78,7 @@ class BackupCallback(ClosingContext):
         config: settings to use instead of :func:`~mlbackup.load_config`'s.
         keep_last: versions kept; default: the configured value.
 
-    Example:
+    Examples:
         >>> import tempfile, optuna
         >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
         >>> work = tempfile.mkdtemp()
@@ -189,7 +189,7 @@ def resume_study(
         config: settings to use instead of :func:`~mlbackup.load_config`'s.
         **create_study_kwargs: passed to ``optuna.create_study`` (``direction``, ...).
 
-    Example:
+    Examples:
         >>> import tempfile, optuna
         >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
         >>> work = tempfile.mkdtemp()
