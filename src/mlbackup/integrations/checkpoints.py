@@ -16,7 +16,7 @@ from ..paths import default_name
 from ..restore import run_restore
 from ..target import BackupTarget
 
-__all__ = ["CheckpointSender", "bring_back", "newest_backup"]
+__all__ = ["CheckpointSender", "resume_newest"]
 
 log = logging.getLogger("mlbackup")
 
@@ -98,29 +98,45 @@ class CheckpointSender(ClosingContext):
                 self._target.close()
 
 
-def newest_backup(
-    target: BackupTarget, prefix: str, rank: Callable[[str], float | None]
-) -> tuple[str, float] | None:
-    """The name directly under ``prefix/`` that ``rank`` scores highest (None: not one)."""
+def resume_newest(
+    folder: Path,
+    local: list[tuple[float, Path]],
+    rank: Callable[[BackupTarget, str], float | None],
+    *,
+    target: TargetArg,
+    name_prefix: str | None,
+    config: BackupConfig | None,
+) -> str | None:
+    """The checkpoint to resume from: the best-ranked of ``local`` (rank, path) pairs and of the
+    backups directly under the prefix, restored into ``folder`` if a backup ranks higher.
+
+    ``rank(target, name)`` scores a backed-up name (None: not a checkpoint); scores must be
+    comparable with the local ones (a step number, a write time).
+    """
+    cfg = config or load_config()
+    newest_local = max(local, default=None)
+    prefix = name_prefix if name_prefix is not None else default_name(folder, cfg.source_root)
     start = prefix.strip("/") + "/"
-    best: tuple[str, float] | None = None
-    for name in target.names():
-        if not name.startswith(start) or "/" in name[len(start) :]:
-            continue
-        score = rank(name[len(start) :])
-        if score is not None and (best is None or score > best[1]):
-            best = (name, score)
-    return best
-
-
-def bring_back(target: BackupTarget, name: str, dest: Path) -> Path:
-    """Restore ``name`` at ``dest`` (over a partial leftover of a crashed save) and say so."""
-    result = run_restore(target, name, dest, overwrite=True)
-    log.info(
-        "restored checkpoint %s (version %s, %d files) to %s",
-        name,
-        result.version,
-        result.files_restored,
-        dest,
-    )
-    return dest
+    opened, owned = open_target_for(target, cfg)
+    try:
+        scored = [
+            (score, name)
+            for name in opened.names()
+            if name.startswith(start) and "/" not in name[len(start) :]
+            if (score := rank(opened, name)) is not None
+        ]
+        best = max(scored, default=None)
+        if best is not None and (newest_local is None or best[0] > newest_local[0]):
+            name = best[1]
+            dest = folder / name[len(start) :]
+            # overwrite: a partial leftover of a save that crashed is replaced
+            result = run_restore(opened, name, dest, overwrite=True)
+            log.info(
+                "restored checkpoint %s (version %s, %d files) to %s",
+                name, result.version, result.files_restored, dest,
+            )  # fmt: skip
+            return str(dest)
+    finally:
+        if owned:
+            opened.close()
+    return str(newest_local[1]) if newest_local is not None else None

@@ -21,12 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..api import TargetArg, open_target_for
+from ..api import TargetArg
 from ..closing import ClosingContext
-from ..config import BackupConfig, load_config
-from ..paths import default_name
+from ..config import BackupConfig
 from ..target import BackupTarget
-from .checkpoints import CheckpointSender, bring_back, newest_backup
+from .checkpoints import CheckpointSender, resume_newest
 
 try:
     import lightning.pytorch as pl
@@ -126,6 +125,9 @@ class BackupCheckpointCallback(pl.Callback, ClosingContext):
 
 
 def _written_ns(target: BackupTarget, name: str) -> float | None:
+    # When the .ckpt was written, as recorded in its backup: comparable with a local mtime.
+    if not name.endswith(_SUFFIX):
+        return None
     manifest = target.latest_manifest(name)
     if manifest is None or manifest.kind != "file" or not manifest.files:
         return None
@@ -156,30 +158,12 @@ def resume_checkpoint(
         >>> resume_checkpoint(tempfile.mkdtemp(), target=tempfile.mkdtemp()) is None
         True
     """
-    cfg = config or load_config()
     folder = Path(dirpath)
     local = [
-        (entry.stat().st_mtime_ns, entry)
+        (float(entry.stat().st_mtime_ns), entry)
         for entry in (folder.iterdir() if folder.is_dir() else [])
         if entry.suffix == _SUFFIX and entry.is_file() and not entry.is_symlink()
     ]
-    newest_local = max(local, default=None)
-    prefix = name_prefix if name_prefix is not None else default_name(folder, cfg.source_root)
-    opened, owned = open_target_for(target, cfg)
-    try:
-        backed_up = newest_backup(
-            opened,
-            prefix,
-            lambda base: (
-                _written_ns(opened, f"{prefix.strip('/')}/{base}")
-                if base.endswith(_SUFFIX)
-                else None
-            ),
-        )
-        if backed_up is not None and (newest_local is None or backed_up[1] > newest_local[0]):
-            name, _ = backed_up
-            return str(bring_back(opened, name, folder / name.rsplit("/", 1)[1]))
-    finally:
-        if owned:
-            opened.close()
-    return str(newest_local[1]) if newest_local is not None else None
+    return resume_newest(
+        folder, local, _written_ns, target=target, name_prefix=name_prefix, config=config
+    )

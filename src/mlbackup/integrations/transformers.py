@@ -19,11 +19,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api import TargetArg, open_target_for
+from ..api import TargetArg
 from ..closing import ClosingContext
-from ..config import BackupConfig, load_config
-from ..paths import default_name
-from .checkpoints import CheckpointSender, bring_back, newest_backup
+from ..config import BackupConfig
+from .checkpoints import CheckpointSender, resume_newest
 
 try:
     from transformers import TrainerCallback
@@ -172,22 +171,17 @@ def resume_checkpoint(
         >>> resume_checkpoint(tempfile.mkdtemp(), target=tempfile.mkdtemp()) is None
         True
     """
-    cfg = config or load_config()
     out = Path(output_dir)
     local = [
         (step, entry)
         for entry in (out.iterdir() if out.is_dir() else [])
         if (step := _step(entry.name)) is not None and (entry / _COMPLETE_MARKER).is_file()
     ]
-    newest_local = max(local, default=None)
-    prefix = name_prefix if name_prefix is not None else default_name(out, cfg.source_root)
-    opened, owned = open_target_for(target, cfg)
-    try:
-        backed_up = newest_backup(opened, prefix, _step)
-        if backed_up is not None and (newest_local is None or backed_up[1] > newest_local[0]):
-            name, step = backed_up
-            return str(bring_back(opened, name, out / f"checkpoint-{int(step)}"))
-    finally:
-        if owned:
-            opened.close()
-    return str(newest_local[1]) if newest_local is not None else None
+    return resume_newest(
+        out,
+        local,
+        lambda _, name: _step(name.rsplit("/", 1)[-1]),
+        target=target,
+        name_prefix=name_prefix,
+        config=config,
+    )
