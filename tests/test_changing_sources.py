@@ -58,13 +58,19 @@ def test_a_file_rewritten_while_it_is_sent_is_sent_again_never_mixed(tmp_path, c
     assert "changed while it was read; reading it again" in caplog.text
 
 
-def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path):
-    root = tmp_path / "ckpt"
+def tree_and_serial_target(tmp_path, folder, files):
+    """A folder of ``files`` small files, and a held-able target sending one file at a time."""
+    root = tmp_path / folder
     root.mkdir()
-    for i in range(6):
+    for i in range(files):
         (root / f"f{i}.bin").write_bytes(bytes([i]) * 5000)
     target, faults = faulty_target(tmp_path / "t")
-    target.backend.inner.max_workers = 1  # one upload at a time: f0 is held, f5 not yet read
+    target.backend.inner.max_workers = 1  # one upload at a time: f0 is held, the rest wait
+    return root, target, faults
+
+
+def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path):
+    root, target, faults = tree_and_serial_target(tmp_path, "ckpt", 6)
 
     def change_tree():
         (root / "f5.bin").unlink()  # scanned, not yet sent: vanishes
@@ -95,12 +101,7 @@ def test_a_single_file_that_vanishes_mid_backup_commits_nothing(tmp_path):
 
 
 def test_a_folder_removed_mid_backup_commits_nothing(tmp_path):
-    root = tmp_path / "checkpoint-4"
-    root.mkdir()
-    for i in range(4):
-        (root / f"f{i}.bin").write_bytes(bytes([i]) * 5000)
-    target, faults = faulty_target(tmp_path / "t")
-    target.backend.inner.max_workers = 1
+    root, target, faults = tree_and_serial_target(tmp_path, "checkpoint-4", 4)
 
     def rotate_away():
         for path in root.iterdir():
