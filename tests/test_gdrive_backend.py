@@ -208,9 +208,9 @@ def test_doctor_finds_and_repairs_duplicates(drive_api, options, capsys):
     flags = [f"-o{key}={value}" for key, value in options.items()]
     assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags]) == 1
     out = capsys.readouterr().out
-    assert (
-        "reachable, credentials accepted" in out and "a.txt: 2 files" in out and "--repair" in out
-    )
+    assert "ok       reachable:" in out and "ok       credentials: a service account" in out
+    assert "PROBLEM  duplicates: a.txt: 2 files with this name on Drive" in out
+    assert "--repair" in out
     assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags, "--repair", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["repaired"] == 1
     assert len(drive_api.find_path("runs/exp1/a.txt")) == 1

@@ -20,7 +20,9 @@ from mlbackup.integrations.lightning import (  # noqa: E402
 from mlbackup.testing.faulty_fs import faulty_target  # noqa: E402
 
 # Lightning's advice about tiny runs (few batches, no logger, non-resumable loader) is noise here.
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning"
+)
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
 
