@@ -11,7 +11,7 @@ from contextlib import closing
 import optuna
 import pytest
 
-from mlbackup import open_target, restore
+from mlbackup import BackupConfig, open_target, restore
 from mlbackup.background import BackgroundBackup
 from mlbackup.integrations.optuna import BackupCallback, resume_study, sqlite_path
 
@@ -97,6 +97,17 @@ def test_sampler_state_round_trips(tmp_path):
     resumed = resume_study(study.study_name, storage, target=target, sampler_path=sampler_file)
     assert isinstance(resumed.sampler, optuna.samplers.TPESampler)
     assert len(resumed.trials) == 4
+
+
+def test_the_callback_sends_nothing_when_backup_is_disabled(tmp_path):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    target = tmp_path / "target"
+    study = optuna.create_study(storage=storage)
+    config = BackupConfig(source_root=tmp_path, enabled=False)
+    with BackupCallback(target, storage=storage, config=config) as cb:
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3, callbacks=[cb])
+    assert cb.backups_submitted == 0
+    assert open_target(str(target)).names() == []
 
 
 def worker(storage, stop, ready):

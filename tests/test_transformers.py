@@ -142,6 +142,15 @@ def test_a_newer_complete_local_checkpoint_wins_and_a_partial_one_is_ignored(tmp
     assert resume_checkpoint(out, target=target, config=config) == str(newer)
 
 
+def test_nothing_is_sent_when_backup_is_disabled(tmp_path):
+    target = tmp_path / "target"
+    config = BackupConfig(source_root=tmp_path, enabled=False)
+    with BackupTrainerCallback(target, config=config) as callback:
+        tiny_trainer(tmp_path / "outputs", 2, [callback]).train()
+    assert (tmp_path / "outputs" / "checkpoint-2").is_dir()
+    assert callback.sent == [] and open_target(str(target)).names() == []
+
+
 def test_a_dead_store_never_stops_training(tmp_path, config, caplog):
     out = tmp_path / "outputs"
     target, faults = faulty_target(tmp_path / "target")

@@ -58,18 +58,22 @@ class CheckpointSender(ClosingContext):
             return f"{prefix.strip('/')}/{path.name}"
         return default_name(path, self.config.source_root)
 
-    def send(self, path: Path, name: str, *, missing_ok: bool = False) -> None:
-        """Back ``path`` up as ``name``; returns at once in background mode."""
+    def send(self, path: Path, name: str, *, missing_ok: bool = False) -> bool:
+        """Back ``path`` up as ``name``; returns at once in background mode. False when backup
+        is disabled (the ``enabled`` setting), as ``immediate_backup_if_needed`` skips."""
+        if not self.config.enabled:
+            return False
         self.submitted += 1
         if self._background is not None:
             self._background.submit(path, name, missing_ok=missing_ok)
-            return
+            return True
         try:
             immediate_backup_if_needed(
                 path, target=self._target, name=name, config=self.config, keep_last=self._keep_last
             )
         except MLBackupError as exc:
             self._record({name: exc})
+        return True
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for what was sent so far; failures are logged, never raised."""

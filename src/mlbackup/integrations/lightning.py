@@ -60,6 +60,12 @@ class BackupCheckpointCallback(pl.Callback, ClosingContext):
         config: settings to use instead of :func:`~mlbackup.load_config`'s.
         keep_last: versions kept per name (``last.ckpt`` gets one per save); default: the
             configured value.
+
+    Attributes:
+        sent: the names submitted so far, in order.
+        failures: name -> error text of each backup that failed.
+
+    With backup disabled (the ``enabled`` setting), nothing is sent.
     """
 
     def __init__(
@@ -99,8 +105,8 @@ class BackupCheckpointCallback(pl.Callback, ClosingContext):
                     continue  # save_last="link" points at a file sent on its own
                 self._seen[path] = (st.st_mtime_ns, st.st_size)
                 name = self._sender.name_of(Path(path), self.name_prefix)
-                self._sender.send(Path(path), name, missing_ok=True)
-                self.sent.append(name)
+                if self._sender.send(Path(path), name, missing_ok=True):
+                    self.sent.append(name)
 
     def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
         self._send_new_files(trainer)

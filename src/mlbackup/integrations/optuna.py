@@ -65,7 +65,8 @@ class BackupCallback(ClosingContext):
 
     In background mode (the default) the call returns at once and a worker sends the newest
     state; failures never interrupt ``study.optimize`` and are raised by :meth:`flush` or
-    :meth:`close`. Use it as a context manager, or call :meth:`close` after optimizing.
+    :meth:`close`. Use it as a context manager, or call :meth:`close` after optimizing. With
+    backup disabled (the ``enabled`` setting), it sends nothing.
 
     Args:
         target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
@@ -120,6 +121,8 @@ class BackupCallback(ClosingContext):
         )
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not self._config.enabled:  # as immediate_backup_if_needed skips
+            return
         self._finished += 1
         if self._finished % self.every_n_trials:
             return

@@ -64,6 +64,12 @@ class BackupTrainerCallback(TrainerCallback, ClosingContext):
         final_dir: the final model's folder inside ``output_dir``; None skips the final save.
         config: settings to use instead of :func:`~mlbackup.load_config`'s.
         keep_last: versions kept per name; default: the configured value.
+
+    Attributes:
+        sent: the names submitted so far, in order.
+        failures: name -> error text of each backup that failed.
+
+    With backup disabled (the ``enabled`` setting), nothing is sent.
     """
 
     failures: dict[str, str]
@@ -88,8 +94,8 @@ class BackupTrainerCallback(TrainerCallback, ClosingContext):
 
     def _send(self, path: Path) -> None:
         name = self._sender.name_of(path, self.name_prefix)
-        self._sender.send(path, name)
-        self.sent.append(name)
+        if self._sender.send(path, name):
+            self.sent.append(name)
 
     def _before_possible_save(self, args: TrainingArguments, control: TrainerControl) -> None:
         # With save_strategy="best" the save is decided after evaluating, so wait then too.
