@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from mlbackup.backend import Backend, ObjectInfo
 from mlbackup.errors import ConfigError, MLBackupError, TargetError
 from mlbackup.hashing import hash_file
+from mlbackup.progress import byte_reporter
 from mlbackup.retry import RetryPolicy
 
 from .auth import Authorized, authorize, build_service
@@ -307,8 +308,12 @@ class GDriveBackend(Backend):
         if request.resumable is None:
             return cast(dict[str, Any], self._run(request))
         response = None
+        sent, reported = byte_reporter(), 0
         while response is None:
-            _, response = request.next_chunk(http=self._http(), num_retries=0)
+            status, response = request.next_chunk(http=self._http(), num_retries=0)
+            if sent is not None and status is not None:
+                sent(status.resumable_progress - reported)
+                reported = status.resumable_progress
         return cast(dict[str, Any], response)
 
     def _check(self, key: str, stored: Mapping[str, Any], size: int, digest: str) -> None:

@@ -44,6 +44,7 @@ from mlbackup.errors import (
 from mlbackup.fsspec_backend import FsspecBackend
 from mlbackup.hashing import CHUNK_SIZE, new_hasher
 from mlbackup.layout import tmp_prefix
+from mlbackup.progress import byte_reporter
 
 __all__ = ["LocalBackend"]
 
@@ -167,11 +168,14 @@ class LocalBackend(FsspecBackend):
             try:
                 hasher = new_hasher(self.hash_name)
                 size = 0
+                sent = byte_reporter()
                 with open(local_path, "rb") as src, self.fs.open(tmp, "wb") as out:
                     while chunk := src.read(CHUNK_SIZE):
                         hasher.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
+                        if sent is not None:
+                            sent(len(chunk))
                     out.flush()
                     written = os.fstat(
                         out.fileno()

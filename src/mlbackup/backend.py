@@ -105,7 +105,9 @@ class Backend(ABC):
         """Store the file at ``key``, atomically: readers see the old object or the whole new one.
 
         Returns the stored object's info with ``checksum`` set to the hash of the bytes sent,
-        computed while sending; raises if the store's own size or checksum disagree.
+        computed while sending; raises if the store's own size or checksum disagree. To move
+        progress bars during a large file, call :func:`mlbackup.progress.byte_reporter`'s
+        function (when not None) with each chunk's size once it is sent.
         """
 
     @abstractmethod

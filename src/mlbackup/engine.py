@@ -22,8 +22,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from .errors import (
 from .hashing import hash_file
 from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
-from .progress import ProgressCallback, ProgressEvent
+from .progress import ProgressCallback, ProgressEvent, reporting_bytes_to
 from .results import BackupResult, BackupStatus
 from .sources import SourceFile, current_signature, readable_copy, scan
 from .target import BackupTarget
@@ -80,17 +81,34 @@ class _Transfer:
         self.bytes_done = 0
         self.progress = progress
 
-    def report(self, path: str, size: int) -> None:
+    def report(self, path: str, size: int, *, files: int = 1) -> None:
+        """Count ``files`` more files done and ``size`` more bytes, and tell the callback."""
         if self.progress is None:
             return
         with self.lock:
-            self.files_done += 1
+            self.files_done += files
             self.bytes_done += size
             event = ProgressEvent(
                 self.name, path, self.files_done, self.files_total, self.bytes_done,
                 self.bytes_total,
             )  # fmt: skip
         self.progress(event)
+
+    @contextmanager
+    def bytes_in_flight(self, path: str) -> Iterator[list[int]]:
+        """Report the chunks the backend sends of ``path`` as they go; yields the running
+        count, which the caller takes back (a re-read, a failure) or settles at the end."""
+        sent = [0]
+        if self.progress is None:
+            yield sent
+            return
+
+        def sink(n: int) -> None:
+            sent[0] += n
+            self.report(path, n, files=0)
+
+        with reporting_bytes_to(sink):
+            yield sent
 
     def displace(self, old: FileEntry) -> None:
         """Keep ``old``'s bytes for the versions that list it, then free its plain key."""
@@ -132,10 +150,15 @@ class _Transfer:
                         return _Sent(replace(old, sig=before, mtime_ns=source.mtime_ns), False)
                     self.displace(old)
                     old = None  # displaced once; a re-read must not displace again
-                stored = self.backend.put_file(readable, key)
+                with self.bytes_in_flight(source.path) as in_flight:
+                    try:
+                        stored = self.backend.put_file(readable, key)
+                    except BaseException:
+                        self.report(source.path, -in_flight[0], files=0)
+                        raise
             if kind != "plain" or current_signature(path, wal=wal) == before:
                 crash_point("after-put")
-                self.report(source.path, stored.size)
+                self.report(source.path, stored.size - in_flight[0])
                 entry = FileEntry(
                     path=source.path,
                     size=stored.size,
@@ -146,6 +169,7 @@ class _Transfer:
                     sqlite=kind == "sqlite",
                 )
                 return _Sent(entry, True)
+            self.report(source.path, -in_flight[0], files=0)  # sent again from the start
             log.info("%s changed while it was read; reading it again", source.abspath)
         raise SourceChangedError(
             f"{source.abspath} kept changing while it was read ({READ_ATTEMPTS} tries); back it "

@@ -16,6 +16,7 @@ from typing import Protocol
 import xxhash
 
 from .errors import ConfigError, SourceError
+from .progress import byte_reporter
 
 __all__ = [
     "CHUNK_SIZE",
@@ -99,10 +100,13 @@ def read_parts(path: Path, part_size: int, hasher: Hasher) -> Iterator[bytes]:
     Raises:
         SourceError: the file could not be read (kept apart from the store's own failures).
     """
+    sent = byte_reporter()
     try:
         with open(path, "rb") as f:
             while part := f.read(part_size):
                 hasher.update(part)
                 yield part
+                if sent is not None:  # the caller asks for the next part: this one is sent
+                    sent(len(part))
     except OSError as exc:
         raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc
