@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from mlbackup import backup, open_target
+from mlbackup import backup, open_target, restore
 from mlbackup.testing.faulty_fs import faulty_target
 
 MiB = 1 << 20
@@ -35,16 +35,22 @@ def target(request, tmp_path):
     )
 
 
-def test_a_large_file_reports_bytes_as_its_chunks_go(target, tmp_path):
-    src = tmp_path / "weights.bin"
-    src.write_bytes(os.urandom(13 * MiB))
-    events = []
-    backup(src, target=target, name="weights.bin", progress=events.append)
+def assert_moves_in_chunks(events, size):
     in_flight = [e for e in events if e.files_done == 0]
     assert len(in_flight) >= 2, [(e.files_done, e.bytes_done) for e in events]
     done = [e.bytes_done for e in events]
-    assert done == sorted(done) and all(d <= 13 * MiB for d in done)
-    assert (events[-1].files_done, events[-1].bytes_done) == (1, 13 * MiB)
+    assert done == sorted(done) and all(d <= size for d in done)
+    assert (events[-1].files_done, events[-1].bytes_done) == (1, size)
+
+
+def test_a_large_file_reports_bytes_as_its_chunks_go_both_ways(target, tmp_path):
+    src = tmp_path / "weights.bin"
+    src.write_bytes(os.urandom(13 * MiB))
+    sent, restored = [], []
+    backup(src, target=target, name="weights.bin", progress=sent.append)
+    assert_moves_in_chunks(sent, 13 * MiB)
+    restore("weights.bin", tmp_path / "back.bin", target=target, progress=restored.append)
+    assert_moves_in_chunks(restored, 13 * MiB)
 
 
 def test_a_file_sent_again_is_not_counted_twice(tmp_path):

@@ -22,9 +22,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from .errors import (
 from .hashing import hash_file
 from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
-from .progress import ProgressCallback, ProgressEvent, reporting_bytes_to
+from .progress import ProgressCallback, ProgressCounter
 from .results import BackupResult, BackupStatus
 from .sources import SourceFile, current_signature, readable_copy, scan
 from .target import BackupTarget
@@ -76,39 +75,7 @@ class _Transfer:
         self.name = name
         self.displaced = set(displaced)
         self.lock = threading.Lock()
-        self.files_total, self.bytes_total = totals
-        self.files_done = 0
-        self.bytes_done = 0
-        self.progress = progress
-
-    def report(self, path: str, size: int, *, files: int = 1) -> None:
-        """Count ``files`` more files done and ``size`` more bytes, and tell the callback."""
-        if self.progress is None:
-            return
-        with self.lock:
-            self.files_done += files
-            self.bytes_done += size
-            event = ProgressEvent(
-                self.name, path, self.files_done, self.files_total, self.bytes_done,
-                self.bytes_total,
-            )  # fmt: skip
-        self.progress(event)
-
-    @contextmanager
-    def bytes_in_flight(self, path: str) -> Iterator[list[int]]:
-        """Report the chunks the backend sends of ``path`` as they go; yields the running
-        count, which the caller takes back (a re-read, a failure) or settles at the end."""
-        sent = [0]
-        if self.progress is None:
-            yield sent
-            return
-
-        def sink(n: int) -> None:
-            sent[0] += n
-            self.report(path, n, files=0)
-
-        with reporting_bytes_to(sink):
-            yield sent
+        self.progress = ProgressCounter(name, *totals, progress)
 
     def displace(self, old: FileEntry) -> None:
         """Keep ``old``'s bytes for the versions that list it, then free its plain key."""
@@ -146,19 +113,15 @@ class _Transfer:
                 if old is not None:
                     _size, digest = hash_file(readable, self.target.hash_name)
                     if digest == old.hash:  # touched, not changed
-                        self.report(source.path, old.size)
+                        self.progress.add(source.path, old.size)
                         return _Sent(replace(old, sig=before, mtime_ns=source.mtime_ns), False)
                     self.displace(old)
                     old = None  # displaced once; a re-read must not displace again
-                with self.bytes_in_flight(source.path) as in_flight:
-                    try:
-                        stored = self.backend.put_file(readable, key)
-                    except BaseException:
-                        self.report(source.path, -in_flight[0], files=0)
-                        raise
+                with self.progress.chunks(source.path) as in_flight:
+                    stored = self.backend.put_file(readable, key)
             if kind != "plain" or current_signature(path, wal=wal) == before:
                 crash_point("after-put")
-                self.report(source.path, stored.size - in_flight[0])
+                self.progress.add(source.path, stored.size - in_flight[0])
                 entry = FileEntry(
                     path=source.path,
                     size=stored.size,
@@ -169,7 +132,7 @@ class _Transfer:
                     sqlite=kind == "sqlite",
                 )
                 return _Sent(entry, True)
-            self.report(source.path, -in_flight[0], files=0)  # sent again from the start
+            self.progress.add(source.path, -in_flight[0], files=0)  # sent again from the start
             log.info("%s changed while it was read; reading it again", source.abspath)
         raise SourceChangedError(
             f"{source.abspath} kept changing while it was read ({READ_ATTEMPTS} tries); back it "
@@ -253,7 +216,7 @@ def _run_backup(
     displaced = target.backend.list_dir(layout.objects_prefix(name)) if previous else []
     transfer = _Transfer(target, name, displaced, totals, progress)
     for entry in unchanged:
-        transfer.report(entry.path, entry.size)
+        transfer.progress.add(entry.path, entry.size)
     # Deletions first: a file that becomes a folder (or back) frees its plain key before reuse.
     for entry in gone:
         transfer.displace(entry)

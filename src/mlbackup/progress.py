@@ -7,12 +7,19 @@ backend reports (see :func:`byte_reporter`). It runs on a worker thread: keep it
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["ProgressCallback", "ProgressEvent", "byte_reporter", "reporting_bytes_to"]
+__all__ = [
+    "ProgressCallback",
+    "ProgressCounter",
+    "ProgressEvent",
+    "byte_reporter",
+    "reporting_bytes_to",
+]
 
 ByteSink = Callable[[int], None]
 _byte_sink: ContextVar[ByteSink | None] = ContextVar("mlbackup_byte_sink", default=None)
@@ -59,3 +66,50 @@ def reporting_bytes_to(sink: ByteSink | None) -> Iterator[None]:
         yield
     finally:
         _byte_sink.reset(token)
+
+
+class ProgressCounter:
+    """Counts one transfer's files and bytes from several threads and tells ``callback``."""
+
+    def __init__(
+        self, name: str, files_total: int, bytes_total: int, callback: ProgressCallback | None
+    ) -> None:
+        self.name = name
+        self.files_total = files_total
+        self.bytes_total = bytes_total
+        self.callback = callback
+        self.files_done = 0
+        self.bytes_done = 0
+        self._lock = threading.Lock()
+
+    def add(self, path: str, size: int, *, files: int = 1) -> None:
+        """Count ``files`` more files done and ``size`` more bytes (negative: taken back)."""
+        if self.callback is None:
+            return
+        with self._lock:
+            self.files_done += files
+            self.bytes_done += size
+            event = ProgressEvent(
+                self.name, path, self.files_done, self.files_total, self.bytes_done,
+                self.bytes_total,
+            )  # fmt: skip
+        self.callback(event)
+
+    @contextmanager
+    def chunks(self, path: str) -> Iterator[list[int]]:
+        """Around one file's transfer: chunks reported through :func:`byte_reporter` count as
+        they go. Yields their running total; on an exception they are taken back, else the
+        caller settles them: ``add(path, size - sent[0])``, or ``add(path, -sent[0], files=0)``
+        to send the file again from the start."""
+        sent = [0]
+
+        def sink(n: int) -> None:
+            sent[0] += n
+            self.add(path, n, files=0)
+
+        try:
+            with reporting_bytes_to(sink if self.callback is not None else None):
+                yield sent
+        except BaseException:
+            self.add(path, -sent[0], files=0)
+            raise

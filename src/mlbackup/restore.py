@@ -16,7 +16,6 @@ import errno
 import os
 import stat
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from .errors import (
     UnsafePathError,
 )
 from .manifest import Manifest
-from .progress import ProgressCallback, ProgressEvent
+from .progress import ProgressCallback, ProgressCounter
 from .results import RestoreResult, RestoreStatus
 from .sources import SQLITE_SIDECARS
 from .target import BackupTarget, DataLocation
@@ -166,24 +165,15 @@ def _fetch_all(
     staged: list[_Staged],
     progress: ProgressCallback | None,
 ) -> None:
-    total_bytes = manifest.total_bytes
-    done = [0, 0]
-    lock = threading.Lock()
+    counter = ProgressCounter(manifest.name, len(staged), manifest.total_bytes, progress)
 
     def fetch(item: _Staged) -> None:
         fd, temp = tempfile.mkstemp(dir=item.final.parent, prefix=".mlbackup-restore-")
         item.temp = Path(temp)
-        with os.fdopen(fd, "wb") as out:
+        path = item.location.entry.path
+        with os.fdopen(fd, "wb") as out, counter.chunks(path) as in_flight:
             item.problem = target.copy_verified(item.location, out, manifest.hash_name)
-        if progress is not None:
-            with lock:
-                done[0] += 1
-                done[1] += item.location.entry.size
-                event = ProgressEvent(
-                    manifest.name, item.location.entry.path, done[0], len(staged), done[1],
-                    total_bytes,
-                )  # fmt: skip
-            progress(event)
+        counter.add(path, item.location.entry.size - in_flight[0])
 
     workers = min(target.backend.max_workers, len(staged))
     if workers <= 1:

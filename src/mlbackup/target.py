@@ -26,6 +26,7 @@ from .closing import ClosingContext
 from .errors import BackupNotFoundError, IntegrityError
 from .hashing import CHUNK_SIZE, new_hasher
 from .manifest import FileEntry, Manifest
+from .progress import byte_reporter
 from .registry import get_backend_class
 from .results import BackupInfo, VerifyResult
 from .retrying_backend import RetryingBackend
@@ -193,12 +194,15 @@ class BackupTarget(ClosingContext):
             src = self._open_located(location)
         except FileNotFoundError:
             return f"{shown}: missing from the target"
+        sent = byte_reporter()
         with src:
             while chunk := src.read(CHUNK_SIZE):
                 hasher.update(chunk)
                 size += len(chunk)
                 if out is not None:
                     out.write(chunk)
+                if sent is not None:
+                    sent(len(chunk))
         if size != entry.size:
             return f"{shown}: {size} bytes stored, {entry.size} expected (truncated or replaced)"
         if hasher.hexdigest() != entry.hash:
