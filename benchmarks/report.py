@@ -233,19 +233,26 @@ def write(data: dict[str, Any], docs: Path) -> None:
         sent = row.get("after mutation", {}).get("extra", {}).get("bytes_sent")
         changed = row.get("changed_bytes")
         if sent is not None and changed:
+            how = (
+                "the appended weight file's old bytes are copied inside the store "
+                "(`UploadPartCopy`) and only its new tail goes up"
+                if target.startswith("S3")
+                else "a local copy is cheap, so changed files, the appended weight file "
+                f"included ({meta['large_size_mib'] + 8} MiB), are copied whole"
+            )
             lines.append(
                 f"- {target}: mlbackup sent {sent / MiB:.1f} MiB for {changed / MiB:.1f} MiB of "
-                f"changed bytes ({sent / changed:.1f}x): changed files are sent whole, so the "
-                f"appended weight file goes up entirely ({meta['large_size_mib'] + 8} MiB)."
+                f"changed bytes ({sent / changed:.1f}x): {how}."
             )
     lines += [
         "",
-        "Sending only the appended bytes would take, on S3, a multipart upload whose first part "
-        "is an `UploadPartCopy` of the old object (server-side, parts of at least 5 MiB) and "
-        "whose last part is the new tail; on GCS, uploading the tail as its own object and "
-        "`compose`-ing the two. Neither is done yet: both need the old object to be the exact "
-        "prefix of the new file (checked by hashing that prefix), and the plain key the old "
-        "version is displaced from.",
+        "An appended file is recognised by hashing the new file's first bytes up to the old "
+        "size: equal to the old version's hash, the file only grew. On S3 the new object is "
+        "then a multipart upload whose first parts are `UploadPartCopy`s of the old version "
+        "(kept under `objects/`, so it stays restorable) and whose last parts are the new "
+        "bytes; each copied part's ETag is checked against the md5 of the same local bytes. On "
+        "GCS, `compose` could do the same, but a composed object has no md5 to verify it "
+        "against (only a crc32c), so GCS still sends the whole file.",
         "",
         "## Reading these numbers",
         "",

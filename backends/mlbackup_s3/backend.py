@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,9 +16,10 @@ import s3fs  # the s3 extra; when missing, loading this plugin fails and names t
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
-from mlbackup.errors import ConfigError, TargetError
+from mlbackup.errors import ConfigError, SourceError, TargetError
 from mlbackup.hashing import new_hasher, read_parts, read_small_file
 from mlbackup.memory_budget import parts_within
+from mlbackup.progress import byte_reporter
 from mlbackup.redaction import register_secret
 
 from .errors import credential_source, error_code, translate
@@ -175,6 +177,91 @@ class S3Backend(BucketBackend):
         expected = f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(parts)}"
         self._check_etag(key, done, expected)
         return size, whole.hexdigest()
+
+    def put_file_extending(
+        self, local_path: Path, key: str, base: str, base_size: int
+    ) -> ObjectInfo | None:
+        """An appended file: its first ``base_size`` bytes are copied from ``base`` inside the
+        store (``UploadPartCopy``), and only the rest goes up. Each copied part's ETag is
+        checked against the md5 of the same local bytes."""
+        if base_size < MIN_PART_SIZE:
+            return None  # every part but the last must hold 5 MiB
+        file_size = local_path.stat().st_size
+        part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
+        copies = max(base_size // part_size, 1)
+        bounds = [i * part_size for i in range(copies)] + [base_size]  # the last absorbs the rest
+        with self.translate_errors("upload", key):
+            upload_id = self._call("create_multipart_upload", key)["UploadId"]
+            try:
+                return self._extend(local_path, key, upload_id, base, bounds, part_size)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    self._call("abort_multipart_upload", key, UploadId=upload_id)
+                if isinstance(exc, FileNotFoundError) or error_code(exc)[0] == "NoSuchKey":
+                    return None  # the base went away: send the whole file
+                raise
+
+    def _extend(
+        self,
+        local_path: Path,
+        key: str,
+        upload_id: str,
+        base: str,
+        bounds: list[int],
+        part_size: int,
+    ) -> ObjectInfo:
+        whole = new_hasher("md5")
+        sent = byte_reporter()
+        parts: list[dict[str, Any]] = []
+        part_digests: list[bytes] = []
+        source = {"Bucket": self.bucket, "Key": self.object_name(base)}
+        with open(local_path, "rb") as f:
+            for start, end in itertools.pairwise(bounds):
+                local = hashlib.md5()
+                remaining = end - start
+                while remaining:
+                    chunk = f.read(min(remaining, MiB))
+                    if not chunk:
+                        raise SourceError(f"{local_path} shrank while it was read")
+                    local.update(chunk)
+                    whole.update(chunk)
+                    remaining -= len(chunk)
+                number = len(parts) + 1
+                copied = self._call(
+                    "upload_part_copy",
+                    key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end - 1}",
+                )
+                result = copied["CopyPartResult"]
+                self._check_etag(f"{key} (copied part {number})", result, local.hexdigest())
+                parts.append({"PartNumber": number, "ETag": result["ETag"]})
+                part_digests.append(local.digest())
+                if sent is not None:
+                    sent(end - start)
+        reader = read_parts(local_path, part_size, whole, start=bounds[-1])
+        size = bounds[-1]
+        for data in parts_within(self.upload_budget, reader, part_size):
+            number = len(parts) + 1
+            digest = hashlib.md5(data).digest()
+            response = self._call(
+                "upload_part", key, UploadId=upload_id, PartNumber=number, Body=data,
+                ContentMD5=_b64(digest),
+            )  # fmt: skip
+            size += len(data)
+            del data
+            self._check_etag(f"{key} (part {number})", response, digest.hex())
+            parts.append({"PartNumber": number, "ETag": response["ETag"]})
+            part_digests.append(digest)
+        done = self._call(
+            "complete_multipart_upload", key, UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )  # fmt: skip
+        expected = f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(parts)}"
+        self._check_etag(key, done, expected)
+        return ObjectInfo(key, size, whole.hexdigest())
 
     def _check_etag(self, what: str, response: Mapping[str, Any], expected: str) -> None:
         etag = _etag(response)

@@ -110,6 +110,16 @@ class Backend(ABC):
         function (when not None) with each chunk's size once it is sent.
         """
 
+    def put_file_extending(
+        self, local_path: Path, key: str, base: str, base_size: int
+    ) -> ObjectInfo | None:
+        """Store the file at ``key`` like :meth:`put_file`, sending only what follows its
+        first ``base_size`` bytes, which the caller has checked equal the object at ``base``
+        (the previous version of an appended file). None where the store cannot build an
+        object from another's bytes: the caller then sends the whole file.
+        """
+        return None
+
     @abstractmethod
     def open_read(self, key: str) -> BinaryIO:
         """Open the object for reading; raise ``FileNotFoundError`` if it does not exist."""

@@ -36,7 +36,7 @@ from .errors import (
     SourceError,
     SourceMissingError,
 )
-from .hashing import hash_file
+from .hashing import hash_file_and_prefix
 from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
 from .progress import ProgressCallback, ProgressCounter
@@ -57,6 +57,7 @@ class _Sent:
     entry: FileEntry | None  # None: the file was left out (see ``skipped``)
     sent: bool
     skipped: str | None = None
+    uploaded: int = 0  # bytes that went to the store (an extended file: only its new ones)
 
 
 class _Transfer:
@@ -110,15 +111,25 @@ class _Transfer:
         for _attempt in range(READ_ATTEMPTS):
             before = current_signature(path, wal=wal)
             with readable_copy(source) as (readable, kind):
+                base: tuple[str, int] | None = None  # what an appended file extends
                 if old is not None:
-                    _size, digest = hash_file(readable, self.target.hash_name)
+                    _size, digest, head = hash_file_and_prefix(
+                        readable, self.target.hash_name, old.size
+                    )
                     if digest == old.hash:  # touched, not changed
                         self.progress.add(source.path, old.size)
                         return _Sent(replace(old, sig=before, mtime_ns=source.mtime_ns), False)
+                    if head == old.hash:
+                        base = (layout.object_key(self.name, old.hash), old.size)
                     self.displace(old)
                     old = None  # displaced once; a re-read must not displace again
                 with self.progress.chunks(source.path) as in_flight:
-                    stored = self.backend.put_file(readable, key)
+                    stored = None
+                    if base is not None:  # the old bytes are displaced to base: reuse them
+                        stored = self.backend.put_file_extending(readable, key, *base)
+                    reused = base[1] if stored is not None and base is not None else 0
+                    if stored is None:
+                        stored = self.backend.put_file(readable, key)
             if kind != "plain" or current_signature(path, wal=wal) == before:
                 crash_point("after-put")
                 self.progress.add(source.path, stored.size - in_flight[0])
@@ -131,7 +142,7 @@ class _Transfer:
                     sig=before,
                     sqlite=kind == "sqlite",
                 )
-                return _Sent(entry, True)
+                return _Sent(entry, True, uploaded=stored.size - reused)
             self.progress.add(source.path, -in_flight[0], files=0)  # sent again from the start
             log.info("%s changed while it was read; reading it again", source.abspath)
         raise SourceChangedError(
@@ -233,7 +244,7 @@ def _run_backup(
 
     entries = unchanged + [s.entry for s in sent if s.entry is not None]
     files_sent = sum(1 for s in sent if s.sent)
-    bytes_sent = sum(s.entry.size for s in sent if s.sent and s.entry is not None)
+    bytes_sent = sum(s.uploaded for s in sent)
     common = {
         "name": name,
         "target": target.url,

@@ -40,6 +40,8 @@ class Hasher(Protocol):
 
     def hexdigest(self) -> str: ...
 
+    def copy(self) -> Hasher: ...
+
 
 _HASHERS: dict[str, Callable[[], Hasher]] = {
     "md5": hashlib.md5,
@@ -75,6 +77,34 @@ def hash_file(path: Path, name: str) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
+def hash_file_and_prefix(path: Path, name: str, prefix: int) -> tuple[int, str, str | None]:
+    """Like :func:`hash_file`, plus the digest of the first ``prefix`` bytes (None if the file
+    is not longer than that): equal to the old version's digest, the file was appended to.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "log"
+        >>> _ = f.write_bytes(b"old lines" + b"new line")
+        >>> size, whole, head = hash_file_and_prefix(f, "md5", 9)
+        >>> head == hashlib.md5(b"old lines").hexdigest(), size
+        (True, 17)
+    """
+    hasher = new_hasher(name)
+    size = 0
+    head: str | None = None
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            if head is None and size <= prefix < size + len(chunk):
+                cut = prefix - size
+                hasher.update(chunk[:cut])
+                head = hasher.copy().hexdigest()
+                hasher.update(chunk[cut:])
+            else:
+                hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest(), head if size > prefix else None
+
+
 def read_small_file(path: Path, limit: int) -> bytes | None:
     """The whole file if it holds at most ``limit`` bytes, else ``None`` (send it in parts).
 
@@ -91,7 +121,7 @@ def read_small_file(path: Path, limit: int) -> bytes | None:
     return data if len(data) <= limit else None
 
 
-def read_parts(path: Path, part_size: int, hasher: Hasher) -> Iterator[bytes]:
+def read_parts(path: Path, part_size: int, hasher: Hasher, *, start: int = 0) -> Iterator[bytes]:
     """Yield the file at ``path`` in parts of ``part_size`` bytes, feeding each to ``hasher``.
 
     For part-wise uploads (S3 multipart, GCS resumable): every byte is read once, and the hash
@@ -103,6 +133,7 @@ def read_parts(path: Path, part_size: int, hasher: Hasher) -> Iterator[bytes]:
     sent = byte_reporter()
     try:
         with open(path, "rb") as f:
+            f.seek(start)
             while part := f.read(part_size):
                 hasher.update(part)
                 yield part

@@ -75,7 +75,8 @@ class BackupResult(_Result):
         name: the backup's name on the target (``None`` when skipped before naming).
         version: the committed version (the new one, or the unchanged latest), else ``None``.
         files_sent: files uploaded by this call.
-        bytes_sent: bytes uploaded by this call.
+        bytes_sent: bytes uploaded by this call (of a file appended to, on a store that can
+            reuse its old bytes, only the new ones).
         files_total: files in the committed version.
         bytes_total: bytes in the committed version.
         target: the target URL.

@@ -59,6 +59,14 @@ class RetryingBackend(Backend):
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         return self._call(f"upload {key!r}", lambda: self.inner.put_file(local_path, key))
 
+    def put_file_extending(
+        self, local_path: Path, key: str, base: str, base_size: int
+    ) -> ObjectInfo | None:
+        return self._call(
+            f"upload {key!r}",
+            lambda: self.inner.put_file_extending(local_path, key, base, base_size),
+        )
+
     def open_read(self, key: str) -> BinaryIO:
         return self._call(f"read {key!r}", lambda: self.inner.open_read(key))
 

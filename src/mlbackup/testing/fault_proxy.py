@@ -79,6 +79,7 @@ class LoggedRequest:
     path: str
     status: int  # the status sent back; 0 if the connection was reset
     injected: bool  # answered or cut by the proxy rather than the upstream server
+    body_bytes: int = 0  # the request body forwarded upstream
 
 
 _WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
@@ -294,7 +295,9 @@ class FaultProxy(LoopbackServer):
                     proxy._record(LoggedRequest(self.command, self.path, 0, True))
                     self._reset()
                     return
-                number = proxy._record(LoggedRequest(self.command, self.path, status, False))
+                number = proxy._record(
+                    LoggedRequest(self.command, self.path, status, False, len(body))
+                )
                 proxy._run_hook(number)
                 self._send(status, headers, payload)
 
