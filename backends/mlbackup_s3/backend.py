@@ -30,6 +30,8 @@ MiB = 1 << 20
 #: S3's smallest part (all but the last) and its most parts per upload.
 MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
+#: The largest part UploadPartCopy takes.
+MAX_COPY_PART = 5 << 30
 #: Files above this go up in parts; each part is one buffer, so it bounds memory per transfer.
 DEFAULT_PART_SIZE = 8 * MiB
 
@@ -188,8 +190,10 @@ class S3Backend(BucketBackend):
             return None  # every part but the last must hold 5 MiB
         file_size = local_path.stat().st_size
         part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
-        copies = max(base_size // part_size, 1)
-        bounds = [i * part_size for i in range(copies)] + [base_size]  # the last absorbs the rest
+        # As few copied parts as S3 allows: each is one request, and servers may read the
+        # whole source object for each.
+        copies = -(-base_size // MAX_COPY_PART)
+        bounds = [base_size * i // copies for i in range(copies + 1)]
         with self.translate_errors("upload", key):
             upload_id = self._call("create_multipart_upload", key)["UploadId"]
             try:
