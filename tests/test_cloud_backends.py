@@ -218,10 +218,10 @@ def test_gcs_large_file_goes_up_resumably(gcs_store, tmp_path):
 
 
 def _failing_after_first_part(real_read_parts):
-    # The one stand-in here: the local disk failing mid-file (read_parts reports an EIO as
+    # The one stand-in here: the local disk failing mid-file (the reader reports an EIO as
     # a SourceError), so the upload dies after its first part reached the real server.
-    def read_parts(path, part_size, hasher):
-        parts = real_read_parts(path, part_size, hasher)
+    def read_parts(budget, path, part_size, hasher, **kwargs):
+        parts = real_read_parts(budget, path, part_size, hasher, **kwargs)
         yield next(parts)
         raise SourceError(f"could not read {path}: Input/output error")
 
@@ -235,9 +235,8 @@ def test_s3_failed_multipart_upload_is_aborted_and_old_data_stays(s3_store, tmp_
     backup(big, target=target, name="model.bin")
     first = big.read_bytes()
     big.write_bytes(os.urandom(11 * MiB))
-    monkeypatch.setattr(
-        mlbackup_s3.backend, "read_parts", _failing_after_first_part(mlbackup_s3.backend.read_parts)
-    )
+    reader = _failing_after_first_part(mlbackup_s3.backend.read_parts_reusing)
+    monkeypatch.setattr(mlbackup_s3.backend, "read_parts_reusing", reader)
     with pytest.raises(SourceError, match="Input/output error"):
         backup(big, target=target, name="model.bin")
     uploads = s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket)
@@ -255,11 +254,8 @@ def test_gcs_failed_resumable_upload_leaves_no_object(gcs_store, tmp_path, monke
     big = tmp_path / "model.bin"
     big.write_bytes(os.urandom(MiB))
     target = open_target(f"gs://{gcs_store.bucket}/run", **gcs_store.options(part_size=256 << 10))
-    monkeypatch.setattr(
-        mlbackup_gcs.backend,
-        "read_parts",
-        _failing_after_first_part(mlbackup_gcs.backend.read_parts),
-    )
+    reader = _failing_after_first_part(mlbackup_gcs.backend.read_parts_reusing)
+    monkeypatch.setattr(mlbackup_gcs.backend, "read_parts_reusing", reader)
     with pytest.raises(SourceError, match="Input/output error"):
         backup(big, target=target, name="model.bin")
     assert gcs_store.names() == []

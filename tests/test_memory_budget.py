@@ -41,15 +41,22 @@ def test_a_buffer_larger_than_the_budget_goes_alone():
         assert budget.peak == 25
 
 
-def test_parts_are_read_one_budget_share_at_a_time():
-    from mlbackup.memory_budget import parts_within
+def test_parts_are_read_one_budget_share_at_a_time_into_reused_buffers(tmp_path):
+    import hashlib
 
+    from mlbackup.memory_budget import read_parts_reusing
+
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 10 + b"b" * 10 + b"c" * 4)
     budget = MemoryBudget(10)
-    seen = []
-    for part in parts_within(budget, iter([b"a" * 10, b"b" * 10, b"c" * 10]), 10):
-        seen.append(part)
+    seen, buffers = [], set()
+    hasher = hashlib.md5()
+    for part in read_parts_reusing(budget, path, 10, hasher):
+        seen.append(bytes(part))
+        buffers.add(id(part))
         assert budget.peak == 10  # the next part waits for this one's share
-        del part
-    assert [p[:1] for p in seen] == [b"a", b"b", b"c"]
+    assert seen == [b"a" * 10, b"b" * 10, b"c" * 4]
+    assert len(buffers) == 1  # one buffer, lent again for each part
+    assert hasher.hexdigest() == hashlib.md5(path.read_bytes()).hexdigest()
     with budget.hold(10):  # everything was given back
         pass

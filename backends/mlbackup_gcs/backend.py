@@ -23,8 +23,8 @@ from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
-from mlbackup.hashing import new_hasher, read_parts, read_small_file
-from mlbackup.memory_budget import parts_within
+from mlbackup.hashing import new_hasher, read_small_file
+from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.retry import RetryPolicy
 
 from .credentials import Credentials, load_credentials, refresh
@@ -154,8 +154,8 @@ class GCSBackend(BucketBackend):
         offset = 0
         stored: Any = None
         try:
-            reader = read_parts(local_path, self.part_size, whole)
-            for part in parts_within(self.upload_budget, reader, self.part_size):
+            parts = read_parts_reusing(self.upload_budget, local_path, self.part_size, whole)
+            for part in parts:
                 # The declared total must hold: a file that grew or shrank since stat() is
                 # caught below as a size mismatch, and the engine reads it again.
                 stored = sync(

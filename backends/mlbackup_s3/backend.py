@@ -17,8 +17,8 @@ from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, SourceError, TargetError
-from mlbackup.hashing import new_hasher, read_parts, read_small_file
-from mlbackup.memory_budget import parts_within
+from mlbackup.hashing import new_hasher, read_small_file
+from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.progress import byte_reporter
 from mlbackup.redaction import register_secret
 
@@ -147,8 +147,7 @@ class S3Backend(BucketBackend):
         part_digests: list[bytes] = []
         size = 0
         try:
-            reader = read_parts(local_path, part_size, whole)
-            for data in parts_within(self.upload_budget, reader, part_size):
+            for data in read_parts_reusing(self.upload_budget, local_path, part_size, whole):
                 number = len(parts) + 1
                 digest = hashlib.md5(data).digest()
                 response = self._call(
@@ -245,9 +244,9 @@ class S3Backend(BucketBackend):
                 part_digests.append(local.digest())
                 if sent is not None:
                     sent(end - start)
-        reader = read_parts(local_path, part_size, whole, start=bounds[-1])
         size = bounds[-1]
-        for data in parts_within(self.upload_budget, reader, part_size):
+        tail = read_parts_reusing(self.upload_budget, local_path, part_size, whole, start=size)
+        for data in tail:
             number = len(parts) + 1
             digest = hashlib.md5(data).digest()
             response = self._call(
@@ -308,6 +307,11 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
         # A few quick tries per request (a failed multipart part is re-sent alone); the
         # operation-level policy (S3Backend.retry_policy) backs off beyond that.
         "retries": {"total_max_attempts": 3, "mode": "standard"},
+        # Every upload carries Content-MD5, checked against the ETag: botocore's extra CRC32
+        # of each body (its default since 1.36) would be a second pass, and some
+        # S3-compatible stores reject its headers.
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
     }
     kwargs: dict[str, Any] = {
         "skip_instance_cache": True,

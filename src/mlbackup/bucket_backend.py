@@ -96,7 +96,7 @@ class BucketBackend(FsspecBackend):
 
     def holding_up_to_a_part(self, local_path: Path) -> AbstractContextManager[None]:
         """Hold the budget for reading ``local_path`` whole (at most a part: bigger files are
-        read part by part, each under :func:`~mlbackup.memory_budget.parts_within`)."""
+        read part by part, each under :func:`~mlbackup.memory_budget.read_parts_reusing`)."""
         try:
             size = local_path.stat().st_size
         except OSError:

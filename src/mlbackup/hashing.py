@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import xxhash
 
 from .errors import ConfigError, SourceError
-from .progress import byte_reporter
 
 __all__ = [
     "CHUNK_SIZE",
@@ -24,7 +23,6 @@ __all__ = [
     "hash_bytes",
     "hash_file",
     "new_hasher",
-    "read_parts",
     "read_small_file",
 ]
 
@@ -119,25 +117,3 @@ def read_small_file(path: Path, limit: int) -> bytes | None:
     except OSError as exc:
         raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc
     return data if len(data) <= limit else None
-
-
-def read_parts(path: Path, part_size: int, hasher: Hasher, *, start: int = 0) -> Iterator[bytes]:
-    """Yield the file at ``path`` in parts of ``part_size`` bytes, feeding each to ``hasher``.
-
-    For part-wise uploads (S3 multipart, GCS resumable): every byte is read once, and the hash
-    covers exactly the bytes sent. Memory stays at one part.
-
-    Raises:
-        SourceError: the file could not be read (kept apart from the store's own failures).
-    """
-    sent = byte_reporter()
-    try:
-        with open(path, "rb") as f:
-            f.seek(start)
-            while part := f.read(part_size):
-                hasher.update(part)
-                yield part
-                if sent is not None:  # the caller asks for the next part: this one is sent
-                    sent(len(part))
-    except OSError as exc:
-        raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc
