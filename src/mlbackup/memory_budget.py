@@ -48,8 +48,9 @@ class MemoryBudget:
 
     @contextmanager
     def lend(self, size: int) -> Iterator[bytearray]:
-        """Hold ``size`` bytes of the budget and lend a buffer of that size for the block;
-        buffers are kept and lent again, so parts do not churn the allocator."""
+        """Hold ``size`` bytes of the budget and lend a buffer of that size for the block.
+        Buffers are kept (at most the budget's worth) and lent again, so parts do not churn
+        the allocator."""
         with self.hold(size):
             with self._changed:
                 buffer = next((b for b in self._free if len(b) == size), None)
