@@ -22,6 +22,7 @@ from .backend import Backend, ObjectInfo
 from .background import BackgroundBackup, BackgroundBackupError, NameStatus
 from .bucket_backend import BucketBackend
 from .config import BackupConfig, load_config
+from .doctor import DoctorReport, Finding, run_doctor
 from .errors import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -44,6 +45,7 @@ from .errors import (
 from .fsspec_backend import FsspecBackend
 from .paths import default_name, is_drive_path, is_on_target, is_url
 from .progress import ProgressCallback, ProgressEvent
+from .progress_bar import ProgressBar
 from .registry import available_backends, register_backend
 from .results import (
     BackupInfo,
@@ -53,6 +55,7 @@ from .results import (
     RestoreStatus,
     VerifyResult,
 )
+from .status import NameReport, backup_status
 from .target import BackupTarget, open_target
 
 __all__ = [
@@ -72,11 +75,15 @@ __all__ = [
     "ConfigError",
     "DestinationError",
     "DestinationNotEmptyError",
+    "DoctorReport",
+    "Finding",
     "FsspecBackend",
     "IntegrityError",
     "MLBackupError",
+    "NameReport",
     "NameStatus",
     "ObjectInfo",
+    "ProgressBar",
     "ProgressCallback",
     "ProgressEvent",
     "RestoreError",
@@ -93,6 +100,7 @@ __all__ = [
     "__version__",
     "available_backends",
     "backup",
+    "backup_status",
     "default_name",
     "immediate_backup_if_needed",
     "is_drive_path",
@@ -103,4 +111,5 @@ __all__ = [
     "register_backend",
     "restore",
     "restore_if_missing",
+    "run_doctor",
 ]
