@@ -87,3 +87,29 @@ def test_a_copy_source_gone_falls_back_to_sending_everything(
     assert uploaded(proxy) >= 13 * MiB
     restore("weights.bin", tmp_path / "back", target=target)
     assert (tmp_path / "back").read_bytes() == path.read_bytes()
+
+
+def test_a_file_that_shrinks_during_the_copy_is_read_again_whole(s3, tmp_path, monkeypatch):
+    _, target = s3
+    path = tmp_path / "weights.bin"
+    path.write_bytes(os.urandom(12 * MiB))
+    backup(path, target=target, name="weights.bin")
+    with open(path, "ab") as f:
+        f.write(os.urandom(MiB))
+    backend_class = type(target.backend.inner)
+    extend = backend_class._extend
+
+    def shrinks_first(self, local_path, *args):
+        with open(local_path, "r+b") as f:  # a writer truncates it while the copy runs
+            f.truncate(6 * MiB)
+        return extend(self, local_path, *args)
+
+    monkeypatch.setattr(backend_class, "_extend", shrinks_first)
+    result = backup(path, target=target, name="weights.bin")
+    assert result.version == 2
+    restore("weights.bin", tmp_path / "back", target=target)
+    assert (tmp_path / "back").read_bytes() == path.read_bytes()
+    assert path.stat().st_size == 6 * MiB
+    assert not target.backend.inner.fs.call_s3(
+        "list_multipart_uploads", Bucket=target.backend.inner.bucket
+    ).get("Uploads")  # the abandoned copy was aborted

@@ -204,6 +204,8 @@ class S3Backend(BucketBackend):
                     self._call("abort_multipart_upload", key, UploadId=upload_id)
                 if isinstance(exc, FileNotFoundError) or error_code(exc)[0] == "NoSuchKey":
                     return None  # the base went away: send the whole file
+                if isinstance(exc, SourceError):
+                    return None  # the file changed under us: the whole-file path re-reads it
                 raise
 
     def _extend(
