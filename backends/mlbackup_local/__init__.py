@@ -6,7 +6,8 @@ power loss cannot leave a committed version whose data never reached the disk; `
 skips the flush (a process crash still loses nothing: the page cache outlives the process),
 which makes a first backup of a large tree several times faster on a slow disk.
 
-All file I/O goes through ``self.fs`` (fsspec's ``LocalFileSystem``), so a test can wrap it in
+All file I/O goes through ``self.fs`` (an :class:`~mlbackup_local.osfs.OsFileSystem`, shaped like
+fsspec's ``LocalFileSystem``), so a test can wrap it in
 :class:`mlbackup.testing.faulty_fs.FaultyFS` and inject ``OSError`` with any errno, slow calls
 or short writes into the real backend code.
 
@@ -32,8 +33,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
-from fsspec.implementations.local import LocalFileSystem
-
 from mlbackup.backend import ObjectInfo
 from mlbackup.errors import (
     BackendPermissionError,
@@ -45,6 +44,8 @@ from mlbackup.fsspec_backend import FsspecBackend
 from mlbackup.hashing import CHUNK_SIZE, new_hasher
 from mlbackup.layout import tmp_prefix
 from mlbackup.progress import byte_reporter
+
+from .osfs import OsFileSystem
 
 __all__ = ["LocalBackend"]
 
@@ -72,7 +73,7 @@ class LocalBackend(FsspecBackend):
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"durable": bool}
 
     def __init__(self, root: Path, fs: Any = None, *, durable: bool = True) -> None:
-        fs = LocalFileSystem(skip_instance_cache=True) if fs is None else fs
+        fs = OsFileSystem() if fs is None else fs
         super().__init__(fs, str(root), root.as_uri())
         self.durable = durable
         # Folders made by this backend: one makedirs per folder, not one per file.

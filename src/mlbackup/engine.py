@@ -222,6 +222,10 @@ def _run_backup(
             todo.append((sf, old))
     present = {sf.path for sf in scanned.files}
     gone = [e for p, e in old_entries.items() if p not in present]
+    log.debug(
+        "%s: %d files scanned, %d to send, %d gone since version %s",
+        name, len(scanned.files), len(todo), len(gone), previous.version if previous else None,
+    )  # fmt: skip
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
     displaced = target.backend.list_dir(layout.objects_prefix(name)) if previous else []

@@ -285,4 +285,5 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
     except BaseException:
         backend.close()
         raise
+    log.debug("opened %s with %s", backend.url, backend_class.__name__)
     return BackupTarget(backend)
