@@ -38,7 +38,6 @@ class CheckpointSender(ClosingContext):
     ) -> None:
         self.config = config or load_config()
         self.failures: dict[str, str] = {}
-        self.submitted = 0
         self._keep_last = keep_last
         self._target, self._owns_target = open_target_for(target, self.config)
         self._background = (
@@ -46,11 +45,6 @@ class CheckpointSender(ClosingContext):
             if background
             else None
         )
-
-    @property
-    def target(self) -> BackupTarget:
-        """Where the checkpoints go."""
-        return self._target
 
     def name_of(self, path: Path, prefix: str | None) -> str:
         """``prefix/<basename>`` if a prefix is given, else the path relative to the project."""
@@ -63,7 +57,6 @@ class CheckpointSender(ClosingContext):
         is disabled (the ``enabled`` setting), as ``immediate_backup_if_needed`` skips."""
         if not self.config.enabled:
             return False
-        self.submitted += 1
         if self._background is not None:
             self._background.submit(path, name, missing_ok=missing_ok)
             return True
