@@ -61,15 +61,21 @@ def test_a_file_changed_inside_is_sent_whole(s3, tmp_path):
     assert (tmp_path / "back").read_bytes() == path.read_bytes()
 
 
-def test_a_copy_source_gone_falls_back_to_sending_everything(
-    s3, tmp_path, s3_server, s3_bucket, monkeypatch
-):
-    proxy, target = s3
+def backed_up_then_appended(target, tmp_path):
+    """A 12 MiB file backed up as version 1, then 1 MiB appended to it."""
     path = tmp_path / "weights.bin"
     path.write_bytes(os.urandom(12 * MiB))
     backup(path, target=target, name="weights.bin")
     with open(path, "ab") as f:
         f.write(os.urandom(MiB))
+    return path
+
+
+def test_a_copy_source_gone_falls_back_to_sending_everything(
+    s3, tmp_path, s3_server, s3_bucket, monkeypatch
+):
+    proxy, target = s3
+    path = backed_up_then_appended(target, tmp_path)
     backend_class = type(target.backend.inner)
     extend = backend_class.put_file_extending
     bases = []
@@ -91,11 +97,7 @@ def test_a_copy_source_gone_falls_back_to_sending_everything(
 
 def test_a_file_that_shrinks_during_the_copy_is_read_again_whole(s3, tmp_path, monkeypatch):
     _, target = s3
-    path = tmp_path / "weights.bin"
-    path.write_bytes(os.urandom(12 * MiB))
-    backup(path, target=target, name="weights.bin")
-    with open(path, "ab") as f:
-        f.write(os.urandom(MiB))
+    path = backed_up_then_appended(target, tmp_path)
     backend_class = type(target.backend.inner)
     extend = backend_class._extend
 
