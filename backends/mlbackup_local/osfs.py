@@ -23,9 +23,10 @@ class OsFileSystem:
 
     def info(self, path: str) -> dict[str, Any]:
         st = os.stat(path)
-        kind = "file" if stat.S_ISREG(st.st_mode) else "directory"
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            kind = "other"
+        if stat.S_ISREG(st.st_mode):
+            kind = "file"
+        else:
+            kind = "directory" if stat.S_ISDIR(st.st_mode) else "other"
         return {"name": path, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
 
     def ls(self, path: str, detail: bool = False) -> list[str]:

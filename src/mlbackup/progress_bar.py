@@ -96,8 +96,7 @@ class ProgressBar:
 
     def line(self, event: ProgressEvent, elapsed: float) -> str:
         """The text drawn for ``event`` after ``elapsed`` seconds."""
-        total = event.bytes_total or 1
-        fraction = min(event.bytes_done / total, 1.0) if event.bytes_total else 1.0
+        fraction = min(event.bytes_done / event.bytes_total, 1.0) if event.bytes_total else 1.0
         filled = round(fraction * self._width)
         rate = event.bytes_done / elapsed if elapsed > 0 else 0.0
         left = (event.bytes_total - event.bytes_done) / rate if rate > 0 else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -212,8 +213,6 @@ class SQLiteStoreBackend(Backend):
         return bytes(row[0])
 
     def free_bytes(self) -> int | None:
-        import shutil
-
         return shutil.disk_usage(self.path.parent).free
 
     def close(self) -> None:
