@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from mlbackup import backup, open_target, restore
-from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.contract import leftover_temp_files, tree_snapshot
 
 LIMIT = 64 << 10  # bytes any one file may grow to in the child
 
@@ -79,7 +79,7 @@ def test_local_target_disk_full(tmp_path):
     outcome = run_with_a_full_disk("backup", run, target=str(target), name="run")
     assert outcome["error"] == "TargetError"
     assert "the disk is full; free space there" in outcome["message"]
-    assert not list((target / ".mlbackup" / "tmp").iterdir())
+    assert not leftover_temp_files(target)
     t = open_target(target)
     assert t.versions("run") == [1]
     restore("run", tmp_path / "v1", target=t)

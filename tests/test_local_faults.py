@@ -22,7 +22,7 @@ from mlbackup import (
     restore,
 )
 from mlbackup.retry import RetryPolicy
-from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.contract import leftover_temp_files, tree_snapshot
 from mlbackup.testing.faulty_fs import faulty_target
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0)
@@ -63,8 +63,7 @@ def assert_only_version_1_and_it_restores(url, first, tmp_path):
     restore("ckpt", tmp_path / "restored-v1", target=target)
     assert tree_snapshot(tmp_path / "restored-v1") == first
     target.verify("ckpt")
-    tmp_dir = target.local_root / ".mlbackup" / "tmp"
-    assert not tmp_dir.exists() or not list(tmp_dir.iterdir()), "temp files left behind"
+    assert not leftover_temp_files(target.local_root), "temp files left behind"
 
 
 def assert_next_backup_is_exact(url, source, tmp_path):

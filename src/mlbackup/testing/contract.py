@@ -64,6 +64,12 @@ def tree_snapshot(root: Path) -> dict[str, bytes | None]:
     return found
 
 
+def leftover_temp_files(target_root: Path) -> list[Path]:
+    """Temp files a local target's writes left under ``.mlbackup/tmp`` (there should be none
+    once every write has finished or failed)."""
+    return [p for p in (target_root / ".mlbackup" / "tmp").rglob("*") if p.is_file()]
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
