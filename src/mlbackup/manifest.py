@@ -126,18 +126,23 @@ class Manifest:
         return {f.path: f for f in self.files}
 
     def to_bytes(self) -> bytes:
-        doc = {
+        """The manifest as JSON, one file per line: readable and diffable, and written by
+        json's C encoder (``indent`` would select its pure-Python one, 3x slower: 20 ms for
+        5,000 files)."""
+        head = {
             "format": FORMAT,
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
             "created": self.created,
             "hash": self.hash_name,
-            "files": [f.to_json() for f in sorted(self.files, key=lambda f: f.path)],
             "dirs": sorted(self.dirs),
             "meta": dict(self.meta),
         }
-        return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+        encode = json.JSONEncoder(ensure_ascii=False).encode
+        lines = [encode(f.to_json()) for f in sorted(self.files, key=lambda f: f.path)]
+        files = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+        return f'{encode(head)[:-1]}, "files": {files}}}\n'.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, where: str) -> Manifest:
