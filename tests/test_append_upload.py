@@ -6,7 +6,7 @@ import os
 import pytest
 
 from mlbackup import backup, open_target, restore
-from mlbackup.testing.fault_proxy import FaultProxy
+from mlbackup.testing.fault_proxy import S3_NOT_IMPLEMENTED, FaultProxy
 
 MiB = 1 << 20
 
@@ -115,3 +115,28 @@ def test_a_file_that_shrinks_during_the_copy_is_read_again_whole(s3, tmp_path, m
     assert not target.backend.inner.fs.call_s3(
         "list_multipart_uploads", Bucket=target.backend.inner.bucket
     ).get("Uploads")  # the abandoned copy was aborted
+
+
+def test_a_server_without_part_copy_gets_appended_files_whole(s3, tmp_path, caplog):
+    proxy, target = s3
+    path = tmp_path / "weights.bin"
+    first = os.urandom(6 * MiB)
+    path.write_bytes(first)
+    backup(path, target=target, name="weights.bin")
+    proxy.refuse_feature("x-amz-copy-source", "partNumber=", 501, S3_NOT_IMPLEMENTED)
+    refused = []
+    for version, tail in ((2, b"grown"), (3, b"grown again")):
+        with open(path, "ab") as f:
+            f.write(tail)
+        proxy.log.clear()
+        with caplog.at_level("INFO", logger="mlbackup"):
+            result = backup(path, target=target, name="weights.bin")
+        assert result.version == version and result.bytes_sent == path.stat().st_size
+        refused.append(proxy.count(status=501))
+    # Asked once and not retried (a missing feature is no passing fault), then not again.
+    assert refused == [1, 0]
+    assert "does not copy parts" in caplog.text
+    restore("weights.bin", tmp_path / "back", target=target)
+    assert (tmp_path / "back").read_bytes() == first + b"grown" + b"grown again"
+    restore("weights.bin", tmp_path / "v1", target=target, version=1)
+    assert (tmp_path / "v1").read_bytes() == first

@@ -10,8 +10,13 @@ import time
 import pytest
 from canary import CANARY_SECRET
 
-from mlbackup import BackendUnavailableError, backup, open_target, restore
-from mlbackup.testing.fault_proxy import S3_SLOW_DOWN, FaultProxy, gcs_error
+from mlbackup import BackendUnavailableError, TargetError, backup, open_target, restore
+from mlbackup.testing.fault_proxy import (
+    S3_NOT_IMPLEMENTED,
+    S3_SLOW_DOWN,
+    FaultProxy,
+    gcs_error,
+)
 
 
 @pytest.fixture
@@ -67,6 +72,14 @@ def test_s3_burst_below_the_retry_budget_is_absorbed(
     _round_trip(s3_target, model, tmp_path)
     assert s3_proxy.count(status=status, injected=True) == 2
     assert s3_proxy.count(injected=False) > 0  # then the real server answered
+
+
+def test_s3_a_request_the_server_does_not_implement_is_not_retried(s3_target, s3_proxy, model):
+    s3_proxy.refuse_writes(501, S3_NOT_IMPLEMENTED, {"Content-Type": "application/xml"})
+    with pytest.raises(TargetError, match="does not implement the request") as caught:
+        backup(model, target=s3_target, name="model.bin")
+    assert not isinstance(caught.value, BackendUnavailableError)
+    assert s3_proxy.count(status=501, injected=True) == 1
 
 
 def test_s3_connection_reset_mid_upload_is_retried(s3_target, s3_proxy, model, tmp_path):

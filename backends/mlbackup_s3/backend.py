@@ -6,6 +6,7 @@ import base64
 import contextlib
 import hashlib
 import itertools
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,9 @@ from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.progress import byte_reporter
 from mlbackup.redaction import register_secret
 
-from .errors import credential_source, error_code, translate
+from .errors import credential_source, error_code, not_implemented, translate
+
+log = logging.getLogger("mlbackup.s3")  # under the one mlbackup logger
 
 __all__ = ["S3Backend"]
 
@@ -88,6 +91,9 @@ class S3Backend(BucketBackend):
     ) -> None:
         super().__init__(fs, location, options.get("endpoint_url"), part_size)
         self._source = credential_source(options)
+        #: False once the server answered ``UploadPartCopy`` with NotImplemented (some
+        #: S3-compatible servers lack it): appended files are then sent whole, without asking.
+        self._copies_parts = True
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> S3Backend:
@@ -187,7 +193,7 @@ class S3Backend(BucketBackend):
         """An appended file: its first ``base_size`` bytes are copied from ``base`` inside the
         store (``UploadPartCopy``), and only the rest goes up. Each copied part's ETag is
         checked against the md5 of the same local bytes."""
-        if base_size < MIN_PART_SIZE:
+        if base_size < MIN_PART_SIZE or not self._copies_parts:
             return None  # every part but the last must hold 5 MiB
         file_size = local_path.stat().st_size
         part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
@@ -206,6 +212,11 @@ class S3Backend(BucketBackend):
                     return None  # the base went away: send the whole file
                 if isinstance(exc, SourceError):
                     return None  # the file changed under us: the whole-file path re-reads it
+                if not_implemented(exc):
+                    log.info("%s does not copy parts (UploadPartCopy); sending appended "
+                             "files whole", self.where)  # fmt: skip
+                    self._copies_parts = False
+                    return None
                 raise
 
     def _extend(

@@ -19,7 +19,7 @@ from mlbackup.errors import (
     TargetMissingError,
 )
 
-__all__ = ["credential_source", "error_code", "translate"]
+__all__ = ["credential_source", "error_code", "not_implemented", "translate"]
 
 #: Codes meaning the credentials themselves were rejected.
 _BAD_CREDENTIALS = frozenset(
@@ -58,6 +58,12 @@ def error_code(exc: BaseException) -> tuple[str, int]:
             status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             return code, status
     return "", 0
+
+
+def not_implemented(exc: BaseException) -> bool:
+    """The server does not implement the request (HTTP 501): a missing feature, not a fault."""
+    code, status = error_code(exc)
+    return code == "NotImplemented" or status == 501
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -138,6 +144,11 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
         return TargetMissingError(
             f"{what} on {where}: the bucket does not exist; create it "
             f"(aws s3 mb s3://{bucket}) or fix the bucket name in the URL"
+        )
+    if not_implemented(exc):
+        return TargetError(
+            f"{what} on {where}: this S3 server does not implement the request "
+            f"({code or status}); use a store with the full S3 API, such as AWS S3 or MinIO"
         )
     if code in _TRANSIENT or status >= 500 or status == 429 or _is_connection_failure(exc):
         return BackendUnavailableError(

@@ -44,12 +44,27 @@ from typing import Any
 
 from .loopback import LoopbackServer, QuietThreadingHTTPServer, shut_down
 
-__all__ = ["S3_SLOW_DOWN", "CannedAnswer", "FaultProxy", "LoggedRequest", "gcs_error"]
+__all__ = [
+    "S3_NOT_IMPLEMENTED",
+    "S3_SLOW_DOWN",
+    "CannedAnswer",
+    "FaultProxy",
+    "LoggedRequest",
+    "gcs_error",
+]
 
 #: S3's answer when it throttles (with status 503).
 S3_SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+#: S3's answer to a request for a feature the server lacks (with status 501).
+S3_NOT_IMPLEMENTED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
+    b"<Message>A header you provided implies functionality that is not implemented</Message>"
+    b"</Error>"
 )
 
 
@@ -96,6 +111,7 @@ class FaultProxy(LoopbackServer):
         self._hooks: dict[int, Callable[[], None]] = {}
         self._released = threading.Event()
         self._read_only: CannedAnswer | None = None
+        self._unsupported: dict[tuple[str, str], CannedAnswer] = {}
         #: Reset every new connection at once (a store that refuses connections).
         self.refusing = False
         #: Cap on bytes per second through the proxy, each way (None: no cap).
@@ -132,6 +148,15 @@ class FaultProxy(LoopbackServer):
         forward reads: credentials that may read but not write."""
         with self._lock:
             self._read_only = CannedAnswer(status, body, dict(headers or {}))
+
+    def refuse_feature(
+        self, header: str, path_contains: str, status: int, body: bytes = b""
+    ) -> None:
+        """Answer every request that carries ``header`` and whose path holds ``path_contains``
+        with ``status`` until :meth:`clear`: a server without that feature (``x-amz-copy-source``
+        with ``partNumber=``: no ``UploadPartCopy``)."""
+        with self._lock:
+            self._unsupported[(header.lower(), path_contains)] = CannedAnswer(status, body)
 
     def reset_after(self, body_bytes: int) -> None:
         """Reset the connection of the next request with a body once ``body_bytes`` of it
@@ -196,6 +221,7 @@ class FaultProxy(LoopbackServer):
             self._lost_responses = 0
             self._random_answer = None
             self._read_only = None
+            self._unsupported.clear()
             self._silent = 0
             self._hooks.clear()
             self.log.clear()
@@ -213,8 +239,11 @@ class FaultProxy(LoopbackServer):
                 and (injected is None or r.injected == injected)
             )
 
-    def _next_answer(self, method: str) -> CannedAnswer | None:
+    def _next_answer(self, method: str, path: str, header_names: set[str]) -> CannedAnswer | None:
         with self._lock:
+            for (header, part), answer in self._unsupported.items():
+                if header in header_names and part in path:
+                    return answer
             if self._read_only is not None and method in _WRITES:
                 return self._read_only
             if self._answers:
@@ -284,7 +313,9 @@ class FaultProxy(LoopbackServer):
                     released.wait()
                     self._reset()
                     return
-                answer = proxy._next_answer(self.command)
+                answer = proxy._next_answer(
+                    self.command, self.path, {h.lower() for h in self.headers}
+                )
                 if answer is not None:
                     proxy._record(LoggedRequest(self.command, self.path, answer.status, True))
                     self._send(answer.status, list(answer.headers.items()), answer.body)
