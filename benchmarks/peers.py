@@ -7,6 +7,7 @@ clash with the one s3fs needs).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -71,6 +72,9 @@ def versions() -> dict[str, str]:
         found["moto (S3 server)"] = moto.__version__
     except ImportError:
         pass
+    package = PEERS_VENV / "s3rver" / "node_modules" / "s3rver" / "package.json"
+    if package.exists():
+        found["s3rver (second S3 server)"] = json.loads(package.read_text())["version"]
     return found
 
 

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/run.py            # full run (under 20 minutes here)
     .venv/bin/python benchmarks/run.py --quick    # a smaller tree (under 3 minutes)
 
-Installs the peers it needs (rclone, restic, rsync, awscli), builds the workload, then per
+Installs the peers it needs (rclone, restic, rsync, awscli; npm's s3rver as a second S3 server
+in the full run), builds the workload, then per
 repeat and per tool (in a rotating order, so no tool always runs on the coldest cache): first
 backup, no-change re-run, re-run after the mutation (changed files then checked byte for byte
 at the target: missed changes), restore. Then the study.db scenario, and a big file for memory.
@@ -25,6 +26,7 @@ from typing import Any
 import measure
 import peers
 import report
+import s3rver
 from tools import CHILD, PY, S3, Tool, local_tools, s3_tools
 from workload import MiB, Mutation, TreeShape, make_big_file, make_tree
 
@@ -116,6 +118,24 @@ def start_s3() -> tuple[Any, S3]:
     return server, s3
 
 
+#: On the second S3 server, the tools that answer its question: is the S3 gap the server's?
+SECOND_SERVER_TOOLS = ("mlbackup", "mlbackup CLI", "aws s3 sync", "rclone copy")
+
+
+def s3rver_run(work: Path, src: Path, shape: TreeShape, results: Results) -> None:
+    server = s3rver.S3rver(work / "s3rver", "bench").start()
+    try:
+        client = server.client()
+        # Above the largest file (with its append): every upload is one verifiable PutObject.
+        part_size = (shape.large_size + 16 * MiB) if shape.large_files else 8 * MiB
+        s3 = S3(server.endpoint_url, s3rver.KEY, s3rver.SECRET, "bench", client,
+                ours={"part_size": part_size})  # fmt: skip
+        tools = [t for t in s3_tools(s3, False) if t.name in SECOND_SERVER_TOOLS]
+        run_tools(tools, src, work, shape, 1, results, "S3 (s3rver)")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small tree, under 3 minutes")
@@ -154,6 +174,8 @@ def main() -> None:
             run_tools(tools, src, work, shape, s3_repeats, results, "S3 (moto)")
         finally:
             server.stop()
+        if not args.quick and s3rver.install():
+            s3rver_run(work, src, shape, results)
         study(work, trials, results)
         big_file(work, big, results)
     elapsed = time.perf_counter() - started

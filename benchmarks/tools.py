@@ -32,6 +32,7 @@ class S3:
     secret: str
     bucket: str
     client: Any = None
+    ours: dict[str, Any] = field(default_factory=dict)  # more options, for mlbackup alone
 
     def options(self) -> dict[str, str]:
         return {"endpoint_url": self.endpoint, "key": self.key, "secret": self.secret}
@@ -150,7 +151,7 @@ def local_tools(work: Path, full: bool) -> list[Tool]:
 
 def s3_tools(s3: S3, full: bool) -> list[Tool]:
     b = s3.bucket
-    opts = s3.options()
+    opts = {**s3.options(), **s3.ours}
     cli_opts = [x for k, v in opts.items() for x in ("-o", f"{k}={v}")]
 
     def keyed(prefix: str) -> Callable[[str], bytes | None]:
@@ -174,7 +175,8 @@ def s3_tools(s3: S3, full: bool) -> list[Tool]:
              lambda out: ["rclone", "copy", f":s3:{b}/rclone", str(out)],
              lambda: s3.empty("rclone/"), keyed("rclone"), env=s3.rclone_env()),
         Tool("s3fs put", lambda src: _child("s3fs_put", src=str(src), dst=f"{b}/s3fs",
-             options=opts), None, lambda: s3.empty("s3fs/"), keyed("s3fs"), incremental=False),
+             options=s3.options()), None, lambda: s3.empty("s3fs/"), keyed("s3fs"),
+             incremental=False),
     ]  # fmt: skip
     if full:
         tools.append(
