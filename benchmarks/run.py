@@ -6,7 +6,8 @@
 Installs the peers it needs (rclone, restic, rsync, awscli; npm's s3rver as a second S3 server
 in the full run), builds the workload, then per repeat and per tool (in a rotating order, so no
 tool always runs on the coldest cache): first backup, no-change re-run, re-run after the
-mutation (changed files then checked byte for byte at the target: missed changes), restore. Then the study.db scenario, and a big file for memory.
+mutation (changed files then checked byte for byte at the target: missed changes), restore.
+Then the study.db scenario, and a big file for memory.
 Writes ``docs/benchmarks.md``, ``docs/benchmarks.svg`` and ``benchmarks/results.json``.
 """
 

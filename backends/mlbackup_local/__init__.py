@@ -22,13 +22,12 @@ small file).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
+import functools
 import itertools
 import os
 import shutil
-import tempfile
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -60,13 +59,19 @@ _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 _TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}
 
 
+@functools.cache
+def _libc_syncfs() -> Any:
+    """libc's ``syncfs(2)``, or None off Linux (looked up once; ctypes is imported only here)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+
+
 def _syncfs(fd: int) -> bool:
-    """``syncfs(2)`` on Linux: flush one filesystem. False where it is not available."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    syncfs = getattr(libc, "syncfs", None)
+    """Flush the one filesystem holding ``fd``. False where ``syncfs`` is not available."""
+    syncfs = _libc_syncfs()
     return syncfs is not None and syncfs(fd) == 0
 
 
@@ -151,6 +156,8 @@ class LocalBackend(FsspecBackend):
 
     def _tmp_file(self) -> str:
         """A new empty file (mode 0600) in a temp folder of the target, on the same filesystem."""
+        import tempfile  # here: a run with nothing to send does not need it
+
         tmp_dir = self._tmp_dir()
         self._ensure_dir(tmp_dir)
         try:

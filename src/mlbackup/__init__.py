@@ -15,14 +15,13 @@ Examples:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from .api import backup, immediate_backup_if_needed, restore, restore_if_missing
 from .backend import Backend, ObjectInfo
-from .background import BackgroundBackup, BackgroundBackupError, NameStatus
-from .bucket_backend import BucketBackend
 from .config import BackupConfig, load_config
-from .doctor import DoctorReport, Finding, run_doctor
 from .errors import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -42,10 +41,8 @@ from .errors import (
     UnknownBackendError,
     UnsafePathError,
 )
-from .fsspec_backend import FsspecBackend
 from .paths import default_name, is_drive_path, is_on_target, is_url
 from .progress import ProgressCallback, ProgressEvent
-from .progress_bar import ProgressBar
 from .registry import available_backends, register_backend
 from .results import (
     BackupInfo,
@@ -55,8 +52,47 @@ from .results import (
     RestoreStatus,
     VerifyResult,
 )
-from .status import NameReport, backup_status
 from .target import BackupTarget, open_target
+
+if TYPE_CHECKING:
+    from .background import BackgroundBackup, BackgroundBackupError, NameStatus
+    from .bucket_backend import BucketBackend
+    from .doctor import DoctorReport, Finding, run_doctor
+    from .fsspec_backend import FsspecBackend
+    from .progress_bar import ProgressBar
+    from .status import NameReport, backup_status
+
+#: Exports imported on first use: a training script or a command rarely needs them, and
+#: importing them all up front cost about 10 ms of every command-line run.
+_LAZY = {
+    "BackgroundBackup": "background",
+    "BackgroundBackupError": "background",
+    "NameStatus": "background",
+    "BucketBackend": "bucket_backend",
+    "DoctorReport": "doctor",
+    "Finding": "doctor",
+    "run_doctor": "doctor",
+    "FsspecBackend": "fsspec_backend",
+    "ProgressBar": "progress_bar",
+    "NameReport": "status",
+    "backup_status": "status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlbackup' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Backend",

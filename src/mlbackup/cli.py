@@ -17,16 +17,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .api import backup, restore
 from .config import BackupConfig, load_config
 from .errors import ConfigError, MLBackupError
-from .progress_bar import ProgressBar, format_bytes
 from .redaction import redact
-from .status import backup_status, format_age
 from .target import BackupTarget, open_target
+
+if TYPE_CHECKING:
+    from .progress_bar import ProgressBar
 
 __all__ = ["main"]
 
@@ -211,6 +212,8 @@ def _progress(args: argparse.Namespace) -> Iterator[ProgressBar | None]:
     if args.quiet or args.json or not sys.stderr.isatty():
         yield None
         return
+    from .progress_bar import ProgressBar
+
     bar = ProgressBar(sys.stderr)
     try:
         yield bar
@@ -219,6 +222,9 @@ def _progress(args: argparse.Namespace) -> Iterator[ProgressBar | None]:
 
 
 def _status(args: argparse.Namespace, target: BackupTarget) -> None:
+    from .progress_bar import format_bytes
+    from .status import backup_status, format_age
+
     confirm = None
     if args.confirm_options and target.backend.staged_writes:
         import mlbackup_drive  # only the Drive mount stages writes

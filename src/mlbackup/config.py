@@ -29,7 +29,6 @@ a one-time warning that such a backup does not survive the loss of the machine.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -39,15 +38,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from .errors import ConfigError
 from .paths import DRIVE_MOUNT_ENV, drive_mount_root
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = ["BackupConfig", "load_config"]
 
@@ -109,6 +101,8 @@ class BackupConfig:
         mount = drive_mount_root() / "MyDrive"
         if mount.is_dir():
             return str(mount / "mlbackup" / project)
+        import platformdirs  # here: most commands name their target, and it costs 4 ms
+
         folder = Path(platformdirs.user_data_dir("mlbackup")) / "targets" / project
         if not _warned_local_default:
             _warned_local_default = True
@@ -124,6 +118,8 @@ _FIELDS = {f.name for f in fields(BackupConfig)}
 
 
 def _unknown_key(key: str, valid: set[str], where: str) -> ConfigError:
+    import difflib
+
     close = difflib.get_close_matches(key, sorted(valid), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(sorted(valid))}"
     return ConfigError(f"unknown setting {key!r} in {where}; {hint}")
@@ -194,6 +190,11 @@ def _find_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here, as most runs find no file to read.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             data: dict[str, Any] = tomllib.load(f)

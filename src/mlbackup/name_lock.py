@@ -13,11 +13,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import platformdirs
 
 __all__ = ["name_lock"]
 
@@ -27,7 +26,18 @@ LOCK_DIR_ENV = "MLBACKUP_LOCK_DIR"
 
 
 def _lock_dir() -> Path:
-    return Path(os.environ.get(LOCK_DIR_ENV) or platformdirs.user_cache_dir("mlbackup")) / "locks"
+    configured = os.environ.get(LOCK_DIR_ENV)
+    return Path(configured) / "locks" if configured else _user_cache_dir() / "locks"
+
+
+def _user_cache_dir() -> Path:
+    if sys.platform.startswith("linux"):
+        # platformdirs' answer on Linux, without its import (4 ms of every command).
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        return Path(xdg or os.path.expanduser("~/.cache")) / "mlbackup"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mlbackup"))
 
 
 @contextmanager

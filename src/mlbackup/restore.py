@@ -15,7 +15,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -165,6 +164,8 @@ def _fetch_all(
     staged: list[_Staged],
     progress: ProgressCallback | None,
 ) -> None:
+    import tempfile  # here: backups, the common run, never need it
+
     counter = ProgressCounter(manifest.name, len(staged), manifest.total_bytes, progress)
 
     def fetch(item: _Staged) -> None:

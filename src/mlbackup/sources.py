@@ -22,9 +22,7 @@ import contextlib
 import errno
 import logging
 import os
-import sqlite3
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,7 +55,6 @@ APPEND_LOG_SUFFIXES = (".log", ".jsonl", ".journal")
 SNAPSHOT_WARN_SECONDS = 2.5
 #: Databases up to this size are snapshotted through memory (see :func:`snapshot_sqlite`).
 MEMORY_SNAPSHOT_BYTES = 64 << 20
-_SERIALIZE = hasattr(sqlite3.Connection, "serialize")  # Python 3.11+
 
 
 SnapshotKind = Literal["plain", "sqlite", "log"]
@@ -243,6 +240,8 @@ def readable_copy(source: SourceFile) -> Iterator[tuple[Path, SnapshotKind]]:
 
 
 def _temp_beside(path: Path, suffix: str) -> Path:
+    import tempfile  # here: only snapshots need it
+
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=SNAPSHOT_PREFIX, suffix=suffix)
     except OSError:
@@ -280,9 +279,12 @@ def snapshot_sqlite(db: Path) -> Path:
         SourceError: the database cannot be read, the snapshot fails its check, or the temp
             file cannot be written (e.g. the disk is full).
     """
+    import sqlite3  # here: most runs have no database to snapshot
+
     snapshot = _temp_beside(db, ".db")
     try:
-        in_memory = _SERIALIZE and db.stat().st_size <= MEMORY_SNAPSHOT_BYTES
+        serialize = hasattr(sqlite3.Connection, "serialize")  # Python 3.11+
+        in_memory = serialize and db.stat().st_size <= MEMORY_SNAPSHOT_BYTES
         data = None
         # Read from a plain connection: it honours the WAL and a hot journal as any reader does.
         src = sqlite3.connect(str(db), timeout=30)

@@ -1,0 +1,66 @@
+"""What a command-line run imports: the modules only some commands need stay unloaded until
+used (each costs milliseconds of every run; the speed itself is measured in benchmarks/)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mlbackup
+
+#: Loaded only by the commands, callbacks or features that use them.
+ON_DEMAND = [
+    "mlbackup.background",
+    "mlbackup.bucket_backend",
+    "mlbackup.doctor",
+    "mlbackup.progress_bar",
+    "mlbackup.status",
+    "platformdirs",
+    "sqlite3",
+    "tempfile",
+    "tomllib",
+    "ctypes",
+    "fsspec",
+]
+
+
+def loaded_after(code: str, cwd) -> list[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_a_backup_with_nothing_to_send_loads_none_of_them(tmp_path):
+    source = tmp_path / "run"
+    source.mkdir()
+    (source / "weights.bin").write_bytes(b"w")
+    mlbackup.backup(source, target=tmp_path / "target", name="run")
+    code = (
+        "from mlbackup.cli import main\n"
+        f"assert main(['backup', {str(source)!r}, '--to', {str(tmp_path / 'target')!r}, "
+        "'--name', 'run', '-q']) == 0"
+    )
+    loaded = loaded_after(code, cwd=tmp_path)  # no pyproject.toml here to read
+    assert [m for m in ON_DEMAND if m in loaded] == []
+
+
+@pytest.mark.parametrize("name", ["BackgroundBackup", "run_doctor", "ProgressBar", "NameReport"])
+def test_the_exports_loaded_on_demand_are_there_when_asked_for(name, tmp_path):
+    loaded = loaded_after(f"import mlbackup\nassert callable(mlbackup.{name})", cwd=tmp_path)
+    assert f"mlbackup.{mlbackup._LAZY[name]}" in loaded
+    assert name in dir(mlbackup) and name in mlbackup.__all__
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="computed by hand on Linux")
+@pytest.mark.parametrize("xdg", ["", "  ", "/x/cache"])
+def test_the_lock_folder_is_in_the_cache_folder_platformdirs_names(monkeypatch, xdg):
+    import platformdirs
+
+    from mlbackup.name_lock import _user_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    assert _user_cache_dir() == Path(platformdirs.user_cache_dir("mlbackup"))
