@@ -283,6 +283,21 @@ def write(data: dict[str, Any], docs: Path) -> None:
         "across repeats, even with dirty pages written out before every run. First-backup "
         "ratios move by 2x or more between runs; every repeat's time is in "
         "`benchmarks/results.json`.",
+        "- Where a first local backup's time goes: nearly all of it is kernel time creating "
+        "and renaming 5,008 files on this disk (hashing is xxh128, 0.05 s for the tree; reading "
+        "every byte takes 0.09 s). The same calls cost 30 µs to 700 µs per file depending on "
+        "the disk's recent history, for `cp -a` as for us; writing each file to a temp file "
+        "and renaming it into place (so a reader never sees half a file) is two more metadata "
+        "operations per file than `cp -a` makes. One temp folder per worker thread cut the "
+        "kernel CPU time by about 40% against one shared folder.",
+        "- S3 after the mutation: to keep the previous version restorable, mlbackup copies "
+        "each changed file's old object inside the store before replacing it, and builds the "
+        "appended file from the old bytes with `UploadPartCopy`. On AWS these copies run inside "
+        "S3; moto and s3rver do them in their own process on the same two cores, at the speed "
+        "of an upload. `aws s3 sync` overwrites, and keeps no version.",
+        "- S3 no-change from the command line: importing s3fs (aiobotocore, aiohttp, botocore) "
+        "alone costs about 270 ms here; the 0.1x goal leaves about 100 to 150 ms for the "
+        "whole process.",
         "- *rclone copy* compares size and modification time; *--checksum* reads every byte. "
         "restic's repository is not checked for missed changes (its snapshots are not files).",
         "",
