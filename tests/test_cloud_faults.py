@@ -10,7 +10,14 @@ import time
 import pytest
 from canary import CANARY_SECRET
 
-from mlbackup import BackendUnavailableError, TargetError, backup, open_target, restore
+from mlbackup import (
+    BackendUnavailableError,
+    BackupStatus,
+    TargetError,
+    backup,
+    open_target,
+    restore,
+)
 from mlbackup.testing.fault_proxy import (
     S3_NOT_IMPLEMENTED,
     S3_SLOW_DOWN,
@@ -138,3 +145,22 @@ def test_s3_backup_survives_lost_answers(s3_target, s3_proxy, model, tmp_path):
     assert backup(model, target=s3_target, name="model.bin").version == 2
     restore("model.bin", tmp_path / "back.bin", target=s3_target)
     assert (tmp_path / "back.bin").read_bytes() == model.read_bytes()
+
+
+@pytest.mark.parametrize("store", ["s3", "gcs"])
+def test_a_run_with_nothing_to_send_lists_the_versions_and_reads_one_manifest(
+    store, request, tmp_path
+):
+    target = request.getfixturevalue(f"{store}_target")
+    proxy = request.getfixturevalue(f"{store}_proxy")
+    run = tmp_path / "run"
+    (run / "layer").mkdir(parents=True)
+    (run / "layer" / "w.bin").write_bytes(os.urandom(1000))
+    (run / "notes.txt").write_text("one")
+    backup(run, target=target, name="run")
+    (run / "notes.txt").write_text("two")  # version 2 displaces version 1's file
+    backup(run, target=target, name="run")
+    proxy.clear()
+    assert backup(run, target=target, name="run").status is BackupStatus.UNCHANGED
+    # Each request is a round trip to the store (tens of milliseconds to a real one).
+    assert [r.method for r in proxy.log] == ["GET", "GET"], [(r.method, r.path) for r in proxy.log]

@@ -228,7 +228,10 @@ def _run_backup(
     )  # fmt: skip
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
-    displaced = target.backend.list_dir(layout.objects_prefix(name)) if previous else []
+    # Listed only when something changed: a no-change run on a bucket is then two requests.
+    displaced = (
+        target.backend.list_dir(layout.objects_prefix(name)) if previous and (todo or gone) else []
+    )
     transfer = _Transfer(target, name, displaced, totals, progress)
     for entry in unchanged:
         transfer.progress.add(entry.path, entry.size)
