@@ -47,6 +47,7 @@ from mlbackup.hashing import CHUNK_SIZE, new_hasher
 from mlbackup.layout import tmp_prefix
 from mlbackup.progress import byte_reporter
 
+from .leftovers import remove_stale_temp_files
 from .osfs import OsFileSystem
 
 __all__ = ["LocalBackend"]
@@ -90,6 +91,7 @@ class LocalBackend(FsspecBackend):
         self._made_dirs: set[str] = set()
         self._tmp_slots = itertools.count()
         self._thread = threading.local()
+        self._swept = False  # leftovers of killed runs: looked for once, at the first write
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> LocalBackend:
@@ -158,6 +160,9 @@ class LocalBackend(FsspecBackend):
         """A new empty file (mode 0600) in a temp folder of the target, on the same filesystem."""
         import tempfile  # here: a run with nothing to send does not need it
 
+        if not self._swept:
+            self._swept = True
+            remove_stale_temp_files(self._file(tmp_prefix()))
         tmp_dir = self._tmp_dir()
         self._ensure_dir(tmp_dir)
         try:
