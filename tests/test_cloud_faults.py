@@ -164,3 +164,22 @@ def test_a_run_with_nothing_to_send_lists_the_versions_and_reads_one_manifest(
     assert backup(run, target=target, name="run").status is BackupStatus.UNCHANGED
     # Each request is a round trip to the store (tens of milliseconds to a real one).
     assert [r.method for r in proxy.log] == ["GET", "GET"], [(r.method, r.path) for r in proxy.log]
+
+
+@pytest.mark.parametrize("store", ["s3", "gcs"])
+def test_a_restore_reads_each_small_file_with_one_request(store, request, tmp_path):
+    target = request.getfixturevalue(f"{store}_target")
+    proxy = request.getfixturevalue(f"{store}_proxy")
+    run = tmp_path / "run"
+    files = {f"layer{i}/w.bin": os.urandom(1000 + i) for i in range(6)}
+    for rel, data in files.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(data)
+    backup(run, target=target, name="run")
+    proxy.clear()
+    restore("run", tmp_path / "back", target=target)
+    assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in files} == files
+    methods = [r.method for r in proxy.log]
+    assert "HEAD" not in methods, methods
+    # One request per file (before, a HEAD for its size, then the GET).
+    assert len([r for r in proxy.log if "w.bin" in r.path]) == len(files)

@@ -8,7 +8,7 @@ credential itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mlbackup.errors import (
@@ -17,6 +17,7 @@ from mlbackup.errors import (
     MLBackupError,
     TargetError,
     TargetMissingError,
+    exception_chain,
 )
 
 __all__ = ["credential_source", "error_code", "not_implemented", "translate"]
@@ -40,18 +41,9 @@ _TRANSIENT = frozenset(
 )
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def error_code(exc: BaseException) -> tuple[str, int]:
     """The S3 error code and HTTP status behind ``exc`` (``("", 0)`` if it carries none)."""
-    for link in _chain(exc):
+    for link in exception_chain(exc):
         response = getattr(link, "response", None)
         if isinstance(response, Mapping) and "Error" in response:
             code = str(response["Error"].get("Code", ""))
@@ -68,7 +60,7 @@ def not_implemented(exc: BaseException) -> bool:
 
 def retry_after(exc: BaseException) -> float | None:
     """The ``Retry-After`` seconds the server sent with the failure behind ``exc``, if any."""
-    for link in _chain(exc):
+    for link in exception_chain(exc):
         response = getattr(link, "response", None)
         if isinstance(response, Mapping):
             headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
@@ -96,7 +88,7 @@ def credential_source(options: Mapping[str, Any]) -> str:
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
-    names = {type(link).__name__ for link in _chain(exc)}
+    names = {type(link).__name__ for link in exception_chain(exc)}
     return bool(
         names
         & {
@@ -122,7 +114,7 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
     if isinstance(exc, MLBackupError):
         return exc
     code, status = error_code(exc)
-    names = {type(link).__name__ for link in _chain(exc)}
+    names = {type(link).__name__ for link in exception_chain(exc)}
     if code in _BAD_CREDENTIALS:
         return BackendPermissionError(
             f"{what} on {where}: S3 rejected the credentials from {source} ({code}); fix "

@@ -148,6 +148,15 @@ class Backend(ABC):
     def read_bytes(self, key: str) -> bytes:
         """Read a small object whole; raise ``FileNotFoundError`` if it does not exist."""
 
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        """The object's first ``limit`` bytes (all of it if it is shorter), read in as few
+        requests as the store allows: restores read small files this way. Raise
+        ``FileNotFoundError`` if it does not exist. The default reads through
+        :meth:`open_read`; a store where opening costs a request of its own overrides it.
+        """
+        with self.open_read(key) as f:
+            return f.read(limit)
+
     def sync(self) -> None:  # noqa: B027 - a hook: most stores are durable once a write returns
         """Make every object written so far durable. Called before a manifest is committed."""
 

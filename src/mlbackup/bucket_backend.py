@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, MLBackupError
+from .errors import ConfigError, MLBackupError, exception_chain
 from .fsspec_backend import FsspecBackend
 from .memory_budget import MemoryBudget
 
@@ -124,6 +124,16 @@ class BucketBackend(FsspecBackend):
                 raise
             raise translated from exc
 
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        # One ranged GET; opening the object would first ask for its size (a second request).
+        with self.translate_errors("read", key):
+            try:
+                return cast(bytes, self.fs.cat_file(self.path(key), start=0, end=limit))
+            except Exception as exc:
+                if _range_not_satisfiable(exc):
+                    return b""  # the object is empty: no byte range of it exists
+                raise
+
     def open_read(self, key: str) -> BinaryIO:
         with self.translate_errors("read", key):
             # A plain read-ahead of one block: memory stays at 8 MiB per open file (gcsfs's
@@ -142,3 +152,15 @@ class BucketBackend(FsspecBackend):
     def close(self) -> None:
         # Drop the client (and the credentials it holds) now, not at interpreter exit.
         self.fs = None
+
+
+def _range_not_satisfiable(exc: BaseException) -> bool:
+    """HTTP 416 behind ``exc`` (S3's ``InvalidRange``, a GCS ``HttpError``)."""
+    for link in exception_chain(exc):
+        response = getattr(link, "response", None)
+        if isinstance(response, dict):
+            if response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416:
+                return True
+        elif getattr(link, "code", None) == 416:
+            return True
+    return False

@@ -30,7 +30,7 @@ Skips are not errors: :class:`~mlbackup.BackupResult` says when a backup was ski
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 __all__ = [
     "BackendPermissionError",
@@ -50,6 +50,7 @@ __all__ = [
     "TargetMissingError",
     "UnknownBackendError",
     "UnsafePathError",
+    "exception_chain",
 ]
 
 
@@ -145,3 +146,14 @@ class IntegrityError(RestoreError):
                 shown += f"\n  ... and {more} more"
             message = f"{message}\n{shown}"
         super().__init__(message)
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then its causes and contexts, each once: client libraries wrap the store's
+    answer (an HTTP status, an S3 error code) in exceptions of their own."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

@@ -82,6 +82,9 @@ class RetryingBackend(Backend):
     def read_bytes(self, key: str) -> bytes:
         return self._call(f"read {key!r}", lambda: self.inner.read_bytes(key))
 
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        return self._call(f"read {key!r}", lambda: self.inner.read_at_most(key, limit))
+
     def sync(self) -> None:
         self._call("sync", self.inner.sync)
 

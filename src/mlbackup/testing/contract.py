@@ -155,6 +155,15 @@ class BackendOperationTests:
             target.backend.read_bytes("no/such/key")
         target.backend.delete("no/such/key")  # not an error
 
+    def test_read_at_most(self, target: BackupTarget, scratch: Path) -> None:
+        target.backend.put_file(_write(scratch / "a", b"0123456789"), "r/ten")
+        target.backend.put_file(_write(scratch / "b", b""), "r/empty")
+        assert target.backend.read_at_most("r/ten", 4) == b"0123"
+        assert target.backend.read_at_most("r/ten", 11) == b"0123456789"
+        assert target.backend.read_at_most("r/empty", 5) == b""
+        with pytest.raises(FileNotFoundError):
+            target.backend.read_at_most("r/none", 5)
+
     def test_write_new_is_create_only(self, target: BackupTarget) -> None:
         target.backend.write_new("m/1.json", b"first")
         with pytest.raises(FileExistsError):
@@ -338,6 +347,24 @@ class BackupProtocolTests:
         with pytest.raises(IntegrityError, match=r"weights\.bin"):
             restore("ckpt", dest, target=target, overwrite=True)
         assert tree_snapshot(dest) == {"mine.txt": b"keep me"}  # nothing placed
+
+    @pytest.mark.parametrize("stored", [b"", b"w" * 300_001], ids=["emptied", "longer"])
+    def test_an_object_of_another_size_is_refused(
+        self, target: BackupTarget, source: Path, scratch: Path, stored: bytes
+    ) -> None:
+        backup(source, target=target, name="ckpt")
+        target.backend.put_file(_write(scratch / "other", stored), plain_key("ckpt", "config.json"))
+        with pytest.raises(IntegrityError) as caught:
+            target.verify("ckpt")
+        expected = (
+            "config.json: more than the 13 bytes expected are stored (replaced)"
+            if stored
+            else "config.json: 0 bytes stored, 13 expected (truncated or replaced)"
+        )
+        assert caught.value.problems == (expected,), caught.value.problems
+        with pytest.raises(IntegrityError, match=r"config\.json"):
+            restore("ckpt", scratch / "out", target=target)
+        assert not (scratch / "out").exists()
 
     def test_a_file_moved_aside_after_locating_is_still_read(
         self, target: BackupTarget, source: Path
