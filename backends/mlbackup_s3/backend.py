@@ -25,9 +25,9 @@ from mlbackup.redaction import register_secret
 
 from .errors import credential_source, error_code, not_implemented, translate
 
-log = logging.getLogger("mlbackup.s3")  # under the one mlbackup logger
-
 __all__ = ["S3Backend"]
+
+log = logging.getLogger("mlbackup.s3")  # under the one mlbackup logger
 
 MiB = 1 << 20
 #: S3's smallest part (all but the last) and its most parts per upload.

@@ -26,8 +26,7 @@ LOCK_DIR_ENV = "MLBACKUP_LOCK_DIR"
 
 
 def _lock_dir() -> Path:
-    configured = os.environ.get(LOCK_DIR_ENV)
-    return Path(configured) / "locks" if configured else _user_cache_dir() / "locks"
+    return Path(os.environ.get(LOCK_DIR_ENV) or _user_cache_dir()) / "locks"
 
 
 def _user_cache_dir() -> Path:
