@@ -258,8 +258,9 @@ def write(data: dict[str, Any], docs: Path) -> None:
         "then a multipart upload whose first parts are `UploadPartCopy`s of the old version "
         "(kept under `objects/`, so it stays restorable) and whose last parts are the new "
         "bytes; each copied part's ETag is checked against the md5 of the same local bytes. On "
-        "GCS, `compose` could do the same, but a composed object has no md5 to verify it "
-        "against (only a crc32c), so GCS still sends the whole file.",
+        "GCS (not in this benchmark: no GCS emulator is fast enough to compare) the new bytes "
+        "go up as a temp object and the store composes the new object from the old version and "
+        "them (`compose`); a composed object has no md5, so it is checked by its crc32c.",
         "",
         "## Reading these numbers",
         "",

@@ -1,11 +1,13 @@
-"""An appended file on S3: the old bytes are copied inside the store (UploadPartCopy) and only
-the new ones go up; every version stays restorable byte for byte."""
+"""An appended file on S3 and GCS: the old bytes are reused inside the store (S3's
+UploadPartCopy, GCS's compose) and only the new ones go up; every version stays restorable byte
+for byte."""
 
 import os
 
 import pytest
 
 from mlbackup import backup, open_target, restore
+from mlbackup.layout import tmp_prefix
 from mlbackup.testing.fault_proxy import S3_NOT_IMPLEMENTED, FaultProxy
 
 MiB = 1 << 20
@@ -18,12 +20,20 @@ def s3(s3_server, s3_bucket):
         yield proxy, open_target(f"s3://{s3_bucket}/append", **options)
 
 
+@pytest.fixture
+def gcs(gcs_server, gcs_bucket):
+    with FaultProxy(gcs_server.endpoint_url) as proxy:
+        options = gcs_server.storage_options(endpoint_url=proxy.endpoint_url, part_size=4 * MiB)
+        yield proxy, open_target(f"gs://{gcs_bucket}/append", **options)
+
+
 def uploaded(proxy):
     return sum(r.body_bytes for r in proxy.log if r.method in ("PUT", "POST"))
 
 
-def test_only_the_appended_bytes_go_up(s3, tmp_path):
-    proxy, target = s3
+@pytest.mark.parametrize("store", ["s3", "gcs"])
+def test_only_the_appended_bytes_go_up(store, request, tmp_path):
+    proxy, target = request.getfixturevalue(store)
     log = tmp_path / "weights.bin"
     first = os.urandom(12 * MiB)
     log.write_bytes(first)
@@ -35,13 +45,17 @@ def test_only_the_appended_bytes_go_up(s3, tmp_path):
     result = backup(log, target=target, name="weights.bin")
     assert result.version == 2 and result.bytes_sent == len(added)
     assert uploaded(proxy) < 2 * MiB  # the 12 MiB already there were not sent again
-    parts = [r for r in proxy.log if r.method == "PUT" and "partNumber" in r.path]
-    assert len(parts) == 2  # the old 12 MiB copied as one part, then the new bytes
+    if store == "s3":
+        parts = [r for r in proxy.log if r.method == "PUT" and "partNumber" in r.path]
+        assert len(parts) == 2  # the old 12 MiB copied as one part, then the new bytes
+    else:
+        assert len([r for r in proxy.log if "/compose" in r.path]) == 1
     restore("weights.bin", tmp_path / "v2", target=target)
     assert (tmp_path / "v2").read_bytes() == first + added
     restore("weights.bin", tmp_path / "v1", target=target, version=1)
     assert (tmp_path / "v1").read_bytes() == first
     target.verify("weights.bin")
+    assert target.backend.list_dir(tmp_prefix()) == []  # no temp object left behind
 
 
 def test_a_file_changed_inside_is_sent_whole(s3, tmp_path):
@@ -140,3 +154,17 @@ def test_a_server_without_part_copy_gets_appended_files_whole(s3, tmp_path, capl
     assert (tmp_path / "back").read_bytes() == first + b"grown" + b"grown again"
     restore("weights.bin", tmp_path / "v1", target=target, version=1)
     assert (tmp_path / "v1").read_bytes() == first
+
+
+def test_gcs_a_composed_object_that_is_not_the_file_is_replaced_by_the_whole_file(gcs, tmp_path):
+    proxy, target = gcs
+    path = backed_up_then_appended(target, tmp_path)
+    proxy.clear()
+    # The store answers the compose with another object's size and crc32c.
+    proxy.refuse_feature("content-type", "/compose", 200, b'{"size": "1", "crc32c": "AAAAAA=="}')
+    result = backup(path, target=target, name="weights.bin")
+    assert proxy.count(injected=True) == 1  # the compose was asked for
+    assert result.bytes_sent == 13 * MiB
+    assert uploaded(proxy) >= 13 * MiB
+    restore("weights.bin", tmp_path / "back", target=target)
+    assert (tmp_path / "back").read_bytes() == path.read_bytes()

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import gcsfs
+import google_crc32c  # a dependency of gcsfs (through google-cloud-storage)
 from fsspec.asyn import sync
 from gcsfs.core import initiate_upload, upload_chunk
 
@@ -23,7 +25,8 @@ from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
-from mlbackup.hashing import new_hasher, read_small_file
+from mlbackup.hashing import CHUNK_SIZE, new_hasher, read_small_file
+from mlbackup.layout import tmp_prefix
 from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.retry import RetryPolicy
 
@@ -42,6 +45,7 @@ DEFAULT_TIMEOUT = 60.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
 _CONTENT_TYPE = "application/octet-stream"
+_Crc32c: Any = google_crc32c.Checksum  # the package has no type hints
 
 
 def _md5_hex(metadata: Mapping[str, Any]) -> str | None:
@@ -184,6 +188,60 @@ class GCSBackend(BucketBackend):
             )
         self._check_md5(key, stored, offset, digest)
         return ObjectInfo(key, offset, digest)
+
+    def put_file_extending(
+        self, local_path: Path, key: str, base: str, base_size: int
+    ) -> ObjectInfo | None:
+        """An appended file: its new bytes go up as a temp object, and GCS composes the new
+        object from ``base`` (the old version) and them. A composed object has no md5, so it
+        is checked by its crc32c against the local file's; if that differs (the file changed
+        meanwhile), the caller sends the whole file. Tails above one part go whole too."""
+        tail_size = local_path.stat().st_size - base_size
+        if not 0 < tail_size <= self.part_size:
+            return None
+        with self.upload_budget.hold(2 * tail_size):  # the tail's pieces, then the tail
+            md5, crc, pieces = new_hasher("md5"), _Crc32c(), []
+            with open(local_path, "rb") as f:
+                while chunk := f.read(CHUNK_SIZE):
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    if f.tell() > base_size:
+                        pieces.append(chunk[max(0, base_size - (f.tell() - len(chunk))) :])
+            tail = b"".join(pieces)
+            del pieces
+            if not tail or len(tail) > self.part_size:
+                return None  # nothing was appended after all, or the file grew meanwhile
+            return self._compose(key, base, base_size, tail, md5.hexdigest(), crc.digest())
+
+    def _compose(
+        self, key: str, base: str, base_size: int, tail: bytes, md5: str, crc32c: bytes
+    ) -> ObjectInfo | None:
+        part = f"{tmp_prefix()}/append-{uuid.uuid4().hex}"
+        with self.translate_errors("upload", key):
+            try:
+                stored = self.fs.pipe_file(
+                    self.path(part), tail, content_type=_CONTENT_TYPE,
+                    chunksize=self._simple_limit,
+                )  # fmt: skip
+                self._check_md5(part, stored, len(tail), hashlib.md5(tail).hexdigest())
+                composed = self.fs.call(
+                    "POST", "b/{}/o/{}/compose", self.bucket, self.object_name(key),
+                    json={
+                        "sourceObjects": [
+                            {"name": self.object_name(base)}, {"name": self.object_name(part)}
+                        ],
+                        "destination": {"contentType": _CONTENT_TYPE},
+                    },
+                    json_out=True,
+                )  # fmt: skip
+            finally:
+                with contextlib.suppress(Exception):  # best effort: a leftover is harmless
+                    self.fs.rm_file(self.path(part))
+        size = base_size + len(tail)
+        expected = base64.b64encode(crc32c).decode()
+        if int(composed.get("size", -1)) != size or composed.get("crc32c") != expected:
+            return None  # not the bytes hashed: the whole-file upload replaces it
+        return ObjectInfo(key, size, md5)
 
     def _check_md5(self, key: str, stored: Any, size: int, digest: str) -> None:
         metadata = stored if isinstance(stored, Mapping) else {}
