@@ -8,7 +8,7 @@ import pytest
 
 from mlbackup import backup, open_target, restore
 from mlbackup.layout import tmp_prefix
-from mlbackup.testing.fault_proxy import S3_NOT_IMPLEMENTED, FaultProxy
+from mlbackup.testing.fault_proxy import S3_NOT_IMPLEMENTED, FaultProxy, gcs_error
 
 MiB = 1 << 20
 
@@ -166,5 +166,19 @@ def test_gcs_a_composed_object_that_is_not_the_file_is_replaced_by_the_whole_fil
     assert proxy.count(injected=True) == 1  # the compose was asked for
     assert result.bytes_sent == 13 * MiB
     assert uploaded(proxy) >= 13 * MiB
+    restore("weights.bin", tmp_path / "back", target=target)
+    assert (tmp_path / "back").read_bytes() == path.read_bytes()
+
+
+def test_gcs_a_compose_refused_sends_the_whole_file(gcs, tmp_path):
+    proxy, target = gcs
+    path = backed_up_then_appended(target, tmp_path)
+    proxy.clear()
+    # What GCS answers once a composite object would exceed 1,024 components.
+    refusal = gcs_error(400, "invalid", "The number of source components would exceed 1024")
+    proxy.refuse_feature("content-type", "/compose", 400, refusal)
+    result = backup(path, target=target, name="weights.bin")
+    assert proxy.count(status=400, injected=True) == 1  # asked once, not retried
+    assert result.bytes_sent == 13 * MiB
     restore("weights.bin", tmp_path / "back", target=target)
     assert (tmp_path / "back").read_bytes() == path.read_bytes()
