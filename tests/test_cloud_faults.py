@@ -18,6 +18,7 @@ from mlbackup import (
     open_target,
     restore,
 )
+from mlbackup.testing.contract import write_tree
 from mlbackup.testing.fault_proxy import (
     S3_NOT_IMPLEMENTED,
     S3_SLOW_DOWN,
@@ -170,12 +171,8 @@ def test_a_run_with_nothing_to_send_lists_the_versions_and_reads_one_manifest(
 def test_a_restore_reads_each_small_file_with_one_request(store, request, tmp_path):
     target = request.getfixturevalue(f"{store}_target")
     proxy = request.getfixturevalue(f"{store}_proxy")
-    run = tmp_path / "run"
     files = {f"layer{i}/w.bin": os.urandom(1000 + i) for i in range(6)}
-    for rel, data in files.items():
-        (run / rel).parent.mkdir(parents=True, exist_ok=True)
-        (run / rel).write_bytes(data)
-    backup(run, target=target, name="run")
+    backup(write_tree(tmp_path / "run", files), target=target, name="run")
     proxy.clear()
     restore("run", tmp_path / "back", target=target)
     assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in files} == files

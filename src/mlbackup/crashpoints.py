@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 
-__all__ = ["POINTS", "crash_point"]
+__all__ = ["POINTS", "RESTORE_POINTS", "crash_point"]
 
 #: Every named point, in protocol order.
 POINTS = (
@@ -21,6 +21,11 @@ POINTS = (
     "before-commit",  # all data sent, manifest not written
     "after-commit",  # manifest written, retention not run
     "during-retention",  # an old manifest deleted, its objects not yet collected
+)
+#: The points of a restore (swept by ``tests/test_restore_crash.py``).
+RESTORE_POINTS = (
+    "restore-after-fetch",  # one file fetched into a temp file, the rest not
+    "restore-after-place",  # one file renamed into place, the rest not
 )
 
 _ENV = "MLBACKUP_CRASH_AT"

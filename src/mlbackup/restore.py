@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .crashpoints import crash_point
 from .errors import (
     DestinationError,
     DestinationNotEmptyError,
@@ -104,16 +106,22 @@ def run_restore(
     created: list[Path] = []
     staged: list[_Staged] = []
     placed = 0
+    staging: Path | None = None
     try:
         if manifest.kind == "file":
             parent = dest.parent
             parent.mkdir(parents=True, exist_ok=True)
             staged = [_Staged(locations[0], dest)]
         else:
-            if not dest.exists():
-                dest.mkdir(parents=True)
-                created.append(dest)
-            root = dest.resolve()
+            build = dest
+            if not os.path.lexists(dest):
+                # A new folder is built beside its place and renamed there whole at the end: a
+                # restore killed half-way leaves no folder at all, so the next
+                # restore_if_missing() restores again instead of resuming on half a tree.
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                staging = build = dest.parent / f".mlbackup-restore-{os.urandom(6).hex()}"
+                build.mkdir()
+            root = build.resolve()
             for rel in manifest.dirs:
                 _safe_dir(root, rel, created)
             for loc in locations:
@@ -136,6 +144,10 @@ def run_restore(
         for item in staged:
             _place(item)
             placed += 1
+            crash_point("restore-after-place")
+        if staging is not None:
+            os.rename(staging, dest)
+            staging = None
     except BaseException as exc:
         for item in staged:
             if item.temp is not None:
@@ -143,6 +155,8 @@ def run_restore(
         for made in reversed(created):
             with contextlib.suppress(OSError):
                 made.rmdir()
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, MLBackupError):
             raise _destination_error(dest, exc, placed) from exc
         raise
@@ -175,6 +189,7 @@ def _fetch_all(
         with os.fdopen(fd, "wb") as out, counter.chunks(path) as in_flight:
             item.problem = target.copy_verified(item.location, out, manifest.hash_name)
         counter.add(path, item.location.entry.size - in_flight[0])
+        crash_point("restore-after-fetch")
 
     workers = min(target.backend.max_workers, len(staged))
     if workers <= 1:

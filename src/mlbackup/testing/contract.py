@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,13 @@ def tree_snapshot(root: Path) -> dict[str, bytes | None]:
         for f in filenames:
             found[(rel / f).as_posix()] = (Path(dirpath) / f).read_bytes()
     return found
+
+
+def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
+    """Write ``files`` (relative POSIX path -> bytes) under ``root``; returns ``root``."""
+    for rel, data in files.items():
+        _write(root / rel, data)
+    return root
 
 
 def leftover_temp_files(target_root: Path) -> list[Path]:
