@@ -133,7 +133,7 @@ def s3rver_run(work: Path, src: Path, shape: TreeShape, results: Results) -> Non
         # Above the largest file (with its append): every upload is one verifiable PutObject.
         part_size = (shape.large_size + 16 * MiB) if shape.large_files else 8 * MiB
         s3 = S3(server.endpoint_url, s3rver.KEY, s3rver.SECRET, "bench", client,
-                ours={"part_size": part_size})  # fmt: skip
+                mlbackup_options={"part_size": part_size})  # fmt: skip
         tools = [t for t in s3_tools(s3, False) if t.name in SECOND_SERVER_TOOLS]
         run_tools(tools, src, work, shape, 1, results, "S3 (s3rver)")
     finally:

@@ -32,7 +32,7 @@ class S3:
     secret: str
     bucket: str
     client: Any = None
-    ours: dict[str, Any] = field(default_factory=dict)  # more options, for mlbackup alone
+    mlbackup_options: dict[str, Any] = field(default_factory=dict)  # for mlbackup alone
 
     def options(self) -> dict[str, str]:
         return {"endpoint_url": self.endpoint, "key": self.key, "secret": self.secret}
@@ -151,7 +151,7 @@ def local_tools(work: Path, full: bool) -> list[Tool]:
 
 def s3_tools(s3: S3, full: bool) -> list[Tool]:
     b = s3.bucket
-    opts = {**s3.options(), **s3.ours}
+    opts = {**s3.options(), **s3.mlbackup_options}
     cli_opts = [x for k, v in opts.items() for x in ("-o", f"{k}={v}")]
 
     def keyed(prefix: str) -> Callable[[str], bytes | None]:
