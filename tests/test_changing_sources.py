@@ -72,9 +72,13 @@ def tree_and_serial_target(tmp_path, folder, files):
 def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path):
     root, target, faults = tree_and_serial_target(tmp_path, "ckpt", 6)
 
+    rewritten_at = (root / "f4.bin").stat().st_mtime_ns + 10**10
+
     def change_tree():
         (root / "f5.bin").unlink()  # scanned, not yet sent: vanishes
         (root / "f4.bin").write_bytes(b"rewritten")  # not yet sent: the new bytes are taken
+        os.utime(root / "f4.bin", ns=(rewritten_at, rewritten_at))  # ... with their own
+        os.chmod(root / "f4.bin", 0o600)  # time and mode, not the scan's
         (root / "late.txt").write_text("added after the scan")  # the next backup's job
 
     outcome = run_held(target, faults, root, change_tree, method="open", path_contains="/tmp/")
@@ -84,6 +88,8 @@ def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path
     restored = tree_snapshot(tmp_path / "v1")
     assert sorted(restored) == [f"f{i}.bin" for i in range(5)]
     assert restored["f4.bin"] == b"rewritten"
+    f4 = (tmp_path / "v1" / "f4.bin").stat()
+    assert (f4.st_mtime_ns, f4.st_mode & 0o777) == (rewritten_at, 0o600)
     second = backup(root, target=open_target(tmp_path / "t"), name="ckpt")
     restore("ckpt", tmp_path / "v2", target=open_target(tmp_path / "t"))
     assert tree_snapshot(tmp_path / "v2") == tree_snapshot(root)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -41,7 +42,7 @@ from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
 from .progress import ProgressCallback, ProgressCounter
 from .results import BackupResult, BackupStatus
-from .sources import SourceFile, current_signature, readable_copy, scan
+from .sources import SourceFile, current_signature, current_state, readable_copy, scan
 from .target import BackupTarget
 
 __all__ = ["run_backup"]
@@ -109,7 +110,8 @@ class _Transfer:
         path = source.abspath
         wal = "|wal:" in source.sig  # the scan saw a WAL beside it (a database in WAL mode)
         for _attempt in range(READ_ATTEMPTS):
-            before = current_signature(path, wal=wal)
+            # The entry describes the bytes read now, which may be newer than the scan's.
+            st, before = current_state(path, wal=wal)
             with readable_copy(source) as (readable, kind):
                 base: tuple[str, int] | None = None  # what an appended file extends
                 if old is not None:
@@ -118,7 +120,7 @@ class _Transfer:
                     )
                     if digest == old.hash:  # touched, not changed
                         self.progress.add(source.path, old.size)
-                        return _Sent(replace(old, sig=before, mtime_ns=source.mtime_ns), False)
+                        return _Sent(replace(old, sig=before, mtime_ns=st.st_mtime_ns), False)
                     if head == old.hash:
                         base = (layout.object_key(self.name, old.hash), old.size)
                     self.displace(old)
@@ -137,8 +139,8 @@ class _Transfer:
                     path=source.path,
                     size=stored.size,
                     hash=stored.checksum or "",
-                    mtime_ns=source.mtime_ns,
-                    mode=source.mode,
+                    mtime_ns=st.st_mtime_ns,
+                    mode=stat.S_IMODE(st.st_mode),
                     sig=before,
                     sqlite=kind == "sqlite",
                 )

@@ -36,6 +36,7 @@ __all__ = [
     "ScannedSource",
     "SourceFile",
     "current_signature",
+    "current_state",
     "is_sqlite",
     "readable_copy",
     "scan",
@@ -111,7 +112,13 @@ def _wal_stat(path: Path) -> os.stat_result | None:
 def current_signature(path: Path, *, wal: bool = True) -> str:
     """The signature of the file at ``path`` now (see :func:`signature`); ``wal=False`` skips
     the look for a WAL (for a file the scan found without one)."""
-    return signature(path.stat(), _wal_stat(path) if wal else None)
+    return current_state(path, wal=wal)[1]
+
+
+def current_state(path: Path, *, wal: bool = True) -> tuple[os.stat_result, str]:
+    """The file's stat now and its signature (see :func:`current_signature`)."""
+    st = path.stat()
+    return st, signature(st, _wal_stat(path) if wal else None)
 
 
 def _source_file(rel: str, location: str, st: os.stat_result, has_wal: bool = True) -> SourceFile:
