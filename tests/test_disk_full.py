@@ -106,5 +106,6 @@ def test_restore_onto_a_full_disk_places_nothing(tmp_path, overwrite):
         assert tree_snapshot(dest) == before  # not even a.txt, which fitted, was replaced
     else:
         assert not dest.exists()
+        assert not list(tmp_path.glob(".mlbackup-restore-*"))  # nor the folder it was built in
     restore("run", tmp_path / "roomy", target=target)  # with room, the same restore works
     assert tree_snapshot(tmp_path / "roomy") == tree_snapshot(run)

@@ -157,6 +157,7 @@ def run_restore(
                 made.rmdir()
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+            placed = 0  # those placed were in the staging folder, now gone
         if isinstance(exc, OSError) and not isinstance(exc, MLBackupError):
             raise _destination_error(dest, exc, placed) from exc
         raise
