@@ -1,7 +1,8 @@
-"""Transient faults between s3fs/gcsfs and the server: retried, and the backup completes.
+"""Transient faults between s3fs/gcsfs and the server: retried, and the backup completes; a
+permanent one is not retried; and how many requests (round trips) a run makes.
 
 A FaultProxy sits between the client library and the real-protocol test server and answers or
-cuts chosen requests as an overloaded or flaky store would.
+cuts chosen requests as an overloaded or flaky store would, and logs every request.
 """
 
 import os
