@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 # Without this, gcsfs swaps in a gRPC client that probes every bucket's type first (and stalls
 # against emulators). It must be set before gcsfs is imported.
@@ -220,40 +220,43 @@ class GCSBackend(BucketBackend):
         self, key: str, base: str, base_size: int, tail: bytes, md5: str, crc32c: bytes
     ) -> ObjectInfo | None:
         part = f"{tmp_prefix()}/append-{uuid.uuid4().hex}"
-        with self.translate_errors("upload", key):
-            try:
-                stored = self.fs.pipe_file(
-                    self.path(part), tail, content_type=_CONTENT_TYPE,
-                    chunksize=self._simple_limit,
-                )  # fmt: skip
-                self._check_md5(part, stored, len(tail), hashlib.md5(tail).hexdigest())
-                try:
-                    composed = self.fs.call(
-                        "POST", "b/{}/o/{}/compose", self.bucket, self.object_name(key),
-                        json={
-                            "sourceObjects": [
-                                {"name": self.object_name(base)}, {"name": self.object_name(part)}
-                            ],
-                            "destination": {"contentType": _CONTENT_TYPE},
-                        },
-                        json_out=True,
-                    )  # fmt: skip
-                except Exception as exc:
-                    # 400: a composite object holds at most 1,024 components, so a file
-                    # appended to a thousand times is sent whole once (which resets the count).
-                    if getattr(exc, "code", None) != 400:
-                        raise
-                    log.info("%s: GCS refused to compose %r (%s); sending it whole", self.where,
-                             key, exc)  # fmt: skip
-                    return None
-            finally:
-                with contextlib.suppress(Exception):  # best effort: a leftover is harmless
-                    self.fs.rm_file(self.path(part))
+        try:
+            self.write_new(part, tail)  # md5-checked; create-only costs nothing on a new name
+            composed = self._compose_request(key, [base, part])
+        finally:
+            with contextlib.suppress(Exception):  # best effort: a leftover is harmless
+                self.fs.rm_file(self.path(part))
         size = base_size + len(tail)
         expected = base64.b64encode(crc32c).decode()
+        if composed is None:
+            return None
         if int(composed.get("size", -1)) != size or composed.get("crc32c") != expected:
             return None  # not the bytes hashed: the whole-file upload replaces it
         return ObjectInfo(key, size, md5)
+
+    def _compose_request(self, key: str, sources: list[str]) -> dict[str, Any] | None:
+        """GCS's ``compose`` of ``sources`` into ``key``: the new object's metadata, or None
+        if GCS refuses (400: a composite object holds at most 1,024 components, so a file
+        appended to a thousand times is sent whole once, which resets the count)."""
+        body = {
+            "sourceObjects": [{"name": self.object_name(k)} for k in sources],
+            "destination": {"contentType": _CONTENT_TYPE},
+        }
+        with self.translate_errors("upload", key):
+            try:
+                return cast(
+                    dict[str, Any],
+                    self.fs.call(
+                        "POST", "b/{}/o/{}/compose", self.bucket, self.object_name(key),
+                        json=body, json_out=True,
+                    ),
+                )  # fmt: skip
+            except Exception as exc:
+                if getattr(exc, "code", None) != 400:
+                    raise
+                log.info("%s: GCS refused to compose %r (%s); sending it whole", self.where,
+                         key, exc)  # fmt: skip
+                return None
 
     def _check_md5(self, key: str, stored: Any, size: int, digest: str) -> None:
         metadata = stored if isinstance(stored, Mapping) else {}
