@@ -6,15 +6,16 @@ URL: ``drive://<path under My Drive>``, e.g. ``drive://runs/exp1`` for
 On Colab an unmounted Drive is mounted on first use (it asks for consent once); elsewhere an
 unmounted Drive is an error saying what to do.
 
-It stores exactly like the ``file`` backend (temp file, rename, create-only manifests), with
-what the mount changes:
+It stores exactly like the ``file`` backend (temp file, rename, immutable objects), with what
+the mount changes:
 
 - **Staged, not confirmed.** A write to the mount returns once the file is in the VM's cache;
   Drive uploads it in the background. Results and ``BackgroundBackup.status()`` say
   ``staged=True``; :func:`flush` (``drive.flush_and_unmount()``) waits until Drive has it all.
 - Errors the mount reports are named: ``EIO`` usually means the Drive quota is full,
   ``ENOTCONN`` that the mount dropped (remount), and no hard links (manifests are published
-  by check-then-rename instead).
+  by check-then-rename instead, under writer-tagged names, and there is no browsable tree:
+  a copy of the newest version would take as much Drive quota again).
 - Thousands of small files are slow on the mount: a backup of more than
   :data:`MANY_FILES` files logs a warning suggesting an archive or a bucket.
 
@@ -107,7 +108,7 @@ def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str
 
         pending = unconfirmed(target, "outputs/study.db", colab=True)
     """
-    from mlbackup import layout, open_target
+    from mlbackup import open_target
     from mlbackup.hashing import hash_file
 
     root = target.local_root
@@ -116,7 +117,7 @@ def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str
     folder = target.url.removeprefix("drive://")
     manifest = target.manifest(name)
     keys = [location.key for location in target.locate(manifest)]
-    keys.append(layout.manifest_key(name, manifest.version))
+    keys.append(target.manifest_key_of(name, manifest.version))
     pending = []
     with open_target(f"gdrive://root/{folder}".rstrip("/"), **api_options) as api:
         for key in keys:
@@ -132,6 +133,9 @@ class DriveMountBackend(LocalBackend):
     """Backups in a folder of My Drive, through the Colab Drive mount."""
 
     staged_writes: ClassVar[bool] = True
+    # Two runtimes each mount Drive and sync later: O_EXCL on one mount says nothing about a
+    # file another runtime created, so manifests get writer-tagged names (mlbackup.commit).
+    create_only: ClassVar[bool] = False
     many_files_warning: ClassVar[int | None] = MANY_FILES
     # No options: "durable" is the local folder's; the mount decides when data reaches Drive.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}

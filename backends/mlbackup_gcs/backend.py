@@ -10,6 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -25,7 +26,7 @@ from gcsfs.core import initiate_upload, upload_chunk
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
-from mlbackup.errors import ConfigError, TargetError, TargetMissingError
+from mlbackup.errors import ConfigError, SourceChangedError, TargetError, TargetMissingError
 from mlbackup.hashing import CHUNK_SIZE, new_hasher, read_small_file
 from mlbackup.layout import tmp_prefix
 from mlbackup.memory_budget import read_parts_reusing
@@ -62,8 +63,12 @@ class GCSBackend(BucketBackend):
     Small objects go up in one request, larger ones in a resumable upload that becomes visible
     only when its last part lands (and is cancelled on failure), so a crash never leaves a
     partial object. GCS answers each upload with the object's md5, checked against the md5 of
-    the bytes sent. Manifests are committed with ``ifGenerationMatch=0``.
+    the bytes sent. Manifests are committed with ``ifGenerationMatch=0``. An object
+    (``put_object``) is checked against the hash it is stored under before it is published: the
+    last part of a resumable upload is not sent if the bytes read differ.
     """
+
+    touches: ClassVar[bool] = True
 
     max_workers: ClassVar[int] = 8
     # gcsfs already retries 429, 5xx and dropped connections six times with exponential
@@ -137,11 +142,18 @@ class GCSBackend(BucketBackend):
                 ) from None
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        return self._put(local_path, key, None)
+
+    def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
+        return self._put(local_path, key, digest)
+
+    def _put(self, local_path: Path, key: str, expected: str | None) -> ObjectInfo:
         with self.holding_up_to_a_part(local_path):
             data = read_small_file(local_path, self.part_size)
             if data is not None:
+                digest = hashlib.md5(data).hexdigest()
+                _check_expected(local_path, digest, expected)
                 with self.translate_errors("upload", key):
-                    digest = hashlib.md5(data).hexdigest()
                     stored = self.fs.pipe_file(
                         self.path(key),
                         data,
@@ -151,9 +163,9 @@ class GCSBackend(BucketBackend):
                 self._check_md5(key, stored, len(data), digest)
                 return ObjectInfo(key, len(data), digest)
         with self.translate_errors("upload", key):
-            return self._put_resumable(local_path, key)
+            return self._put_resumable(local_path, key, expected)
 
-    def _put_resumable(self, local_path: Path, key: str) -> ObjectInfo:
+    def _put_resumable(self, local_path: Path, key: str, expected: str | None) -> ObjectInfo:
         name = self.object_name(key)
         total = local_path.stat().st_size
         location = sync(self.fs.loop, initiate_upload, self.fs, self.bucket, name, _CONTENT_TYPE)
@@ -163,6 +175,8 @@ class GCSBackend(BucketBackend):
         try:
             parts = read_parts_reusing(self.upload_budget, local_path, self.part_size, whole)
             for part in parts:
+                if offset + len(part) >= total:  # the last part publishes the object
+                    _check_expected(local_path, whole.hexdigest(), expected)
                 # The declared total must hold: a file that grew or shrank since stat() is
                 # caught below as a size mismatch, and the engine reads it again.
                 stored = sync(
@@ -192,8 +206,8 @@ class GCSBackend(BucketBackend):
         self._check_md5(key, stored, offset, digest)
         return ObjectInfo(key, offset, digest)
 
-    def put_file_extending(
-        self, local_path: Path, key: str, base: str, base_size: int
+    def put_object_extending(
+        self, local_path: Path, key: str, digest: str, base: str, base_size: int
     ) -> ObjectInfo | None:
         """An appended file: its new bytes go up as a temp object, and GCS composes the new
         object from ``base`` (the old version) and them. A composed object has no md5, so it
@@ -212,6 +226,7 @@ class GCSBackend(BucketBackend):
                         pieces.append(chunk[max(0, base_size - (f.tell() - len(chunk))) :])
             tail = b"".join(pieces)
             del pieces
+            _check_expected(local_path, md5.hexdigest(), digest)
             if not tail or len(tail) > self.part_size:
                 return None  # nothing was appended after all, or the file grew meanwhile
             return self._compose(key, base, base_size, tail, md5.hexdigest(), crc.digest())
@@ -280,6 +295,28 @@ class GCSBackend(BucketBackend):
                 return None
         return ObjectInfo(key, int(metadata["size"]), _md5_hex(metadata))
 
+    def touch(self, key: str) -> None:
+        # A metadata patch sets the object's "updated" time, without a copy of its bytes.
+        with self.translate_errors("touch", key):
+            self.fs.call(
+                "PATCH", "b/{}/o/{}", self.bucket, self.object_name(key),
+                json={"metadata": {"mlbackup-touched": "1"}}, json_out=True,
+            )  # fmt: skip
+
+    def modified(self, key: str) -> float | None:
+        with self.translate_errors("stat", key):
+            try:
+                metadata = self.fs.call(
+                    "GET", "b/{}/o/{}", self.bucket, self.object_name(key), json_out=True
+                )
+            except FileNotFoundError:
+                return None
+        stamp = str(metadata.get("updated") or metadata.get("timeCreated") or "")
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return float("inf")
+
     def move(self, src: str, dst: str) -> None:
         # A server-side rewrite, then the delete: never both keys missing. (gcsfs's mv tries
         # the newer moveTo call first and, where a server lacks it, retries it for 30 s.)
@@ -299,6 +336,13 @@ class GCSBackend(BucketBackend):
                 mode="create",
             )
             self._check_md5(key, stored, len(data), digest)
+
+
+def _check_expected(local_path: Path, got: str, expected: str | None) -> None:
+    """An object goes up under the hash it was given: bytes read since that differ (the file
+    changed) must not be published there."""
+    if expected is not None and got != expected:
+        raise SourceChangedError(f"{local_path} changed while it was read")
 
 
 def _filesystem(options: Mapping[str, Any], token: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from mlbackup.backend import Backend, ObjectInfo
-from mlbackup.errors import ConfigError, MLBackupError, TargetError
+from mlbackup.errors import ConfigError, MLBackupError, SourceChangedError, TargetError
 from mlbackup.hashing import hash_file
 from mlbackup.progress import byte_reporter
 from mlbackup.retry import RetryPolicy
@@ -26,11 +26,15 @@ __all__ = ["GDriveBackend"]
 log = logging.getLogger("mlbackup.gdrive")  # under the one mlbackup logger
 
 FOLDER = "application/vnd.google-apps.folder"
+SHORTCUT = "application/vnd.google-apps.shortcut"
 MiB = 1 << 20
 #: Files up to this size go up in one multipart request; larger ones resumably in chunks.
 SIMPLE_UPLOAD = 5 * MiB
 DEFAULT_CHUNK = 8 * MiB
-_FIELDS = "id,title,mimeType,fileSize,md5Checksum,createdDate,modifiedDate,parents(id)"
+_FIELDS = (
+    "id,title,mimeType,fileSize,md5Checksum,createdDate,modifiedDate,parents(id),"
+    "shortcutDetails(targetId)"
+)
 
 
 def _quote(title: str) -> str:
@@ -40,13 +44,20 @@ def _quote(title: str) -> str:
 class GDriveBackend(Backend):
     """Backups in a Google Drive folder through the Drive API (pydrive2's auth and service).
 
-    Drive is ID-based and allows several files with one title in a folder. Every key maps to
-    one file: an overwrite updates that file by ID (a new revision), never adds a sibling.
-    Duplicates made by other tools are read newest-first, with a warning once per key.
-    Each upload is checked against the ``md5Checksum`` and ``fileSize`` Drive reports.
+    Drive is ID-based and allows several files with one title in a folder. An object is a new
+    file (titled by its hash under ``.mlbackup/objects``) that versions refer to by its ID, so
+    another tool's file of the same name, in the trash or in a duplicate folder is never read
+    or touched in its place; each upload is checked against the ``md5Checksum`` and
+    ``fileSize`` Drive reports. The browsable tree is Drive shortcuts to the objects (no
+    quota). Other keys map to one file: an overwrite updates that file by ID (a new
+    revision), never adds a sibling. Duplicates made by other tools are read newest-first,
+    with a warning once per key.
     """
 
     hash_name: ClassVar[str] = "md5"
+    # No create-only write: manifests get writer-tagged names (mlbackup.commit).
+    create_only: ClassVar[bool] = False
+    touches: ClassVar[bool] = True
     max_workers: ClassVar[int] = 4
     # Drive throttles in bursts (429, 403 rateLimitExceeded): more tries, honouring Retry-After.
     retry_policy: ClassVar[RetryPolicy] = RetryPolicy(attempts=6, base_delay=1.0, max_delay=32.0)
@@ -304,6 +315,109 @@ class GDriveBackend(Backend):
         self._check(key, stored, size, digest)
         return ObjectInfo(key, size, digest)
 
+    def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
+        from googleapiclient.http import MediaFileUpload
+
+        size = local_path.stat().st_size
+        with self._translated(f"upload {key!r}"):
+            parent_path, title = self._split(key)
+            parent = self._folder(parent_path, create=True)
+            media = MediaFileUpload(
+                str(local_path),
+                mimetype="application/octet-stream",
+                resumable=size > SIMPLE_UPLOAD,
+                chunksize=self._chunk,
+            )
+            # Always a new file: another writer's object of the same hash is its own file,
+            # which its versions name by ID.
+            body = {"title": title, "parents": [{"id": parent}]}
+            stored = self._upload(
+                self._service.files().insert(
+                    body=body, media_body=media, fields=_FIELDS, supportsAllDrives=True
+                )
+            )
+            if stored.get("md5Checksum") != digest:
+                self._run(self._service.files().delete(fileId=stored["id"], supportsAllDrives=True))
+                raise SourceChangedError(f"{local_path} changed while it was read")
+        self._check(key, stored, size, digest)
+        return ObjectInfo(key, size, digest, str(stored["id"]))
+
+    def open_ref(self, ref: str) -> BinaryIO:
+        with self._translated(f"read {ref!r}"):
+            try:
+                found = self._run(
+                    self._service.files().get(fileId=ref, fields=_FIELDS, supportsAllDrives=True)
+                )
+            except Exception as exc:
+                if getattr(getattr(exc, "resp", None), "status", None) == 404:
+                    raise FileNotFoundError(ref) from exc
+                raise
+            return self._download(found)
+
+    def link(self, src: str, dst: str) -> bool:
+        with self._translated(f"link {dst!r}"):
+            found = self._files(src)
+            if not found:
+                raise FileNotFoundError(src)
+            self.unlink(dst)
+            parent_path, title = self._split(dst)
+            body = {
+                "title": title,
+                "mimeType": SHORTCUT,
+                "parents": [{"id": self._folder(parent_path, create=True)}],
+                "shortcutDetails": {"targetId": found[0]["id"]},
+            }
+            self._run(self._service.files().insert(body=body, fields="id", supportsAllDrives=True))
+        return True
+
+    def unlink(self, key: str) -> None:
+        # Only the shortcuts mlbackup made: a file another tool put there is left alone.
+        with self._translated(f"unlink {key!r}"):
+            for item in self._files(key):
+                if item.get("mimeType") == SHORTCUT:
+                    self._run(
+                        self._service.files().delete(fileId=item["id"], supportsAllDrives=True)
+                    )
+
+    def adopt(self, src: str, dst: str) -> bool:
+        """A format-1 plain file becomes the object: moved by ID (no copy, no quota), and
+        only the file whose md5 is the object's hash (not another tool's of the same name)."""
+        digest = dst.rsplit("/", 1)[-1]
+        with self._translated(f"move {src!r}"):
+            mine = [f for f in self._files(src) if f.get("md5Checksum") == digest]
+            if not mine:
+                return False
+            src_parent = self._folder(self._split(src)[0], create=False)
+            dst_parent_path, dst_title = self._split(dst)
+            dst_parent = self._folder(dst_parent_path, create=True)
+            self._run(
+                self._service.files().patch(
+                    fileId=mine[0]["id"], body={"title": dst_title}, supportsAllDrives=True,
+                    addParents=dst_parent, removeParents=src_parent,
+                )
+            )  # fmt: skip
+        return True
+
+    def touch(self, key: str) -> None:
+        with self._translated(f"touch {key!r}"):
+            found = self._files(key)
+            if not found:
+                raise FileNotFoundError(key)
+            self._run(self._service.files().touch(fileId=found[0]["id"], supportsAllDrives=True))
+
+    def modified(self, key: str) -> float | None:
+        from datetime import datetime
+
+        with self._translated(f"stat {key!r}"):
+            found = self._files(key)
+        if not found:
+            return None
+        stamps = [str(f.get("modifiedDate") or "") for f in found]
+        try:
+            return max(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in stamps)
+        except ValueError:
+            return float("inf")
+
     def _upload(self, request: Any) -> dict[str, Any]:
         if request.resumable is None:
             return cast(dict[str, Any], self._run(request))
@@ -329,20 +443,28 @@ class GDriveBackend(Backend):
             found = self._files(key)
         if not found:
             return None
-        return ObjectInfo(key, int(found[0].get("fileSize", 0)), found[0].get("md5Checksum"))
+        first = found[0]
+        return ObjectInfo(
+            key, int(first.get("fileSize", 0)), first.get("md5Checksum"), str(first["id"])
+        )
 
     def open_read(self, key: str) -> BinaryIO:
-        from googleapiclient.http import MediaIoBaseDownload
-
         with self._translated(f"read {key!r}"):
             found = self._files(key)
             if not found:
                 raise FileNotFoundError(key)
+            target = found[0].get("shortcutDetails", {}).get("targetId")
+            if found[0].get("mimeType") == SHORTCUT and target:
+                return self.open_ref(str(target))  # a file of the browsable tree
+            return self._download(found[0])
+
+    def _download(self, item: Mapping[str, Any]) -> BinaryIO:
+        from googleapiclient.http import MediaIoBaseDownload
+
+        with self._translated(f"read {item['id']!r}"):
             spool = tempfile.SpooledTemporaryFile(max_size=16 * MiB)  # noqa: SIM115 - returned
-            if int(found[0].get("fileSize", 0)) > 0:
-                request = self._service.files().get_media(
-                    fileId=found[0]["id"], supportsAllDrives=True
-                )
+            if int(item.get("fileSize", 0)) > 0:
+                request = self._service.files().get_media(fileId=item["id"], supportsAllDrives=True)
                 request.http = self._http()  # this thread's connection, not the builder's
                 download = MediaIoBaseDownload(spool, request, chunksize=self._chunk)
                 done = False

@@ -13,10 +13,13 @@ or short writes into the real backend code.
 
 Atomicity and durability: every object is written to a temporary file under
 ``<root>/.mlbackup/tmp/<worker>/`` (same filesystem, so the rename is atomic) while it is
-hashed, then moved into place with ``os.replace``; a manifest is published with ``os.link``,
-which fails if the name exists, so a commit is create-only. Before a manifest is committed, one
-``syncfs`` makes all the data durable at once (a per-file ``fsync`` costs milliseconds per
-small file).
+hashed, then renamed to ``.mlbackup/objects/<hash>`` (read-only) unless that exists already; a
+manifest is published with ``os.link``, which fails if the name exists, so a commit is
+create-only. Before a manifest is committed, one ``syncfs`` makes all the data durable at once
+(a per-file ``fsync`` costs milliseconds per small file). The browsable tree is hard links to
+the objects: it costs no room, and its files are read-only because they *are* the objects
+(replace a file there, never edit it in place; a restore would report the damage). Where the
+filesystem has no hard links (the Drive mount) there is no browsable tree.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import contextlib
 import errno
 import functools
 import itertools
+import logging
 import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
@@ -40,6 +44,7 @@ from mlbackup.errors import (
     BackendPermissionError,
     BackendUnavailableError,
     ConfigError,
+    SourceChangedError,
     TargetError,
 )
 from mlbackup.fsspec_backend import FsspecBackend
@@ -52,12 +57,18 @@ from .osfs import OsFileSystem
 
 __all__ = ["LocalBackend"]
 
+log = logging.getLogger("mlbackup.local")  # under the one mlbackup logger
+
 #: Temp folders under ``.mlbackup/tmp/``: one per worker thread, reused across runs.
 _TMP_SLOTS = 16
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 #: Errors a network or FUSE filesystem reports for a moment's trouble: retried by the policy.
 _TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}
+#: What link() answers on a filesystem without hard links (FUSE mounts, FAT, some NAS).
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
+#: Objects are read-only: the browsable tree's hard links share their bytes.
+_OBJECT_MODE = 0o444
 
 
 @functools.cache
@@ -81,6 +92,7 @@ class LocalBackend(FsspecBackend):
 
     hash_name: ClassVar[str] = "xxh128"
     max_workers: ClassVar[int] = 4
+    touches: ClassVar[bool] = True
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"durable": bool}
 
     def __init__(self, root: Path, fs: Any = None, *, durable: bool = True) -> None:
@@ -92,6 +104,7 @@ class LocalBackend(FsspecBackend):
         self._tmp_slots = itertools.count()
         self._thread = threading.local()
         self._swept = False  # leftovers of killed runs: looked for once, at the first write
+        self._links = True  # until the filesystem says it has no hard links
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> LocalBackend:
@@ -113,6 +126,12 @@ class LocalBackend(FsspecBackend):
     @property
     def local_root(self) -> Path:
         return Path(self.root)
+
+    @property
+    def lock_key(self) -> str:
+        # The folder itself, however it was spelled (a symlink, "x/../t", drive:// or the
+        # mount path): writers on this machine then queue instead of racing.
+        return Path(os.path.realpath(self.root)).as_uri()
 
     def _file(self, key: str) -> str:
         # Paths stay str here: a Path per file costs more than some of the syscalls.
@@ -191,34 +210,126 @@ class LocalBackend(FsspecBackend):
             self.fs.mv(tmp, dest)
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
-        dest = self._file(key)
         with self.translate_errors("write", key):
+            return self._write(local_path, lambda _digest: key)
+
+    def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
+        with self.translate_errors("write", key):
+            return self._write(local_path, lambda _digest: key, expected=digest)
+
+    def put_object_hashing(
+        self, local_path: Path, key_for: Callable[[str], str]
+    ) -> ObjectInfo | None:
+        with self.translate_errors("write", local_path.name):
+            return self._write(local_path, key_for, expected="")
+
+    def _write(
+        self, local_path: Path, key_for: Callable[[str], str], expected: str | None = None
+    ) -> ObjectInfo:
+        """Copy the file into a temp file while hashing it, then rename it to its key. With
+        ``expected`` (an object: "" for any hash) the file becomes read-only, must hash to
+        ``expected`` if one is given, and an existing object of that hash is kept instead."""
+        tmp = self._tmp_file()
+        try:
+            hasher = new_hasher(self.hash_name)
+            size = 0
+            sent = byte_reporter()
+            with open(local_path, "rb") as src, self.fs.open(tmp, "wb") as out:
+                while chunk := src.read(CHUNK_SIZE):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                    if sent is not None:
+                        sent(len(chunk))
+                out.flush()
+                written = os.fstat(out.fileno()).st_size  # what the disk holds, not what we sent
+            if written != size:
+                raise TargetError(
+                    f"short write of {local_path.name!r} in {self.root}: {written} of {size} "
+                    "bytes reached the disk; check free space and retry"
+                )
+            digest = hasher.hexdigest()
+            key = key_for(digest)
+            if expected is not None:
+                if expected and digest != expected:
+                    raise SourceChangedError(f"{local_path} changed while it was read")
+                os.chmod(tmp, _OBJECT_MODE)
+                if self.info(key) is not None:
+                    return ObjectInfo(key, size, digest)  # stored already: same bytes
+            self._move_into_place(tmp, self._file(key))
+        except BaseException:
+            _remove(tmp)
+            raise
+        return ObjectInfo(key, size, digest)
+
+    def link(self, src: str, dst: str) -> bool:
+        if not self._links:
+            return False
+        with self.translate_errors("link", dst):
+            source, dest = self._file(src), self._file(dst)
+            self._ensure_dir(os.path.dirname(dest))
+            try:
+                try:
+                    self.fs.link(source, dest)
+                except FileExistsError:
+                    self._replace_with_link(source, dest)
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                self._links = False
+                log.info("%s has no hard links: no browsable tree is kept there", self.root)
+                return False
+        return True
+
+    def _replace_with_link(self, source: str, dest: str) -> None:
+        tmp = f"{self._tmp_dir()}/link-{os.urandom(8).hex()}"
+        self.fs.link(source, tmp)
+        try:
+            try:
+                self.fs.mv(tmp, dest)
+            except IsADirectoryError:
+                _remove_empty_tree(dest)  # a folder of the old version stood there
+                self.fs.mv(tmp, dest)
+        except BaseException:
+            _remove(tmp)
+            raise
+
+    def unlink(self, key: str) -> None:
+        self.delete(key)
+        # Folders the old version had and the new one has not: prune them if now empty.
+        parent = os.path.dirname(self._file(key))
+        root = os.path.realpath(self.root)
+        while os.path.realpath(parent) != root and parent.startswith(self.root):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+
+    def adopt(self, src: str, dst: str) -> bool:
+        if self.link(src, dst):
+            return True
+        with self.translate_errors("copy", src):
             tmp = self._tmp_file()
             try:
-                hasher = new_hasher(self.hash_name)
-                size = 0
-                sent = byte_reporter()
-                with open(local_path, "rb") as src, self.fs.open(tmp, "wb") as out:
-                    while chunk := src.read(CHUNK_SIZE):
-                        hasher.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-                        if sent is not None:
-                            sent(len(chunk))
-                    out.flush()
-                    written = os.fstat(
-                        out.fileno()
-                    ).st_size  # what the disk holds, not what we sent
-                if written != size:
-                    raise TargetError(
-                        f"short write of {key!r} in {self.root}: {written} of {size} bytes "
-                        "reached the disk; check free space and retry"
-                    )
-                self._move_into_place(tmp, dest)
+                shutil.copyfile(self._file(src), tmp)
+                os.chmod(tmp, _OBJECT_MODE)
+                self._move_into_place(tmp, self._file(dst))
             except BaseException:
                 _remove(tmp)
                 raise
-        return ObjectInfo(key, size, hasher.hexdigest())
+        return True
+
+    def touch(self, key: str) -> None:
+        with self.translate_errors("touch", key):
+            os.utime(self._file(key))
+
+    def modified(self, key: str) -> float | None:
+        with self.translate_errors("stat", key):
+            try:
+                return os.stat(self._file(key)).st_mtime
+            except (FileNotFoundError, NotADirectoryError):
+                return None
 
     def open_read(self, key: str) -> BinaryIO:
         with self.translate_errors("read", key):
@@ -307,6 +418,12 @@ class LocalBackend(FsspecBackend):
 def _remove(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _remove_empty_tree(path: str) -> None:
+    """Remove a folder that holds only (empty) folders; anything else raises ``OSError``."""
+    for folder, _subdirs, _files in os.walk(path, topdown=False):
+        os.rmdir(folder)
 
 
 def _fsync_dir(path: str) -> None:

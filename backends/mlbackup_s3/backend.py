@@ -17,7 +17,7 @@ import s3fs  # the s3 extra; when missing, loading this plugin fails and names t
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
-from mlbackup.errors import ConfigError, SourceError, TargetError
+from mlbackup.errors import ConfigError, SourceChangedError, SourceError, TargetError
 from mlbackup.hashing import new_hasher, read_small_file
 from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.progress import byte_reporter
@@ -66,7 +66,9 @@ class S3Backend(BucketBackend):
     which is aborted on any failure. Nothing is ever streamed into a final key, so a crash
     leaves either the old object or the new one, never a truncated one. Each request carries
     ``Content-MD5`` and the ETag S3 answers is checked against the md5 of the bytes sent.
-    Manifests are committed with ``If-None-Match: *``.
+    Manifests are committed with ``If-None-Match: *``. An object (``put_object``) is checked
+    against the hash it is stored under before it is published: a single ``PutObject`` is not
+    sent, and a multipart upload is aborted instead of completed, if the bytes read differ.
     """
 
     # Small files are latency-bound: more in flight (aws s3 sync runs 10). Memory stays
@@ -137,21 +139,28 @@ class S3Backend(BucketBackend):
             self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
+        return self._put(local_path, key, None)
+
+    def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
+        return self._put(local_path, key, digest)
+
+    def _put(self, local_path: Path, key: str, expected: str | None) -> ObjectInfo:
         with self.holding_up_to_a_part(local_path):
             data = read_small_file(local_path, self.part_size)
             if data is not None:
+                md5 = hashlib.md5(data)
+                _check_expected(local_path, md5.hexdigest(), expected)
                 with self.translate_errors("upload", key):
-                    md5 = hashlib.md5(data)
                     response = self._call(
                         "put_object", key, Body=data, ContentMD5=_b64(md5.digest())
                     )
                 self._check_etag(key, response, md5.hexdigest())
                 return ObjectInfo(key, len(data), md5.hexdigest())
         with self.translate_errors("upload", key):
-            size, digest = self._put_multipart(local_path, key)
+            size, digest = self._put_multipart(local_path, key, expected)
         return ObjectInfo(key, size, digest)
 
-    def _put_multipart(self, local_path: Path, key: str) -> tuple[int, str]:
+    def _put_multipart(self, local_path: Path, key: str, expected: str | None) -> tuple[int, str]:
         # Bigger parts for huge files: S3 allows at most MAX_PARTS.
         file_size = local_path.stat().st_size
         part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
@@ -178,6 +187,7 @@ class S3Backend(BucketBackend):
                 parts.append({"PartNumber": number, "ETag": response["ETag"]})
                 crash_point("after-part")
                 part_digests.append(digest)
+            _check_expected(local_path, whole.hexdigest(), expected)
             done = self._call(
                 "complete_multipart_upload",
                 key,
@@ -193,8 +203,8 @@ class S3Backend(BucketBackend):
         self._check_etag(key, done, expected)
         return size, whole.hexdigest()
 
-    def put_file_extending(
-        self, local_path: Path, key: str, base: str, base_size: int
+    def put_object_extending(
+        self, local_path: Path, key: str, digest: str, base: str, base_size: int
     ) -> ObjectInfo | None:
         """An appended file: its first ``base_size`` bytes are copied from ``base`` inside the
         store (``UploadPartCopy``), and only the rest goes up. Each copied part's ETag is
@@ -210,12 +220,14 @@ class S3Backend(BucketBackend):
         with self.translate_errors("upload", key):
             upload_id = self._call("create_multipart_upload", key)["UploadId"]
             try:
-                return self._extend(local_path, key, upload_id, base, bounds, part_size)
+                return self._extend(local_path, key, upload_id, base, bounds, part_size, digest)
             except BaseException as exc:
                 with contextlib.suppress(Exception):
                     self._call("abort_multipart_upload", key, UploadId=upload_id)
                 if isinstance(exc, FileNotFoundError) or error_code(exc)[0] == "NoSuchKey":
                     return None  # the base went away: send the whole file
+                if isinstance(exc, SourceChangedError):
+                    raise  # read it again
                 if isinstance(exc, SourceError):
                     return None  # the file changed under us: the whole-file path re-reads it
                 if not_implemented(exc):
@@ -233,6 +245,7 @@ class S3Backend(BucketBackend):
         base: str,
         bounds: list[int],
         part_size: int,
+        digest: str,
     ) -> ObjectInfo:
         whole = new_hasher("md5")
         sent = byte_reporter()
@@ -269,16 +282,17 @@ class S3Backend(BucketBackend):
         tail = read_parts_reusing(self.upload_budget, local_path, part_size, whole, start=size)
         for data in tail:
             number = len(parts) + 1
-            digest = hashlib.md5(data).digest()
+            part_md5 = hashlib.md5(data).digest()
             response = self._call(
                 "upload_part", key, UploadId=upload_id, PartNumber=number, Body=data,
-                ContentMD5=_b64(digest),
+                ContentMD5=_b64(part_md5),
             )  # fmt: skip
             size += len(data)
             del data
-            self._check_etag(f"{key} (part {number})", response, digest.hex())
+            self._check_etag(f"{key} (part {number})", response, part_md5.hex())
             parts.append({"PartNumber": number, "ETag": response["ETag"]})
-            part_digests.append(digest)
+            part_digests.append(part_md5)
+        _check_expected(local_path, whole.hexdigest(), digest)
         done = self._call(
             "complete_multipart_upload", key, UploadId=upload_id,
             MultipartUpload={"Parts": parts},
@@ -306,6 +320,14 @@ class S3Backend(BucketBackend):
         checksum = etag if _MD5_ETAG.match(etag) and not _hides_md5(head) else None
         return ObjectInfo(key, int(head["ContentLength"]), checksum)
 
+    def modified(self, key: str) -> float | None:
+        with self.translate_errors("stat", key):
+            try:
+                head = self._call("head_object", key)
+            except FileNotFoundError:
+                return None
+        return float(head["LastModified"].timestamp())
+
     def write_new(self, key: str, data: bytes) -> None:
         md5 = hashlib.md5(data)
         with self.translate_errors("write", key):
@@ -319,6 +341,13 @@ class S3Backend(BucketBackend):
                     raise FileExistsError(key) from exc
                 raise
             self._check_etag(key, response, md5.hexdigest())
+
+
+def _check_expected(local_path: Path, got: str, expected: str | None) -> None:
+    """An object goes up under the hash it was given: bytes read since that differ (the file
+    changed) must not be published there."""
+    if expected is not None and got != expected:
+        raise SourceChangedError(f"{local_path} changed while it was read")
 
 
 def _filesystem(options: Mapping[str, Any]) -> Any:

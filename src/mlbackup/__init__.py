@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .api import backup, immediate_backup_if_needed, restore, restore_if_missing
 from .backend import Backend, ObjectInfo
 from .config import BackupConfig, load_config

@@ -1,8 +1,11 @@
 """The backend plugin interface: the few storage operations the backup protocol needs.
 
 A backend stores opaque objects under ``/``-separated keys relative to its root. The protocol
-(what to send, where, in which order; see :mod:`mlbackup.engine`) lives in the core and is the
-same for every backend; a backend only has to make each operation below keep its promise.
+(what to send, where, in which order; see :mod:`mlbackup.engine` and :mod:`mlbackup.commit`)
+lives in the core and is the same for every backend; a backend only has to make each operation
+below keep its promise. The ``put_object*`` methods store the immutable, content-addressed
+objects versions refer to: their defaults are built on the plain operations, and a store with
+a cheaper way (hashing while writing, copying parts inside the store) overrides them.
 Most backends subclass :class:`mlbackup.fsspec_backend.FsspecBackend` and override only what
 their store does differently.
 
@@ -13,11 +16,12 @@ or at run time with :func:`mlbackup.register_backend`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from .errors import SourceChangedError
 from .options import check_options
 from .retry import RetryPolicy
 
@@ -33,11 +37,14 @@ class ObjectInfo:
         size: its size in bytes.
         checksum: its hash in the backend's ``hash_name``, when the store reports one cheaply
             (an md5 from S3, GCS or Drive), else ``None``.
+        ref: the store's own ID of the object where it names objects by ID (a Drive file ID),
+            recorded in manifests so that readers find exactly this object; else ``None``.
     """
 
     key: str
     size: int
     checksum: str | None = None
+    ref: str | None = None
 
 
 class Backend(ABC):
@@ -49,6 +56,8 @@ class Backend(ABC):
         retry_policy: how each operation's transient failures are retried.
         staged_writes: writes are staged locally and confirmed by the store later.
         many_files_warning: a file count above which a backup logs a warning.
+        create_only: :meth:`write_new` is atomic against writers on other machines. Where
+            it is not, manifests get writer-tagged names that two writers cannot both take.
     """
 
     hash_name: ClassVar[str] = "md5"
@@ -60,6 +69,12 @@ class Backend(ABC):
     staged_writes: ClassVar[bool] = False
     #: Warn when one backup holds more files than this (stores slow with many small files).
     many_files_warning: ClassVar[int | None] = None
+    #: True where :meth:`write_new` fails for a name another writer took, whatever machine it
+    #: runs on (``O_EXCL``/``link``, S3 ``If-None-Match``, GCS ``ifGenerationMatch=0``).
+    create_only: ClassVar[bool] = True
+    #: True where :meth:`touch` can refresh an object's time cheaply: an existing object is
+    #: then reused (and touched, so retention's grace period starts again) instead of sent.
+    touches: ClassVar[bool] = False
     #: The options the backend accepts, each with the type(s) its value may have;
     #: ``from_url`` rejects any other name or type.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
@@ -100,6 +115,13 @@ class Backend(ABC):
         """The root as a local folder, for targets that are one (local, Drive mount)."""
         return None
 
+    @property
+    def lock_key(self) -> str:
+        """What the target *is*, for this machine's lock of a name: two spellings of one
+        storage place (a symlinked folder, ``drive://`` and the mount path) give the same
+        key. Default: the URL."""
+        return self.url
+
     @abstractmethod
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         """Store the file at ``key``, atomically: readers see the old object or the whole new one.
@@ -110,15 +132,83 @@ class Backend(ABC):
         function (when not None) with each chunk's size once it is sent.
         """
 
-    def put_file_extending(
-        self, local_path: Path, key: str, base: str, base_size: int
+    def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
+        """Store the file as the immutable object ``key``, whose content hash must be
+        ``digest``; never leave other bytes at ``key``. Raise
+        :class:`~mlbackup.SourceChangedError` if the bytes read do not hash to ``digest`` (the
+        file changed since it was hashed). Another writer may store the same object at the
+        same moment: both write the same bytes, so either may win.
+
+        The default sends the file to a temp key, checks the checksum the store reports and
+        then moves it to ``key``; stores that can check before they publish override it.
+        """
+        import uuid
+
+        from .layout import tmp_prefix
+
+        temp = f"{tmp_prefix()}/object-{uuid.uuid4().hex}"
+        try:
+            stored = self.put_file(local_path, temp)
+            if stored.checksum != digest:
+                raise SourceChangedError(f"{local_path} changed while it was sent")
+            self.move(temp, key)
+        except BaseException:
+            self.delete(temp)
+            raise
+        return ObjectInfo(key, stored.size, digest, stored.ref)
+
+    def put_object_hashing(
+        self, local_path: Path, key_for: Callable[[str], str]
     ) -> ObjectInfo | None:
-        """Store the file at ``key`` like :meth:`put_file`, sending only what follows its
-        first ``base_size`` bytes, which the caller has checked equal the object at ``base``
-        (the previous version of an appended file). None where the store cannot build an
-        object from another's bytes: the caller then sends the whole file.
+        """Store a file whose hash is not known yet as the object ``key_for(digest)``, hashing
+        it while it is written (one read instead of two). None where the store needs the key
+        before the bytes (the caller then hashes first and calls :meth:`put_object`)."""
+        return None
+
+    def put_object_extending(
+        self, local_path: Path, key: str, digest: str, base: str, base_size: int
+    ) -> ObjectInfo | None:
+        """Store the file as the object ``key`` like :meth:`put_object`, sending only what
+        follows its first ``base_size`` bytes, which the caller has checked equal the object
+        at ``base`` (the previous version of an appended file). None where the store cannot
+        build an object from another's bytes: the caller then sends the whole file.
         """
         return None
+
+    def link(self, src: str, dst: str) -> bool:
+        """Make ``dst`` show the bytes of the object ``src`` as cheaply as the store allows (a
+        hard link, a server-side copy, a Drive shortcut), replacing what mlbackup put at
+        ``dst`` before (and only that). This builds the browsable tree; False where the store
+        has no cheap way, and then there is none."""
+        return False
+
+    def unlink(self, key: str) -> None:
+        """Remove what :meth:`link` put at ``key`` (a missing key is not an error)."""
+        self.delete(key)
+
+    def adopt(self, src: str, dst: str) -> bool:
+        """Make the object ``dst`` hold the bytes of ``src`` (a plain file of a format-1
+        version) without sending them again: a link where the store has one, else a
+        server-side copy. False where neither exists (the caller sends the bytes)."""
+        return self.link(src, dst)
+
+    def touch(self, key: str) -> None:
+        """Set the object's modification time to now (where :attr:`touches` is True): a
+        writer about to reuse an object that no version it knows of lists does this, so
+        that retention, which collects only objects untouched for its grace period, keeps it.
+        Raise ``FileNotFoundError`` if it is gone."""
+        raise NotImplementedError
+
+    def modified(self, key: str) -> float | None:
+        """When the object was last written or touched (seconds since the epoch), or None if
+        it does not exist: retention collects only objects older than its grace period.
+        Default: unknown, which reads as "just now" (never collected for being old)."""
+        return None if self.info(key) is None else float("inf")
+
+    def open_ref(self, ref: str) -> BinaryIO:
+        """Open the object the store calls ``ref`` (see :attr:`ObjectInfo.ref`) for reading;
+        raise ``FileNotFoundError`` if it does not exist. Only stores that set refs need it."""
+        raise FileNotFoundError(ref)
 
     @abstractmethod
     def open_read(self, key: str) -> BinaryIO:

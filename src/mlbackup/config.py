@@ -56,7 +56,8 @@ _ENV_KEYS = {
     "MLBACKUP_INCLUDE_CREDENTIAL_FILES": "include_credential_files",
 }
 # Read elsewhere, but still ours: known so that a typo in any other MLBACKUP_ name is caught.
-_OTHER_ENV = {"MLBACKUP_CONFIG", DRIVE_MOUNT_ENV, "MLBACKUP_CRASH_AT"}
+# Read elsewhere (mlbackup.name_lock, mlbackup.crashpoints, the Drive mount), not settings.
+_OTHER_ENV = {"MLBACKUP_CONFIG", DRIVE_MOUNT_ENV, "MLBACKUP_CRASH_AT", "MLBACKUP_LOCK_DIR"}
 
 _warned_local_default = False
 

@@ -1,19 +1,19 @@
-"""The backup protocol: plan, transfer, commit, retention.
+"""The backup protocol: plan, transfer, commit, then the browsable tree and retention.
 
 1. **Plan.** Scan the source (a stat per file) and compare each file's signature with the
    newest committed manifest. Equal signatures are unchanged without reading a byte. A file
    whose signature differs is hashed; if its hash equals the recorded one it is not sent.
-2. **Transfer.** Before a plain file that the newest version lists is replaced or deleted, its
-   bytes are moved to ``objects/<hash>`` unless that already exists, so every kept version stays
-   readable at every instant. Each new or changed file is then stored atomically at its plain
-   key, hashed while it is sent and verified against what the store reports.
-3. **Commit.** After a durability barrier (``Backend.sync``), the manifest is written
-   create-only. Until then readers see the previous version, byte for byte.
-4. **Retention.** With ``keep_last=N``, manifests beyond the newest N are deleted, then the
-   displaced objects no kept manifest lists.
+2. **Transfer.** Each new or changed file is stored as the immutable object of its hash
+   (:mod:`mlbackup.objects`), hashed while it is sent and verified against what the store
+   reports; an object that exists already is not sent again. Nothing any version refers to is
+   written, moved or deleted.
+3. **Commit.** After a durability barrier, the manifest is created as the next free version
+   (:mod:`mlbackup.commit`): a writer that loses a race to another commits the next number.
+4. **Browsable tree** (:mod:`mlbackup.browsable`) and **retention** (``keep_last``), after the
+   commit and never needed by a reader.
 
-A kill -9 at any point leaves the previous committed version restorable (see
-``tests/test_crash.py``, which kills the process at each of :data:`mlbackup.crashpoints.POINTS`).
+A kill -9 at any point leaves every committed version restorable (see ``tests/test_crash.py``,
+which kills the process at each of :data:`mlbackup.crashpoints.POINTS`).
 """
 
 from __future__ import annotations
@@ -23,27 +23,30 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, layout
+from . import layout
+from ._version import __version__
+from .browsable import refresh_browsable
+from .commit import GRACE_SECONDS, apply_retention, commit_version
 from .crashpoints import crash_point
 from .errors import (
-    CommitConflictError,
     ConfigError,
     SourceChangedError,
     SourceError,
     SourceMissingError,
+    TargetError,
 )
 from .hashing import hash_file_and_prefix
 from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
+from .objects import store_object
 from .progress import ProgressCallback, ProgressCounter
 from .results import BackupResult, BackupStatus
 from .sources import SourceFile, current_signature, current_state, readable_copy, scan
-from .target import BackupTarget
+from .target import BackupTarget, DataLocation
 
 __all__ = ["run_backup"]
 
@@ -62,37 +65,28 @@ class _Sent:
 
 
 class _Transfer:
-    """One backup run's shared state: what was displaced, progress counters."""
+    """One backup run's shared state: what the previous version holds, progress counters."""
 
     def __init__(
         self,
         target: BackupTarget,
         name: str,
-        displaced: Iterable[str],
+        previous: Manifest | None,
         totals: tuple[int, int],
         progress: ProgressCallback | None,
     ) -> None:
         self.target = target
         self.backend = target.backend
         self.name = name
-        self.displaced = set(displaced)
+        # Objects the previous version lists are live: reused without a request. A format-1
+        # version's bytes are not objects yet (see _adopt).
+        self.live: dict[str, str | None] = (
+            {e.hash: e.ref for e in previous.files}
+            if previous is not None and previous.format_version >= 2
+            else {}
+        )
         self.lock = threading.Lock()
         self.progress = ProgressCounter(name, *totals, progress)
-
-    def displace(self, old: FileEntry) -> None:
-        """Keep ``old``'s bytes for the versions that list it, then free its plain key."""
-        plain = layout.plain_key(self.name, old.path)
-        with self.lock:
-            keep = old.hash not in self.displaced
-            self.displaced.add(old.hash)
-        if keep:
-            try:
-                self.backend.move(plain, layout.object_key(self.name, old.hash))
-            except FileNotFoundError:
-                log.warning("%s/%s was already gone from the target", self.target.url, plain)
-            crash_point("after-displace")
-        else:
-            self.backend.delete(plain)
 
     def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
         """Send one new or changed file; returns its manifest entry, or why it was left out
@@ -106,13 +100,13 @@ class _Transfer:
             return _Sent(None, False, f"{source.path}: {why} during the backup, left out")
 
     def _send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
-        key = layout.plain_key(self.name, source.path)
         path = source.abspath
         wal = "|wal:" in source.sig  # the scan saw a WAL beside it (a database in WAL mode)
         for _attempt in range(READ_ATTEMPTS):
             # The entry describes the bytes read now, which may be newer than the scan's.
             st, before = current_state(path, wal=wal)
             with readable_copy(source) as (readable, kind):
+                digest: str | None = None
                 base: tuple[str, int] | None = None  # what an appended file extends
                 if old is not None:
                     _size, digest, head = hash_file_and_prefix(
@@ -121,30 +115,31 @@ class _Transfer:
                     if digest == old.hash:  # touched, not changed
                         self.progress.add(source.path, old.size)
                         return _Sent(replace(old, sig=before, mtime_ns=st.st_mtime_ns), False)
-                    if head == old.hash:
-                        base = (layout.object_key(self.name, old.hash), old.size)
-                    self.displace(old)
-                    old = None  # displaced once; a re-read must not displace again
+                    if head == old.hash and old.hash in self.live:
+                        base = (old.hash, old.size)
                 with self.progress.chunks(source.path) as in_flight:
-                    stored = None
-                    if base is not None:  # the old bytes are displaced to base: reuse them
-                        stored = self.backend.put_file_extending(readable, key, *base)
-                    reused = base[1] if stored is not None and base is not None else 0
-                    if stored is None:
-                        stored = self.backend.put_file(readable, key)
-            if kind != "plain" or current_signature(path, wal=wal) == before:
+                    try:
+                        stored = store_object(
+                            self.backend, readable, digest, base=base, live=self.live
+                        )
+                    except SourceChangedError:
+                        stored = None
+            if stored is not None and (
+                kind != "plain" or current_signature(path, wal=wal) == before
+            ):
                 crash_point("after-put")
-                self.progress.add(source.path, stored.size - in_flight[0])
+                self.progress.add(source.path, stored.info.size - in_flight[0])
                 entry = FileEntry(
                     path=source.path,
-                    size=stored.size,
-                    hash=stored.checksum or "",
+                    size=stored.info.size,
+                    hash=stored.info.checksum or "",
                     mtime_ns=st.st_mtime_ns,
                     mode=stat.S_IMODE(st.st_mode),
                     sig=before,
                     sqlite=kind == "sqlite",
+                    ref=stored.info.ref,
                 )
-                return _Sent(entry, True, uploaded=stored.size - reused)
+                return _Sent(entry, True, uploaded=stored.sent)
             self.progress.add(source.path, -in_flight[0], files=0)  # sent again from the start
             log.info("%s changed while it was read; reading it again", source.abspath)
         raise SourceChangedError(
@@ -176,7 +171,7 @@ def run_backup(
 ) -> BackupResult:
     """Back ``source`` up as ``name``; see the module docstring for the protocol."""
     layout.check_name(name)
-    with name_lock(target.url, name):
+    with name_lock(target.backend.lock_key, name):
         return _run_backup(
             target,
             source,
@@ -230,16 +225,9 @@ def _run_backup(
     )  # fmt: skip
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
-    # Listed only when something changed: a no-change run on a bucket is then two requests.
-    displaced = (
-        target.backend.list_dir(layout.objects_prefix(name)) if previous and (todo or gone) else []
-    )
-    transfer = _Transfer(target, name, displaced, totals, progress)
+    transfer = _Transfer(target, name, previous, totals, progress)
     for entry in unchanged:
         transfer.progress.add(entry.path, entry.size)
-    # Deletions first: a file that becomes a folder (or back) frees its plain key before reuse.
-    for entry in gone:
-        transfer.displace(entry)
     sent = _send_all(transfer, todo)
     left_out = [s.skipped for s in sent if s.skipped is not None]
     if left_out and scanned.kind == "file":
@@ -278,31 +266,88 @@ def _run_backup(
             **common,  # type: ignore[arg-type]
         )
 
-    version = previous.version + 1 if previous else 1
-    manifest = Manifest(
-        name=name,
-        version=version,
-        kind=scanned.kind,
-        hash_name=target.hash_name,
-        files=tuple(sorted(entries, key=lambda e: e.path)),
-        dirs=tuple(sorted(scanned.empty_dirs)),
-        meta={"mlbackup": __version__, "source": str(source)},
+    # Entries whose bytes are already stored: unchanged, or touched without a change.
+    kept = unchanged + [s.entry for s in sent if s.entry is not None and not s.sent]
+    if previous is not None and previous.format_version == 1:
+        kept = _adopt(target, previous, kept)
+    entries = kept + [s.entry for s in sent if s.entry is not None and s.sent]
+    if time.perf_counter() - started > GRACE_SECONDS / 2:
+        _check_still_there(target, entries)
+    manifest = commit_version(
+        target,
+        Manifest(
+            name=name,
+            version=previous.version + 1 if previous else 1,
+            kind=scanned.kind,
+            hash_name=target.hash_name,
+            files=tuple(sorted(entries, key=lambda e: e.path)),
+            dirs=tuple(sorted(scanned.empty_dirs)),
+            meta={"mlbackup": __version__, "source": str(source)},
+        ),
     )
-    _commit(target, manifest)
+    refresh_browsable(target, manifest, previous)
     if keep_last is not None:
         apply_retention(target, name, keep_last)
     log.info(
         "backed up %s to %s as %r version %d: %d files, %d bytes sent",
-        source, target.url, name, version, files_sent, bytes_sent,
+        source, target.url, name, manifest.version, files_sent, bytes_sent,
     )  # fmt: skip
     return BackupResult(
         BackupStatus.COPIED,
-        version=version,
+        version=manifest.version,
         files_sent=files_sent,
         bytes_sent=bytes_sent,
         seconds=time.perf_counter() - started,
         **common,  # type: ignore[arg-type]
     )
+
+
+def _adopt(target: BackupTarget, previous: Manifest, kept: list[FileEntry]) -> list[FileEntry]:
+    """Upgrade a name from format 1: the bytes of the files the new version keeps become
+    objects (linked or copied inside the store where it can, else read back and sent), before
+    the browsable tree, where format 1 kept them, changes. Returns the entries as objects."""
+    backend = target.backend
+    located = {loc.entry.path: loc for loc in target.locate(previous)}
+    adopted = []
+    for entry in kept:
+        key = layout.object_key(entry.hash)
+        existing = backend.info(key)
+        if existing is None or existing.size != entry.size:
+            source = located[entry.path]
+            for where in (source.key, *source.fallbacks):
+                if where != key and backend.info(where) is not None:
+                    break
+            if not backend.adopt(where, key):
+                _send_back(target, source, key)
+            existing = backend.info(key)
+        adopted.append(replace(entry, ref=existing.ref if existing else None))
+    log.info("%r on %s moved to storage format 2 (%d files kept as objects)",
+             previous.name, target.url, len(adopted))  # fmt: skip
+    return adopted
+
+
+def _send_back(target: BackupTarget, location: DataLocation, key: str) -> None:
+    """Read a format-1 file's bytes back (checked) and store them as an object."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlbackup-adopt-") as folder:
+        local = Path(folder) / "object"
+        with local.open("wb") as out:
+            problem = target.copy_verified(location, out, target.hash_name)
+        if problem:
+            raise TargetError(f"cannot move {target.url} to storage format 2: {problem}")
+        target.backend.put_object(local, key, location.entry.hash)
+
+
+def _check_still_there(target: BackupTarget, entries: list[FileEntry]) -> None:
+    """A run longer than half the retention grace period checks that every object it reuses
+    is still there before it commits a version that lists them."""
+    for entry in entries:
+        if target.backend.info(layout.object_key(entry.hash)) is None:
+            raise TargetError(
+                f"{entry.path or 'the file'}: its stored bytes were collected by retention "
+                "while this long backup ran; nothing was committed, run the backup again"
+            )
 
 
 def _send_all(transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None]]) -> list[_Sent]:
@@ -317,38 +362,3 @@ def _send_all(transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None
             for f in futures:
                 f.cancel()
             raise
-
-
-def _commit(target: BackupTarget, manifest: Manifest) -> None:
-    crash_point("before-commit")
-    target.backend.sync()
-    key = layout.manifest_key(manifest.name, manifest.version)
-    try:
-        target.backend.write_new(key, manifest.to_bytes())
-    except FileExistsError:
-        raise CommitConflictError(
-            f"another process committed {manifest.name!r} version {manifest.version} on "
-            f"{target.url} first; back up one name from one process at a time, then retry"
-        ) from None
-    crash_point("after-commit")
-
-
-def apply_retention(target: BackupTarget, name: str, keep_last: int) -> list[int]:
-    """Delete all but the newest ``keep_last`` versions of ``name``; return those deleted.
-
-    Manifests go first (oldest first), so a crash part-way leaves only unreferenced objects,
-    which the next retention that drops a version collects.
-    """
-    versions = target.versions(name)
-    dropped = versions[:-keep_last]
-    if not dropped:
-        return []
-    for version in dropped:
-        target.backend.delete(layout.manifest_key(name, version))
-        crash_point("during-retention")
-    kept = versions[-keep_last:]
-    needed = {e.hash for v in kept for e in target.read_manifest(name, v).files}
-    for digest in target.backend.list_dir(layout.objects_prefix(name)):
-        if digest not in needed:
-            target.backend.delete(layout.object_key(name, digest))
-    return dropped

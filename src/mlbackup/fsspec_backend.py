@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, ClassVar, cast
 
 from .backend import Backend, ObjectInfo
 from .errors import TargetError
@@ -33,6 +33,9 @@ class FsspecBackend(Backend):
         root: the root path in ``fs``'s own notation (no protocol).
         url: the display URL (no credentials).
     """
+
+    #: fsspec has no create-only write in general (see :meth:`write_new`).
+    create_only: ClassVar[bool] = False
 
     def __init__(self, fs: Any, root: str, url: str) -> None:
         self.fs = fs
@@ -137,3 +140,36 @@ class FsspecBackend(Backend):
     def read_bytes(self, key: str) -> bytes:
         with self.translate_errors("read", key):
             return cast(bytes, self.fs.cat_file(self.path(key)))
+
+    def link(self, src: str, dst: str) -> bool:
+        # A copy inside the filesystem (a server-side copy on object stores).
+        with self.translate_errors("copy", src):
+            self.fs.cp_file(self.path(src), self.path(dst))
+        return True
+
+    def modified(self, key: str) -> float | None:
+        with self.translate_errors("stat", key):
+            try:
+                info = self.fs.info(self.path(key))
+            except FileNotFoundError:
+                return None
+        return _timestamp(info)
+
+
+def _timestamp(info: Mapping[str, Any]) -> float:
+    """The modification time in fsspec's ``info()``, whose field names differ per filesystem;
+    unknown reads as now (the object is then never collected for being old)."""
+    import datetime
+
+    for field in ("mtime", "LastModified", "updated", "created"):
+        value = info.get(field)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return float("inf")

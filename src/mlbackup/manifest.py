@@ -1,10 +1,10 @@
 """The manifest: the record of one committed backup version.
 
 A manifest is a JSON document written **last**, after every byte it lists is stored and
-verified; readers trust nothing else. One manifest per version::
+verified; readers trust nothing else. One manifest per version, never replaced::
 
     {
-      "format": "mlbackup.manifest/1",
+      "format": "mlbackup.manifest/2",
       "name": "outputs/hpo/study.db",        # the backup's name (a relative POSIX path)
       "version": 3,                          # 1, 2, 3, ... per name
       "kind": "file",                        # "file" or "dir"
@@ -12,15 +12,18 @@ verified; readers trust nothing else. One manifest per version::
       "hash": "xxh128",                      # algorithm of every "hash" below
       "files": [                             # sorted by path
         {"path": "", "size": 28672, "hash": "9f...", "mtime_ns": 1764340800123456789,
-         "mode": 420, "sig": "28672:1764340800123456789", "sqlite": true}
+         "mode": 420, "sig": "28672:1764340800123456789", "sqlite": true,
+         "ref": "1AbC..."}                 # only where the store names objects by ID (Drive)
       ],
       "dirs": [],                            # empty folders of a "dir" backup
       "meta": {}                             # free-form, e.g. the mlbackup version
     }
 
 ``path`` is relative to the backed-up item: ``""`` for a single file, ``"sub/w.bin"`` inside a
-folder. ``sig`` is the cheap change signature (sizes and mtimes of the source, plus the WAL of a
-SQLite database) that lets the next backup skip unchanged files without reading them.
+folder. ``hash`` is checked to be a digest of the declared algorithm on read: it names the
+object (``.mlbackup/objects/<hash>``), so it can never be a path. ``sig`` is the cheap change
+signature (sizes and mtimes of the source, plus the WAL of a SQLite database) that lets the
+next backup skip unchanged files without reading them.
 """
 
 from __future__ import annotations
@@ -32,10 +35,15 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from .errors import IntegrityError, UnsafePathError
+from .layout import check_digest
 
 __all__ = ["FORMAT", "FileEntry", "Manifest", "check_relative_path"]
 
-FORMAT = "mlbackup.manifest/1"
+#: The format this release writes; it reads format 1 too (see :mod:`mlbackup.layout`).
+FORMAT = "mlbackup.manifest/2"
+_READABLE = {"mlbackup.manifest/1": 1, FORMAT: 2}
+#: Longest ``ref`` (a store's object ID) a manifest may hold.
+_MAX_REF = 200
 
 Kind = Literal["file", "dir"]
 
@@ -78,6 +86,9 @@ class FileEntry:
     mode: int = 0o644
     sig: str = ""
     sqlite: bool = False
+    #: The store's own ID of the object holding the bytes, where it names objects by ID
+    #: (Drive); None elsewhere (the object is found by its hash).
+    ref: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -90,18 +101,24 @@ class FileEntry:
         }
         if self.sqlite:
             data["sqlite"] = True
+        if self.ref is not None:
+            data["ref"] = self.ref
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FileEntry:
+    def from_json(cls, data: Mapping[str, Any], hash_name: str) -> FileEntry:
+        ref = data.get("ref")
+        if ref is not None and (not isinstance(ref, str) or not 0 < len(ref) <= _MAX_REF):
+            raise ValueError(f"invalid object ref {str(ref)[:40]!r}")
         return cls(
             path=check_relative_path(str(data["path"]), allow_empty=True),
             size=int(data["size"]),
-            hash=str(data["hash"]),
+            hash=check_digest(str(data["hash"]), hash_name),
             mtime_ns=int(data["mtime_ns"]),
             mode=int(data.get("mode", 0o644)) & 0o7777,
             sig=str(data.get("sig", "")),
             sqlite=bool(data.get("sqlite", False)),
+            ref=ref,
         )
 
 
@@ -117,6 +134,9 @@ class Manifest:
     dirs: tuple[str, ...] = ()
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: The storage format it was written in: 2, or 1 for versions written by release 0.1.0
+    #: (whose bytes are found where that release kept them).
+    format_version: int = 2
 
     @property
     def total_bytes(self) -> int:
@@ -129,6 +149,8 @@ class Manifest:
         """The manifest as JSON, one file per line: readable and diffable, and written by
         json's C encoder (``indent`` would select its pure-Python one, 3x slower: 20 ms for
         5,000 files)."""
+        if self.format_version != 2:
+            raise ValueError("only format 2 manifests are written")
         head = {
             "format": FORMAT,
             "name": self.name,
@@ -149,24 +171,27 @@ class Manifest:
         """Parse a manifest; ``where`` names its location for error messages."""
         try:
             doc = json.loads(data.decode("utf-8"))
-            if doc.get("format") != FORMAT:
+            format_version = _READABLE.get(doc.get("format"))
+            if format_version is None:
                 raise ValueError(f"unknown format {doc.get('format')!r}")
             kind = doc["kind"]
             if kind not in ("file", "dir"):
                 raise ValueError(f"unknown kind {kind!r}")
-            files = tuple(FileEntry.from_json(f) for f in doc["files"])
+            hash_name = str(doc["hash"])
+            files = tuple(FileEntry.from_json(f, hash_name) for f in doc["files"])
             dirs = tuple(check_relative_path(str(d)) for d in doc.get("dirs", []))
             manifest = cls(
                 name=str(doc["name"]),
                 version=int(doc["version"]),
                 kind=kind,
-                hash_name=str(doc["hash"]),
+                hash_name=hash_name,
                 files=files,
                 dirs=dirs,
                 created=str(doc["created"]),
                 meta=dict(doc.get("meta", {})),
+                format_version=format_version,
             )
-        except UnsafePathError:
+        except (UnsafePathError, IntegrityError):
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(

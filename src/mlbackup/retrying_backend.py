@@ -30,6 +30,8 @@ class RetryingBackend(Backend):
         self.max_workers = inner.max_workers  # type: ignore[misc]
         self.staged_writes = inner.staged_writes  # type: ignore[misc]
         self.many_files_warning = inner.many_files_warning  # type: ignore[misc]
+        self.create_only = inner.create_only  # type: ignore[misc]
+        self.touches = inner.touches  # type: ignore[misc]
 
     @classmethod
     def from_url(cls, url: str, options: Any) -> Backend:  # pragma: no cover - never registered
@@ -50,6 +52,10 @@ class RetryingBackend(Backend):
     def local_root(self) -> Path | None:
         return self.inner.local_root
 
+    @property
+    def lock_key(self) -> str:
+        return self.inner.lock_key
+
     def _call(self, what: str, fn: Callable[[], _T]) -> _T:
         return self.policy.call(fn, f"{what} on {self.inner.url}")
 
@@ -59,13 +65,42 @@ class RetryingBackend(Backend):
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         return self._call(f"upload {key!r}", lambda: self.inner.put_file(local_path, key))
 
-    def put_file_extending(
-        self, local_path: Path, key: str, base: str, base_size: int
+    def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
+        return self._call(f"upload {key!r}", lambda: self.inner.put_object(local_path, key, digest))
+
+    def put_object_hashing(
+        self, local_path: Path, key_for: Callable[[str], str]
+    ) -> ObjectInfo | None:
+        return self._call(
+            f"upload {local_path.name!r}",
+            lambda: self.inner.put_object_hashing(local_path, key_for),
+        )
+
+    def put_object_extending(
+        self, local_path: Path, key: str, digest: str, base: str, base_size: int
     ) -> ObjectInfo | None:
         return self._call(
             f"upload {key!r}",
-            lambda: self.inner.put_file_extending(local_path, key, base, base_size),
+            lambda: self.inner.put_object_extending(local_path, key, digest, base, base_size),
         )
+
+    def link(self, src: str, dst: str) -> bool:
+        return self._call(f"link {dst!r}", lambda: self.inner.link(src, dst))
+
+    def unlink(self, key: str) -> None:
+        self._call(f"unlink {key!r}", lambda: self.inner.unlink(key))
+
+    def adopt(self, src: str, dst: str) -> bool:
+        return self._call(f"copy {src!r}", lambda: self.inner.adopt(src, dst))
+
+    def touch(self, key: str) -> None:
+        self._call(f"touch {key!r}", lambda: self.inner.touch(key))
+
+    def modified(self, key: str) -> float | None:
+        return self._call(f"stat {key!r}", lambda: self.inner.modified(key))
+
+    def open_ref(self, ref: str) -> BinaryIO:
+        return self._call(f"read {ref!r}", lambda: self.inner.open_ref(ref))
 
     def open_read(self, key: str) -> BinaryIO:
         return self._call(f"read {key!r}", lambda: self.inner.open_read(key))

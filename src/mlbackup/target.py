@@ -1,14 +1,16 @@
 """BackupTarget: the backend-neutral view of a backup location.
 
-It reads and writes manifests, lists versions, locates each file's bytes and checks them. The
-backup and restore protocols (:mod:`mlbackup.engine`, :mod:`mlbackup.restore`) are built on it;
-a backend only stores objects.
+It lists versions, reads manifests, locates each file's bytes and checks them; committing and
+retention are in :mod:`mlbackup.commit`, storing objects in :mod:`mlbackup.objects`. The backup
+and restore protocols (:mod:`mlbackup.engine`, :mod:`mlbackup.restore`) are built on it; a
+backend only stores objects.
 
-Where a file's bytes live: the newest version's files sit at their plain keys; when a backup
-replaces or deletes a plain file that a kept version still lists, the old bytes are first moved
-to ``objects/<hash>`` (see :mod:`mlbackup.layout`). So for any kept version, an entry's bytes are
-at ``objects/<hash>`` if that exists, else at the plain key, and the hash check on every read
-catches anything else.
+Where a file's bytes live (see :mod:`mlbackup.layout`): a format-2 version's entries are the
+immutable objects ``.mlbackup/objects/<hash>`` (on Drive, the file the entry's ``ref`` names).
+A format-1 version (release 0.1.0) kept its newest bytes at the plain keys and older ones under
+``names/<name>/objects/<hash>``; the first format-2 backup of such a name puts the plain files'
+bytes under ``.mlbackup/objects/`` before the browsable tree changes, so every format-1 entry
+is found at one of those places, and the hash check on every read catches anything else.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class DataLocation:
 
     entry: FileEntry
     key: str
-    #: Where else to look if ``key`` is gone: a plain file being moved aside (by a writer
-    #: still running, or by the last request of one that died) is at ``objects/<hash>`` next.
-    fallback: str | None = None
+    #: Where else to look, in order, if ``key`` is gone (format-1 versions only: a plain
+    #: file's bytes are put under ``.mlbackup/objects/`` before the plain file is replaced).
+    fallbacks: tuple[str, ...] = ()
 
 
 class BackupTarget(ClosingContext):
@@ -66,6 +68,8 @@ class BackupTarget(ClosingContext):
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        #: The manifest key of each version, by name, from the last listing.
+        self._keys: dict[str, dict[int, layout.ManifestKey]] = {}
 
     @property
     def url(self) -> str:
@@ -100,14 +104,34 @@ class BackupTarget(ClosingContext):
                 names.append(name)
         return sorted(names)
 
-    def versions(self, name: str) -> builtins.list[int]:
-        """The committed versions of ``name``, oldest first (empty if none)."""
+    def manifest_keys(self, name: str) -> builtins.list[layout.ManifestKey]:
+        """Every manifest of ``name`` the store lists, by version then tag."""
         layout.check_name(name)
         found = (
-            layout.version_from_manifest_key(base)
+            layout.parse_manifest_key(base)
             for base in self.backend.list_dir(layout.manifests_prefix(name))
         )
-        return sorted(v for v in found if v is not None)
+        keys = sorted(k for k in found if k is not None)
+        # Two manifests of one version exist only for a moment, on a store without create-only
+        # writes, while the later writer withdraws its own: every reader reads the first.
+        first: dict[int, layout.ManifestKey] = {}
+        for k in keys:
+            first.setdefault(k.version, k)
+        self._keys[name] = first
+        return keys
+
+    def versions(self, name: str) -> builtins.list[int]:
+        """The committed versions of ``name``, oldest first (empty if none)."""
+        return sorted({k.version for k in self.manifest_keys(name)})
+
+    def manifest_key_of(self, name: str, version: int) -> str:
+        found = self._keys.get(name, {}).get(version)
+        if found is None:
+            self.manifest_keys(name)
+            found = self._keys[name].get(version)
+        if found is None:
+            raise BackupNotFoundError(f"backup {name!r} has no version {version} on {self.url}")
+        return layout.manifest_key(name, found.version, found.tag)
 
     def manifest(self, name: str, version: int | None = None) -> Manifest:
         """The manifest of ``version`` of ``name`` (default: the newest).
@@ -136,8 +160,8 @@ class BackupTarget(ClosingContext):
         return self.read_manifest(name, versions[-1]) if versions else None
 
     def read_manifest(self, name: str, version: int) -> Manifest:
-        """Read the manifest of a version known to exist (no listing); see :meth:`manifest`."""
-        key = layout.manifest_key(name, version)
+        """Read the manifest of a version known to exist; see :meth:`manifest`."""
+        key = self.manifest_key_of(name, version)
         manifest = Manifest.from_bytes(self.backend.read_bytes(key), where=f"{self.url}/{key}")
         if manifest.name != name or manifest.version != version:
             raise IntegrityError(
@@ -145,6 +169,36 @@ class BackupTarget(ClosingContext):
                 f"{manifest.version}; it was moved or edited, restore another version"
             )
         return manifest
+
+    def delete_manifest(self, name: str, version: int) -> None:
+        """Drop one version (retention only: see :mod:`mlbackup.commit`)."""
+        self.backend.delete(self.manifest_key_of(name, version))
+
+    def listed_digests(self) -> set[str]:
+        """The hash of every file every committed version of every name lists."""
+        listed: set[str] = set()
+        for segment in self.backend.list_dir(layout.names_prefix()):
+            name = layout.name_from_segment(segment)
+            for version in self.versions(name):
+                try:
+                    listed.update(e.hash for e in self.read_manifest(name, version).files)
+                except BackupNotFoundError:
+                    continue  # dropped by another writer's retention since the listing
+        return listed
+
+    def collect_legacy_objects(self, name: str) -> None:
+        """Delete the format-1 objects of ``name`` that no kept format-1 version lists."""
+        legacy = self.backend.list_dir(layout.legacy_objects_prefix(name))
+        if not legacy:
+            return
+        needed: set[str] = set()
+        for version in self.versions(name):
+            manifest = self.read_manifest(name, version)
+            if manifest.format_version == 1:
+                needed.update(e.hash for e in manifest.files)
+        for digest in legacy:
+            if digest not in needed:
+                self.backend.delete(layout.legacy_object_key(name, digest))
 
     def list(self, name: str | None = None) -> list[BackupInfo]:
         """One :class:`BackupInfo` per committed version, by name then version.
@@ -171,17 +225,20 @@ class BackupTarget(ClosingContext):
     # -- data -----------------------------------------------------------------------------
 
     def locate(self, manifest: Manifest) -> builtins.list[DataLocation]:
-        """Where each file of ``manifest`` is stored (one listing, no per-file requests)."""
-        displaced = set(self.backend.list_dir(layout.objects_prefix(manifest.name)))
+        """Where each file of ``manifest`` is stored (no per-file requests)."""
+        if manifest.format_version >= 2:
+            return [DataLocation(e, layout.object_key(e.hash)) for e in manifest.files]
+        displaced = set(self.backend.list_dir(layout.legacy_objects_prefix(manifest.name)))
         located = []
-        for entry in manifest.files:
-            kept = layout.object_key(manifest.name, entry.hash)
-            if entry.hash in displaced:
-                located.append(DataLocation(entry, kept))
-            else:
+        for e in manifest.files:
+            shared = layout.object_key(e.hash)
+            plain = layout.plain_key(manifest.name, e.path)
+            if e.hash in displaced:
                 located.append(
-                    DataLocation(entry, layout.plain_key(manifest.name, entry.path), kept)
+                    DataLocation(e, layout.legacy_object_key(manifest.name, e.hash), (shared,))
                 )
+            else:
+                located.append(DataLocation(e, shared, (plain,)))
         return located
 
     def copy_verified(
@@ -225,13 +282,15 @@ class BackupTarget(ClosingContext):
             def read(key: str) -> BinaryIO:
                 return io.BytesIO(self.backend.read_at_most(key, size + 1))
 
-        try:
-            return read(location.key)
-        except FileNotFoundError:
-            if location.fallback is None:
-                raise
-            # Moved aside since the listing: plain files only ever move to objects/.
-            return read(location.fallback)
+        if location.entry.ref is not None:
+            return self.backend.open_ref(location.entry.ref)  # the one object Drive names
+        keys = (location.key, *location.fallbacks)
+        for key in keys[:-1]:
+            try:
+                return read(key)
+            except FileNotFoundError:
+                continue
+        return read(keys[-1])
 
     def verify(self, name: str, version: int | None = None) -> VerifyResult:
         """Read every file of a version back and check its size and hash.

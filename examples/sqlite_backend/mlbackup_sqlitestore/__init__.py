@@ -189,6 +189,19 @@ class SQLiteStoreBackend(Backend):
             db.execute("DELETE FROM objects WHERE key = ?", (dst,))
             db.execute("UPDATE objects SET key = ? WHERE key = ?", (dst, src))
 
+    def link(self, src: str, dst: str) -> bool:
+        # The browsable tree: a copy inside the database, in one statement.
+        with self._transaction(f"copy {src!r}") as db:
+            if db.execute("SELECT 1 FROM objects WHERE key = ?", (src,)).fetchone() is None:
+                raise FileNotFoundError(f"{src!r} is not in {self.url}")
+            db.execute("DELETE FROM objects WHERE key = ?", (dst,))
+            db.execute(
+                "INSERT INTO objects (key, md5, data) SELECT ?, md5, data FROM objects "
+                "WHERE key = ?",
+                (dst, src),
+            )
+        return True
+
     def delete(self, key: str) -> None:
         with self._transaction(f"delete {key!r}") as db:
             db.execute("DELETE FROM objects WHERE key = ?", (key,))

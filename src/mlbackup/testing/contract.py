@@ -40,13 +40,15 @@ from mlbackup import (
     backup,
     restore,
 )
-from mlbackup.layout import manifest_key, object_key, plain_key
+from mlbackup.layout import plain_key
 
 __all__ = [
     "BackendContractTests",
     "BackendFixtures",
     "BackendOperationTests",
     "BackupProtocolTests",
+    "replace_stored",
+    "stored_key",
 ]
 
 TargetFactory = Callable[[], BackupTarget]
@@ -75,6 +77,19 @@ def leftover_temp_files(target_root: Path) -> list[Path]:
     """Temp files a local target's writes left under ``.mlbackup/tmp`` (there should be none
     once every write has finished or failed)."""
     return [p for p in (target_root / ".mlbackup" / "tmp").rglob("*") if p.is_file()]
+
+
+def stored_key(target: BackupTarget, name: str, path: str) -> str:
+    """The key of the object holding ``path``'s bytes in the newest version of ``name``: what
+    a test damages to check that readers notice."""
+    manifest = target.manifest(name)
+    return {loc.entry.path: loc.key for loc in target.locate(manifest)}[path]
+
+
+def replace_stored(target: BackupTarget, name: str, path: str, local: Path) -> None:
+    """Put other bytes where ``path``'s object is (as a person or another tool might; on
+    Drive, ``put_file`` updates that very file by its ID)."""
+    target.backend.put_file(local, stored_key(target, name, path))
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -335,7 +350,7 @@ class BackupProtocolTests:
         backup(source, target=target, name="ckpt")
         assert target.verify("ckpt").files_checked == 4
         bad = _write(scratch / "bad", b"X" * 300_000)  # same size, other bytes
-        target.backend.put_file(bad, plain_key("ckpt", "weights.bin"))
+        replace_stored(target, "ckpt", "weights.bin", bad)
         with pytest.raises(IntegrityError, match=r"weights\.bin") as caught:
             target.verify("ckpt")
         assert len(caught.value.problems) == 1
@@ -349,7 +364,7 @@ class BackupProtocolTests:
     ) -> None:
         backup(source, target=target, name="ckpt")
         short = _write(scratch / "short", (source / "weights.bin").read_bytes()[:1000])
-        target.backend.put_file(short, plain_key("ckpt", "weights.bin"))
+        replace_stored(target, "ckpt", "weights.bin", short)
         dest = _write(scratch / "dest" / "mine.txt", b"keep me").parent
         with pytest.raises(IntegrityError, match=r"weights\.bin"):
             restore("ckpt", dest, target=target, overwrite=True)
@@ -360,7 +375,7 @@ class BackupProtocolTests:
         self, target: BackupTarget, source: Path, scratch: Path, stored: bytes
     ) -> None:
         backup(source, target=target, name="ckpt")
-        target.backend.put_file(_write(scratch / "other", stored), plain_key("ckpt", "config.json"))
+        replace_stored(target, "ckpt", "config.json", _write(scratch / "other", stored))
         with pytest.raises(IntegrityError) as caught:
             target.verify("ckpt")
         expected = (
@@ -373,17 +388,61 @@ class BackupProtocolTests:
             restore("ckpt", scratch / "out", target=target)
         assert not (scratch / "out").exists()
 
-    def test_a_file_moved_aside_after_locating_is_still_read(
-        self, target: BackupTarget, source: Path
+    def test_browsable_file_changed_by_another_tool_is_not_restored(
+        self, target: BackupTarget, source: Path, scratch: Path
     ) -> None:
-        """A writer (or the last request of a dead one) moves a plain file to ``objects/``
-        between a reader's listing and its read: the reader finds it there."""
+        """The browsable tree is never trusted: what another tool writes there does not
+        change what restores, and the next backup leaves its file alone or replaces it."""
         backup(source, target=target, name="ckpt")
-        manifest = target.manifest("ckpt")
-        located = {loc.entry.path: loc for loc in target.locate(manifest)}["weights.bin"]
-        assert located.key == plain_key("ckpt", "weights.bin")
-        target.backend.move(located.key, object_key("ckpt", located.entry.hash))
-        assert target.copy_verified(located, None, manifest.hash_name) is None
+        before = tree_snapshot(source)
+        target.backend.unlink(plain_key("ckpt", "config.json"))
+        target.backend.put_file(_write(scratch / "theirs", b"another tool"), "ckpt/theirs.txt")
+        restore("ckpt", scratch / "out", target=target)
+        assert tree_snapshot(scratch / "out") == before
+        assert target.verify("ckpt").files_checked == 4
+
+    def test_losing_a_commit_race_takes_the_next_version(
+        self,
+        target_factory: TargetFactory,
+        source: Path,
+        scratch: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Another machine commits the name between this backup's plan and its commit: this
+        one becomes the next version instead of failing, and both restore exactly."""
+        first, second = target_factory(), target_factory()
+        backup(source, target=first, name="ckpt")
+        theirs = _write(scratch / "theirs" / "a.txt", b"the other machine").parent
+        _write(source / "config.json", b'{"layers": 5}')
+        mine = tree_snapshot(source)
+        raced: list[bool] = []
+
+        def other_machine_commits(event: object) -> None:
+            if not raced:
+                raced.append(True)
+                with monkeypatch.context() as m:  # its own lock folder: another machine
+                    m.setenv("MLBACKUP_LOCK_DIR", str(scratch / "other-machine-locks"))
+                    assert backup(theirs, target=second, name="ckpt").version == 2
+
+        result = backup(source, target=first, name="ckpt", progress=other_machine_commits)
+        assert raced and result.version == 3
+        checker = target_factory()
+        assert checker.versions("ckpt") == [1, 2, 3]
+        restore("ckpt", scratch / "v2", target=checker, version=2)
+        restore("ckpt", scratch / "v3", target=checker, version=3)
+        assert tree_snapshot(scratch / "v2") == tree_snapshot(theirs)
+        assert tree_snapshot(scratch / "v3") == mine
+
+    def test_identical_files_are_stored_once(
+        self, target: BackupTarget, source: Path, scratch: Path
+    ) -> None:
+        """Two names holding the same file share one object."""
+        backup(source, target=target, name="a")
+        backup(source, target=target, name="b")
+        assert stored_key(target, "a", "weights.bin") == stored_key(target, "b", "weights.bin")
+        for name in ("a", "b"):
+            restore(name, scratch / name, target=target)
+            assert tree_snapshot(scratch / name) == tree_snapshot(source)
 
     def test_partial_backup_without_manifest_is_not_restored(
         self, target: BackupTarget, source: Path, scratch: Path
@@ -401,15 +460,15 @@ class BackupProtocolTests:
 
     def test_verify_names_a_missing_file(self, target: BackupTarget, source: Path) -> None:
         backup(source, target=target, name="ckpt")
-        target.backend.delete(plain_key("ckpt", "config.json"))
+        target.backend.delete(stored_key(target, "ckpt", "config.json"))
         with pytest.raises(IntegrityError, match=r"config\.json: missing"):
             target.verify("ckpt")
 
     def test_edited_manifest_is_refused(self, target: BackupTarget, source: Path) -> None:
         backup(source, target=target, name="ckpt")
-        key = manifest_key("ckpt", 1)
+        key = target.manifest_key_of("ckpt", 1)
         target.backend.delete(key)
-        target.backend.write_new(key, b'{"format": "mlbackup.manifest/1", "files": "?"}')
+        target.backend.write_new(key, b'{"format": "mlbackup.manifest/2", "files": "?"}')
         with pytest.raises(IntegrityError, match="unreadable"):
             target.verify("ckpt")
 

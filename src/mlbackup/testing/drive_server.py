@@ -3,8 +3,9 @@ really talk HTTP to. No Google account, no network.
 
 It models what a backup tool must get right: file IDs, duplicate titles in one folder (Drive
 allows them), case-insensitive title search, parents, trash, ``md5Checksum`` and ``fileSize``,
-resumable and multipart uploads, ranged downloads, a storage quota (and service accounts, which
-have none), and injectable failures: 403 with a Drive reason, 429 with ``Retry-After``, 5xx.
+resumable and multipart uploads, ranged downloads, shortcuts (which hold no bytes and take no
+quota), ``touch``, a storage quota (and service accounts, which have none), and injectable
+failures: 403 with a Drive reason, 429 with ``Retry-After``, 5xx.
 
 Point a ``gdrive://`` target at it with ``api_endpoint=server.endpoint_url``; credentials go to
 an :class:`~mlbackup.testing.gcs_server.OAuthTokenServer` through the key's ``token_uri``.
@@ -32,6 +33,7 @@ from .multipart import split_related
 __all__ = ["DriveFile", "FakeDriveServer"]
 
 FOLDER = "application/vnd.google-apps.folder"
+SHORTCUT = "application/vnd.google-apps.shortcut"
 ROOT_ID = "0AmlbackupRootFolder"
 
 
@@ -47,6 +49,7 @@ class DriveFile:
     trashed: bool = False
     created: str = ""
     modified: str = ""
+    shortcut_target: str | None = None
 
     def resource(self) -> dict[str, Any]:
         """The Drive v2 file resource."""
@@ -60,7 +63,9 @@ class DriveFile:
             "createdDate": self.created,
             "modifiedDate": self.modified,
         }
-        if self.mime_type != FOLDER:
+        if self.mime_type == SHORTCUT:
+            resource["shortcutDetails"] = {"targetId": self.shortcut_target}
+        elif self.mime_type != FOLDER:
             resource["fileSize"] = str(len(self.content))
             resource["md5Checksum"] = hashlib.md5(self.content).hexdigest()
         return resource
@@ -230,7 +235,7 @@ class FakeDriveServer(LoopbackServer):
             if method == "POST":
                 return _json(self._insert(_load(body), b"").resource())
         match = re.fullmatch(
-            r"/drive/v2/files/(?P<id>[^/]+)(?P<action>/trash|/untrash|/copy)?", path
+            r"/drive/v2/files/(?P<id>[^/]+)(?P<action>/trash|/untrash|/copy|/touch)?", path
         )
         if match:
             file_id, action = self._resolve(match.group("id")), match.group("action")
@@ -240,6 +245,10 @@ class FakeDriveServer(LoopbackServer):
                 return _json(self._set_trashed(file_id, False))
             if action == "/copy":
                 return _json(self._copy(file_id, _load(body)))
+            if action == "/touch":
+                with self._lock:
+                    self.files[file_id].modified = _now()
+                    return _json(self.files[file_id].resource())
             if method == "GET":
                 return self._get(file_id, query, headers)
             if method in ("PATCH", "PUT"):
@@ -289,6 +298,7 @@ class FakeDriveServer(LoopbackServer):
                 self.new_id(), metadata.get("title", "Untitled"),
                 metadata.get("mimeType", "application/octet-stream"), parents, content,
                 created=stamp, modified=stamp,
+                shortcut_target=metadata.get("shortcutDetails", {}).get("targetId"),
             )  # fmt: skip
             self.files[file.id] = file
             return file
