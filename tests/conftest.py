@@ -136,3 +136,23 @@ def count_injected_faults(monkeypatch, figures):
             figures.add("injected faults", sum(1 for call in kit.log if call.fault))
         else:
             figures.add("injected faults", kit.injected_total)
+
+
+def empty_store(request, kind, tmp_path):
+    """(URL, options) of an empty target of ``kind`` (file, drive, s3, gs, gdrive), starting
+    the server it needs: one table of stores for every test that runs on each of them."""
+    if kind == "file":
+        return str(tmp_path / "target"), {}
+    if kind == "drive":
+        request.getfixturevalue("drive_mount")
+        return "drive://store", {}
+    if kind == "s3":
+        server = request.getfixturevalue("s3_server")
+        return f"s3://{request.getfixturevalue('s3_bucket')}/store", server.storage_options()
+    if kind == "gs":
+        server = request.getfixturevalue("gcs_server")
+        return f"gs://{request.getfixturevalue('gcs_bucket')}/store", server.storage_options()
+    drive_api = request.getfixturevalue("drive_api")
+    key_file = request.getfixturevalue("gcs_key_file")
+    options = {"service_account_json": str(key_file), "api_endpoint": drive_api.endpoint_url}
+    return "gdrive://root/store", options

@@ -91,16 +91,16 @@ def test_a_copy_source_gone_falls_back_to_sending_everything(
     proxy, target = s3
     path = backed_up_then_appended(target, tmp_path)
     backend_class = type(target.backend.inner)
-    extend = backend_class.put_file_extending
+    extend = backend_class.put_object_extending
     bases = []
 
-    def base_removed_first(self, local_path, key, base, base_size):
-        # Another machine's retention removes the old bytes just before the copy.
+    def base_removed_first(self, local_path, key, digest, base, base_size):
+        # A person (or a lifecycle rule) removes the old bytes just before the copy.
         s3_server.client().delete_object(Bucket=s3_bucket, Key=f"append/{base}")
         bases.append(base)
-        return extend(self, local_path, key, base, base_size)
+        return extend(self, local_path, key, digest, base, base_size)
 
-    monkeypatch.setattr(backend_class, "put_file_extending", base_removed_first)
+    monkeypatch.setattr(backend_class, "put_object_extending", base_removed_first)
     proxy.clear()
     backup(path, target=target, name="weights.bin")
     assert bases, "the append path was not taken"

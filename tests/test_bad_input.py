@@ -11,6 +11,7 @@ from mlbackup import (
     BackupStatus,
     ConfigError,
     DestinationNotEmptyError,
+    IntegrityError,
     MLBackupError,
     SourceMissingError,
     UnknownBackendError,
@@ -19,7 +20,6 @@ from mlbackup import (
     open_target,
     restore,
 )
-from mlbackup.layout import manifest_key
 from mlbackup.testing.contract import tree_snapshot
 
 
@@ -100,7 +100,7 @@ def backup_with_edited_manifest(tmp_path, edit_files):
     (folder / "ok.txt").write_text("ok")
     backup(folder, target=tmp_path / "target")
     t = open_target(tmp_path / "target")
-    key = manifest_key("ckpt", 1)
+    key = t.manifest_key_of("ckpt", 1)
     doc = json.loads(t.backend.read_bytes(key))
     doc["files"] = edit_files(doc["files"])
     t.backend.delete(key)
@@ -115,6 +115,29 @@ def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil, figures):
     with pytest.raises(UnsafePathError, match="unsafe path"):
         restore("ckpt", tmp_path / "dest", target=t)
     assert tree_snapshot(tmp_path) == before
+    figures.add("hostile or damaged restores")
+
+
+@pytest.mark.parametrize(
+    "evil",
+    ["../../../../home/u/.bashrc", "/etc/passwd", "0" * 31 + "/", "ABCDEF" * 5 + "00", "0" * 64],
+    ids=["relative-path", "absolute", "slash", "uppercase", "another-algorithm"],
+)
+def test_a_hash_that_is_not_a_hash_is_refused(tmp_path, evil, figures):
+    """A manifest's hash names an object, so anything but a digest of its algorithm is
+    refused on read, and the next backup writes nothing outside the target."""
+    t = backup_with_edited_manifest(tmp_path, lambda files: [{**files[0], "hash": evil}])
+    with pytest.raises(IntegrityError, match="is not a xxh128 digest"):
+        t.verify("ckpt")
+    with pytest.raises(IntegrityError):
+        restore("ckpt", tmp_path / "dest", target=t)
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "target")}
+    (tmp_path / "ckpt" / "ok.txt").write_text("changed")
+    with pytest.raises(IntegrityError):
+        backup(tmp_path / "ckpt", target=t)
+    assert {p for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "target")} == (
+        outside
+    )
     figures.add("hostile or damaged restores")
 
 

@@ -27,7 +27,7 @@ from mlbackup import (
     restore,
 )
 from mlbackup.layout import manifest_key
-from mlbackup.testing.contract import tree_snapshot
+from mlbackup.testing.contract import stored_key, tree_snapshot
 
 MiB = 1 << 20
 
@@ -112,7 +112,8 @@ def checkpoint(tmp_path):
 def test_changed_bytes_in_the_bucket_are_named(store, checkpoint, tmp_path):
     target = open_target(f"{store.scheme}://{store.bucket}/run", **store.options())
     backup(checkpoint, target=target, name="ckpt")
-    store.replace_bytes("run/ckpt/weights.bin", b"X" * 200_000)  # same size, other bytes
+    key = stored_key(target, "ckpt", "weights.bin")
+    store.replace_bytes(f"run/{key}", b"X" * 200_000)  # same size, other bytes
     with pytest.raises(IntegrityError, match=r"weights\.bin") as caught:
         target.verify("ckpt")
     assert len(caught.value.problems) == 1
@@ -125,7 +126,7 @@ def test_changed_bytes_in_the_bucket_are_named(store, checkpoint, tmp_path):
 def test_deleted_object_in_the_bucket_is_named(store, checkpoint, tmp_path):
     target = open_target(f"{store.scheme}://{store.bucket}/run", **store.options())
     backup(checkpoint, target=target, name="ckpt")
-    store.delete("run/ckpt/sub/config.json")
+    store.delete(f"run/{stored_key(target, 'ckpt', 'sub/config.json')}")
     with pytest.raises(IntegrityError, match=r"sub/config\.json: missing"):
         target.verify("ckpt")
     with pytest.raises(IntegrityError, match=r"sub/config\.json"):
@@ -198,7 +199,8 @@ def test_s3_large_file_goes_up_in_verified_parts(s3_store, tmp_path):
     target = open_target(f"s3://{s3_store.bucket}/run", **s3_store.options(part_size=5 * MiB))
     result = backup(big, target=target, name="model.safetensors")
     assert result.bytes_sent == len(data)
-    head = s3_store.client.head_object(Bucket=s3_store.bucket, Key="run/model.safetensors")
+    key = f"run/{stored_key(target, 'model.safetensors', '')}"
+    head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=key)
     assert head["ETag"].strip('"').endswith("-3")  # three parts
     restore("model.safetensors", tmp_path / "back", target=target)
     assert (tmp_path / "back").read_bytes() == data

@@ -180,4 +180,4 @@ def test_a_restore_reads_each_small_file_with_one_request(store, request, tmp_pa
     methods = [r.method for r in proxy.log]
     assert "HEAD" not in methods, methods
     # One request per file (before, a HEAD for its size, then the GET).
-    assert len([r for r in proxy.log if "w.bin" in r.path]) == len(files)
+    assert len([r for r in proxy.log if "objects" in r.path]) == len(files)

@@ -89,12 +89,12 @@ def check_all_versions(target, snapshots, tmp_path, label):
 @pytest.mark.parametrize(
     "point",
     [
-        "after-displace:1",
-        "after-displace:3",
         "after-put:1",
         "after-put:4",
         "before-commit",
         "after-commit",
+        "during-browse:1",
+        "during-browse:3",
         "during-retention",
     ],
 )
@@ -106,7 +106,7 @@ def test_kill_at_named_point(committed, tmp_path, point, figures):
     figures.add(f"kill -9 trials: {store_kind(target)}")
     snapshots[3] = tree_snapshot(src)
     versions = check_all_versions(target, snapshots, tmp_path, "crash")
-    committed_new = point in ("after-commit", "during-retention")
+    committed_new = point.split(":")[0] in ("after-commit", "during-browse", "during-retention")
     assert versions[-1] == (3 if committed_new else 2)
     # The next run finishes the job.
     backup(src, target=open_store(target), name="ckpt", keep_last=2)

@@ -3,6 +3,7 @@ quota, credentials. pydrive2 and google-api-python-client really talk HTTP to th
 
 import json
 import logging
+import os
 import sqlite3
 import time
 
@@ -167,12 +168,11 @@ def test_a_shared_folder_by_id(drive_api, options, tmp_path):
     note = tmp_path / "n.txt"
     note.write_text("x")
     backup(note, target=target, name="n.txt")
-    assert [f.content for f in drive_api.find_path("team backups/exp/n.txt")] == [b"x"]
-    assert json.loads(
-        drive_api.find_path("team backups/exp/.mlbackup/names/n.txt/manifests/0000000001.json")[
-            0
-        ].content
-    )
+    (browsable,) = drive_api.find_path("team backups/exp/n.txt")
+    assert drive_api.files[browsable.shortcut_target].content == b"x"
+    assert target.manifest("n.txt").files[0].ref == browsable.shortcut_target
+    (manifest,) = drive_api.find_path("team backups/exp/.mlbackup/names/n.txt/manifests")
+    assert [json.loads(f.content)["version"] for f in drive_api.children(manifest.id)] == [1]
 
 
 def test_saved_oauth_token_for_headless_reuse(drive_api, google_token_server, tmp_path):
@@ -236,3 +236,42 @@ def test_secrets_stay_out_of_reprs_pickles_errors_and_drive_files(
     for stored in drive_api.files.values():  # every file uploaded, manifests included
         assert_no_canary(bytes(stored.content).decode("latin-1"), [key_line])
     assert any(b'"files"' in bytes(f.content) for f in drive_api.files.values())
+
+
+def test_another_tools_files_of_the_same_name_harm_no_version(drive_api, target, tmp_path):
+    """Another tool adds a file of the same name beside a backed-up file, one in the trash
+    and one in a duplicate objects folder, after every backup: every version still restores
+    exactly, and the other tool's files are left as they were."""
+    src = tmp_path / "notes.txt"
+    sent, theirs = [], []
+    for i in range(3):
+        src.write_text(f"version {i} " * (i + 1))
+        backup(src, target=target, name="notes.txt")
+        sent.append(src.read_bytes())
+        folder = drive_api.find_path("runs/exp1")[0].id
+        theirs.append(drive_api.add_file(folder, "notes.txt", f"another tool {i}".encode()))
+        trashed = drive_api.add_file(folder, "notes.txt", f"trashed {i}".encode())
+        drive_api.files[trashed].trashed = True
+        meta = drive_api.find_path("runs/exp1/.mlbackup")[0].id
+        twin = drive_api.add_file(meta, "objects", folder=True)
+        digest = target.manifest("notes.txt").files[0].hash
+        drive_api.add_file(twin, digest, b"an impostor with our object's name")
+    for version, data in enumerate(sent, start=1):
+        dest = tmp_path / f"v{version}"
+        restore("notes.txt", dest, target=target, version=version)
+        assert dest.read_bytes() == data
+        assert target.verify("notes.txt", version).files_checked == 1
+    for i, file_id in enumerate(theirs):
+        assert drive_api.files[file_id].content == f"another tool {i}".encode()
+        assert not drive_api.files[file_id].trashed
+
+
+def test_the_browsable_tree_is_shortcuts_that_take_no_quota(drive_api, target, tmp_path):
+    """A large file costs its size once on Drive, with its browsable entry (a shortcut)."""
+    big = tmp_path / "model.bin"
+    big.write_bytes(os.urandom(8 << 20))
+    backup(big, target=target, name="model.bin")
+    assert drive_api.used_bytes() <= 1.1 * (8 << 20)
+    (entry,) = drive_api.find_path("runs/exp1/model.bin")
+    assert entry.mime_type == "application/vnd.google-apps.shortcut"
+    assert target.backend.read_bytes("model.bin") == big.read_bytes()

@@ -226,7 +226,7 @@ def test_restore_temp_files_are_private_until_placed(tmp_path):
     (tmp_path / "secret.bin").write_bytes(b"weights")
     backup(tmp_path / "secret.bin", target=open_target(tmp_path / "t"), name="secret.bin")
     target, faults = faulty_target(tmp_path / "t")
-    download = faults.hold("open", path_contains="secret.bin")
+    download = faults.hold("open", path_contains=".mlbackup/objects/")
     dest = tmp_path / "back" / "secret.bin"
     dest.parent.mkdir()
     worker = threading.Thread(target=restore, args=("secret.bin", dest), kwargs={"target": target})

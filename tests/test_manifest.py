@@ -25,8 +25,8 @@ def manifest(*files: FileEntry) -> Manifest:
     "files",
     [
         (),
-        (FileEntry("a.bin", 1, "cd", 6, mode=0o600, sig="6:1:9", sqlite=True),),
-        (FileEntry("a", 1, "cd", 6), FileEntry('b/ü "q".txt', 3, "ab", 5)),
+        (FileEntry("a.bin", 1, "cd" * 16, 6, mode=0o600, sig="6:1:9", sqlite=True),),
+        (FileEntry("a", 1, "cd" * 16, 6), FileEntry('b/ü "q".txt', 3, "ab" * 16, 5, ref="1xY")),
     ],
 )
 def test_a_manifest_reads_back_as_written(files: tuple[FileEntry, ...]) -> None:

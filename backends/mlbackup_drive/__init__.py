@@ -99,7 +99,9 @@ def flush(timeout_ms: int = 24 * 3600 * 1000) -> bool:
 
 def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str]:
     """The files of ``name``'s newest version on a ``drive://`` target that Drive does not
-    hold yet, as the Drive API sees them (``[]``: Drive has confirmed the whole version).
+    hold yet, as the Drive API sees them (``[]``: Drive has confirmed the whole version): each
+    file's path in the backup (the name itself for a file backup), and ``"(manifest)"`` for the
+    record that makes the version visible.
 
     ``api_options`` are the ``gdrive`` backend's (credentials, ``api_endpoint``). Each file
     counts as confirmed when Drive reports the same size and md5 as the staged bytes.
@@ -116,16 +118,16 @@ def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str
         raise ConfigError(f"{target.url} is not a drive:// target; only mount backups are staged")
     folder = target.url.removeprefix("drive://")
     manifest = target.manifest(name)
-    keys = [location.key for location in target.locate(manifest)]
-    keys.append(target.manifest_key_of(name, manifest.version))
+    keys = {loc.entry.path or name: loc.key for loc in target.locate(manifest)}
+    keys["(manifest)"] = target.manifest_key_of(name, manifest.version)
     pending = []
     with open_target(f"gdrive://root/{folder}".rstrip("/"), **api_options) as api:
-        for key in keys:
+        for shown, key in keys.items():
             local = root / key
             size, digest = hash_file(local, "md5")
             remote = api.backend.info(key)
             if remote is None or remote.size != size or remote.checksum != digest:
-                pending.append(key)
+                pending.append(shown)
     return pending
 
 

@@ -68,6 +68,7 @@ class GCSBackend(BucketBackend):
     last part of a resumable upload is not sent if the bytes read differ.
     """
 
+    create_only: ClassVar[bool] = True  # ifGenerationMatch=0
     touches: ClassVar[bool] = True
 
     max_workers: ClassVar[int] = 8

@@ -92,6 +92,7 @@ class LocalBackend(FsspecBackend):
 
     hash_name: ClassVar[str] = "xxh128"
     max_workers: ClassVar[int] = 4
+    create_only: ClassVar[bool] = True  # link() of a written temp file fails if the name exists
     touches: ClassVar[bool] = True
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"durable": bool}
 
@@ -257,9 +258,8 @@ class LocalBackend(FsspecBackend):
                 if self.info(key) is not None:
                     return ObjectInfo(key, size, digest)  # stored already: same bytes
             self._move_into_place(tmp, self._file(key))
-        except BaseException:
-            _remove(tmp)
-            raise
+        finally:
+            _remove(tmp)  # gone already once moved into place
         return ObjectInfo(key, size, digest)
 
     def link(self, src: str, dst: str) -> bool:

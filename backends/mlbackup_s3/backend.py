@@ -71,6 +71,8 @@ class S3Backend(BucketBackend):
     sent, and a multipart upload is aborted instead of completed, if the bytes read differ.
     """
 
+    create_only: ClassVar[bool] = True  # If-None-Match: * (an S3 server that ignores it, such
+    # as s3rver, overwrites instead: two writers of one name need a store that honours it)
     # Small files are latency-bound: more in flight (aws s3 sync runs 10). Memory stays
     # within the shared upload budget whatever the count.
     max_workers: ClassVar[int] = 16

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 
+from .crashpoints import crash_point
 from .errors import MLBackupError
 from .layout import browsable_key, object_key, plain_key
 from .manifest import FileEntry, Manifest
@@ -43,6 +44,7 @@ def refresh_browsable(target: BackupTarget, manifest: Manifest, shown: Manifest 
             if not backend.link(object_key(entry.hash), plain_key(manifest.name, entry.path)):
                 log.debug("%s keeps no browsable tree", target.url)
                 return
+            crash_point("during-browse")
         record = {"version": manifest.version}
         backend.delete(browsable_key(manifest.name))
         backend.write_new(browsable_key(manifest.name), json.dumps(record).encode())
@@ -61,16 +63,16 @@ def _differs(old: FileEntry | None, new: FileEntry) -> bool:
 def _what_is_shown(target: BackupTarget, name: str, assumed: Manifest | None) -> Manifest | None:
     """The version the plain files show: ``assumed`` if the record says so (or if there is no
     record and ``assumed`` is a format-1 version, whose newest files are the plain ones)."""
+    if assumed is None:
+        return None  # a new name (or one whose versions were all removed): build every file
     try:
         record = json.loads(target.backend.read_bytes(browsable_key(name)))
         version = int(record["version"])
     except FileNotFoundError:
-        if assumed is not None and assumed.format_version == 1:
-            return assumed
-        return None
+        return assumed if assumed.format_version == 1 else None
     except (ValueError, KeyError, TypeError):
         return None
-    if assumed is not None and assumed.version == version:
+    if assumed.version == version:
         return assumed
     try:
         return target.read_manifest(name, version)

@@ -15,11 +15,11 @@ __all__ = ["POINTS", "RESTORE_POINTS", "crash_point"]
 
 #: Every named point, in protocol order.
 POINTS = (
-    "after-displace",  # an old file moved aside, its replacement not yet sent
     "after-part",  # one part of a multipart/resumable upload sent, the upload unfinished
-    "after-put",  # one file sent, the rest not
-    "before-commit",  # all data sent, manifest not written
-    "after-commit",  # manifest written, retention not run
+    "after-put",  # one file's object stored, the rest not
+    "before-commit",  # all objects stored, manifest not written
+    "after-commit",  # manifest written, the browsable tree and retention not updated
+    "during-browse",  # one browsable file updated, the others not
     "during-retention",  # an old manifest deleted, its objects not yet collected
 )
 #: The points of a restore (swept by ``tests/test_restore_crash.py``).

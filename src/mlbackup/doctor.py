@@ -33,7 +33,7 @@ class Finding:
     Attributes:
         level: ``ok``, ``warning`` (works, but worth knowing) or ``problem`` (fix it first).
         check: what was checked: ``reachable``, ``credentials``, ``write``, ``space``,
-            ``backups``, ``staged``, ``layout``, ``duplicates``.
+            ``backups``, ``format``, ``staged``, ``layout``, ``duplicates``.
         message: what was found and, unless ok, what to do.
     """
 
@@ -98,7 +98,7 @@ def run_doctor(
         >>> import tempfile
         >>> report = run_doctor(tempfile.mkdtemp())
         >>> report.ok, [f.check for f in report.findings]
-        (True, ['reachable', 'credentials', 'write', 'space', 'backups', 'duplicates'])
+        (True, ['reachable', 'credentials', 'write', 'space', 'backups', 'format', 'duplicates'])
     """
     report = DoctorReport(target=url)
     try:
@@ -127,8 +127,10 @@ def _check(
     report.free_bytes = backend.free_bytes()
     needed = sum(_size(p) for p in paths)
     _space(report, needed)
-    report.backups = len(target.names())
+    names = target.names()
+    report.backups = len(names)
     report.add("ok", "backups", f"{report.backups} backups on the target")
+    _format(report, target, names)
     if backend.staged_writes:
         report.add(
             "warning",
@@ -152,6 +154,21 @@ def _check(
         report.add("problem", "duplicates", "run `mlbackup doctor --repair` to keep the newest")
     else:
         report.add("ok", "duplicates", "no duplicate names")
+
+
+def _format(report: DoctorReport, target: BackupTarget, names: list[str]) -> None:
+    old = [n for n in names if (m := target.latest_manifest(n)) and m.format_version == 1]
+    if not old:
+        report.add("ok", "format", "storage format 2 (immutable versions)")
+        return
+    shown = ", ".join(repr(n) for n in old[:5]) + (", ..." if len(old) > 5 else "")
+    report.add(
+        "ok",
+        "format",
+        f"storage format 1 (release 0.1.0) for {len(old)} of {len(names)} names ({shown}): "
+        "every version restores; the next backup of each that changes something moves it to "
+        "format 2 without sending the kept files again",
+    )
 
 
 def _write_test(report: DoctorReport, target: BackupTarget) -> None:

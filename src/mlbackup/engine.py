@@ -303,27 +303,29 @@ def _run_backup(
 
 
 def _adopt(target: BackupTarget, previous: Manifest, kept: list[FileEntry]) -> list[FileEntry]:
-    """Upgrade a name from format 1: the bytes of the files the new version keeps become
-    objects (linked or copied inside the store where it can, else read back and sent), before
-    the browsable tree, where format 1 kept them, changes. Returns the entries as objects."""
+    """Upgrade a name from format 1: the bytes of every file of its newest version become
+    objects (linked or copied inside the store where it can, else read back and sent) before
+    the browsable tree, where format 1 kept them, changes; older format-1 versions' other
+    bytes stay where that release put them. Returns ``kept`` as entries of objects."""
     backend = target.backend
-    located = {loc.entry.path: loc for loc in target.locate(previous)}
-    adopted = []
-    for entry in kept:
+    refs: dict[str, str | None] = {}
+    for location in target.locate(previous):
+        entry = location.entry
         key = layout.object_key(entry.hash)
+        if entry.hash in refs:
+            continue
         existing = backend.info(key)
         if existing is None or existing.size != entry.size:
-            source = located[entry.path]
-            for where in (source.key, *source.fallbacks):
-                if where != key and backend.info(where) is not None:
-                    break
-            if not backend.adopt(where, key):
-                _send_back(target, source, key)
+            where = next(
+                (k for k in (location.key, *location.fallbacks) if k != key and backend.info(k)),
+                None,
+            )
+            if where is None or not backend.adopt(where, key):
+                _send_back(target, location, key)
             existing = backend.info(key)
-        adopted.append(replace(entry, ref=existing.ref if existing else None))
-    log.info("%r on %s moved to storage format 2 (%d files kept as objects)",
-             previous.name, target.url, len(adopted))  # fmt: skip
-    return adopted
+        refs[entry.hash] = existing.ref if existing else None
+    log.info("%r on %s moved to storage format 2", previous.name, target.url)
+    return [replace(e, ref=refs.get(e.hash)) for e in kept]
 
 
 def _send_back(target: BackupTarget, location: DataLocation, key: str) -> None:

@@ -112,6 +112,8 @@ class FaultProxy(LoopbackServer):
         self._released = threading.Event()
         self._read_only: CannedAnswer | None = None
         self._unsupported: dict[tuple[str, str], CannedAnswer] = {}
+        self._arrivals = 0
+        self._planned: dict[int, CannedAnswer | None] = {}
         #: Reset every new connection at once (a store that refuses connections).
         self.refusing = False
         #: Cap on bytes per second through the proxy, each way (None: no cap).
@@ -163,6 +165,27 @@ class FaultProxy(LoopbackServer):
         have arrived (a connection dropped mid-upload)."""
         with self._lock:
             self._resets.append(body_bytes)
+
+    def fault_nth(
+        self,
+        nth: int,
+        status: int | None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the ``nth`` request to arrive from now (1: the next) with ``status``, or
+        reset its connection when ``status`` is None, and forward every other: sweeping
+        ``nth`` over a run's requests fails each of them in turn."""
+        with self._lock:
+            planned = None if status is None else CannedAnswer(status, body, dict(headers or {}))
+            self._planned[self._arrivals + nth] = planned
+
+    def _take_planned(self) -> tuple[bool, CannedAnswer | None]:
+        with self._lock:
+            self._arrivals += 1
+            if self._arrivals in self._planned:
+                return True, self._planned.pop(self._arrivals)
+            return False, None
 
     def lose_responses(self, count: int) -> None:
         """Forward the next ``count`` requests, then reset the connection instead of answering:
@@ -224,6 +247,7 @@ class FaultProxy(LoopbackServer):
             self._unsupported.clear()
             self._silent = 0
             self._hooks.clear()
+            self._planned.clear()
             self.log.clear()
             self.latency = 0.0
             self.bandwidth = None
@@ -295,6 +319,16 @@ class FaultProxy(LoopbackServer):
                     time.sleep(proxy.latency)
                 length = int(self.headers.get("Content-Length") or 0)
                 chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+                planned, answer = proxy._take_planned()
+                if planned:
+                    self._read_chunked() if chunked else self.rfile.read(length)
+                    status = answer.status if answer is not None else 0
+                    proxy._record(LoggedRequest(self.command, self.path, status, True))
+                    if answer is None:
+                        self._reset()
+                    else:
+                        self._send(answer.status, list(answer.headers.items()), answer.body)
+                    return
                 reset_at = proxy._next_reset(length > 0 or chunked)
                 if reset_at is not None:
                     self.rfile.read(min(reset_at, length) if length else reset_at)

@@ -1,0 +1,77 @@
+"""Identical content is stored once per target, and the browsable tree costs (almost) no room.
+
+Measured the way a user's disk or Drive quota sees it: on a local folder every distinct inode
+under the target counts once (the browsable tree is hard links to the objects); on the Drive
+API, the quota the fake Drive charges (the browsable tree is shortcuts).
+"""
+
+import os
+
+import pytest
+
+from mlbackup import backup, open_target, restore
+from mlbackup.testing.contract import tree_snapshot, write_tree
+
+KiB = 1 << 10
+
+
+def checkpoints(root, count=10):
+    """``count`` checkpoint folders of one run that share a tokenizer, a config and a vocab."""
+    shared = {
+        "tokenizer.json": b"t" * (200 * KiB),
+        "config.json": b'{"hidden": 768}',
+        "vocab.txt": b"v" * (300 * KiB),
+    }
+    folders = []
+    for i in range(count):
+        folder = write_tree(
+            root / f"checkpoint-{i}", {**shared, "model.safetensors": os.urandom(100 * KiB)}
+        )
+        folders.append(folder)
+    unique = count * 100 * KiB + sum(len(b) for b in shared.values())
+    return folders, unique
+
+
+def stored_bytes(folder):
+    """Bytes the files under ``folder`` take, each inode counted once."""
+    seen, total = set(), 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def test_checkpoints_sharing_files_are_stored_once_on_a_folder(tmp_path):
+    folders, unique = checkpoints(tmp_path / "run")
+    target = open_target(tmp_path / "target")
+    for folder in folders:
+        backup(folder, target=target, name=f"run/{folder.name}")
+    assert stored_bytes(tmp_path / "target") <= 1.05 * unique
+    for folder in folders:  # and the browsable tree shows every checkpoint
+        assert tree_snapshot(tmp_path / "target" / "run" / folder.name) == tree_snapshot(folder)
+
+
+def test_checkpoints_sharing_files_are_stored_once_on_drive(tmp_path, drive_api, gcs_key_file):
+    options = {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
+    target = open_target("gdrive://root/runs", **options)
+    folders, unique = checkpoints(tmp_path / "run", count=4)
+    for folder in folders:
+        backup(folder, target=target, name=f"run/{folder.name}")
+    assert drive_api.used_bytes() <= 1.05 * unique
+    restore(f"run/{folders[-1].name}", tmp_path / "out", target=target)
+    assert tree_snapshot(tmp_path / "out") == tree_snapshot(folders[-1])
+
+
+@pytest.mark.slow
+def test_a_1_gib_file_costs_its_size_once_with_its_browsable_copy(tmp_path):
+    big = tmp_path / "model.bin"
+    block = os.urandom(1 << 20)
+    with big.open("wb") as f:
+        for _ in range(1024):
+            f.write(block)
+    backup(big, target=tmp_path / "target", name="model.bin")
+    assert (tmp_path / "target" / "model.bin").stat().st_size == 1 << 30  # browsable
+    assert stored_bytes(tmp_path / "target") <= 1.1 * (1 << 30)
