@@ -26,10 +26,9 @@ CHILD = Path(__file__).with_name("writer_child.py")
 
 def start_writer(url, options, workdir, writer, lock_dir=None):
     workdir.mkdir(parents=True)
-    locks = [str(lock_dir)] if lock_dir else []
+    args = [sys.executable, str(CHILD), url, json.dumps(options), "ckpt", str(workdir), writer]
     return subprocess.Popen(
-        [sys.executable, str(CHILD), url, json.dumps(options), "ckpt", str(workdir), writer]
-        + locks,
+        [*args, str(lock_dir)] if lock_dir else args,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
