@@ -51,7 +51,7 @@ def tree_snapshot_of(files):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["file", "s3", "gs", "gdrive"])
+@pytest.mark.parametrize("kind", ["file", "drive", "s3", "gs", "gdrive"])
 def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path):
     url, options = empty_store(request, kind, tmp_path)
     writers = {w: start_writer(url, options, tmp_path / w, w) for w in ("a", "b")}

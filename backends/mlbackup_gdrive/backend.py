@@ -37,6 +37,11 @@ _FIELDS = (
 )
 
 
+def _oldest(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The item created first (the same answer for every reader: ties go by ID)."""
+    return min(items, key=lambda f: (f.get("createdDate", ""), f["id"]))
+
+
 def _quote(title: str) -> str:
     return title.replace("\\", "\\\\").replace("'", "\\'")
 
@@ -221,17 +226,24 @@ class GDriveBackend(Backend):
             if path in self._folders:
                 return self._folders[path]
             found = self._children(parent, title, folders=True)
-            if found:
-                folder_id = str(found[-1]["id"])  # the oldest: where earlier runs wrote
-            elif create:
-                body = {"title": title, "mimeType": FOLDER, "parents": [{"id": parent}]}
-                folder_id = str(
-                    self._run(
-                        self._service.files().insert(body=body, fields="id", supportsAllDrives=True)
-                    )["id"]
-                )
-            else:
+            if not found and not create:
                 return None
+            if not found:
+                body = {"title": title, "mimeType": FOLDER, "parents": [{"id": parent}]}
+                mine = self._run(
+                    self._service.files().insert(body=body, fields=_FIELDS, supportsAllDrives=True)
+                )
+                # A writer on another machine may have made the same folder at the same
+                # moment (Drive allows twins): every writer settles on the oldest, and the
+                # maker of a younger twin removes it before anything is written into it.
+                found = self._children(parent, title, folders=True) or [mine]
+                if _oldest(found)["id"] != mine["id"]:
+                    self._run(
+                        self._service.files().delete(fileId=mine["id"], supportsAllDrives=True)
+                    )
+                    found = [f for f in found if f["id"] != mine["id"]]
+            # The oldest: where earlier runs and other writers write, whoever made twins.
+            folder_id = str(_oldest(found)["id"])
             self._folders[path] = folder_id
             return folder_id
 
@@ -528,8 +540,8 @@ class GDriveBackend(Backend):
             )
             # Drive has no conditional create: if a racing writer made the same key, the file
             # created first wins and the other writer withdraws its own.
-            rivals = self._files(key)
-            first = min(rivals, key=lambda f: (f.get("createdDate", ""), f["id"]))
+            # (Ours alone if another writer deleted every file of this name meanwhile.)
+            first = _oldest(self._files(key) or [mine])
             if first["id"] != mine["id"]:
                 self._run(self._service.files().delete(fileId=mine["id"], supportsAllDrives=True))
                 raise FileExistsError(key)

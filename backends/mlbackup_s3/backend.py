@@ -8,7 +8,7 @@ import hashlib
 import itertools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -146,21 +146,33 @@ class S3Backend(BucketBackend):
     def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
         return self._put(local_path, key, digest)
 
+    def put_object_hashing(
+        self, local_path: Path, key_for: Callable[[str], str]
+    ) -> ObjectInfo | None:
+        # A file up to a part is read once: hashed in memory, then sent from the same buffer.
+        with self.holding_up_to_a_part(local_path):
+            data = read_small_file(local_path, self.part_size)
+            if data is None:
+                return None  # hashed first, then sent in parts under its key
+            md5 = hashlib.md5(data)
+            return self._put_bytes(key_for(md5.hexdigest()), data, md5)
+
     def _put(self, local_path: Path, key: str, expected: str | None) -> ObjectInfo:
         with self.holding_up_to_a_part(local_path):
             data = read_small_file(local_path, self.part_size)
             if data is not None:
                 md5 = hashlib.md5(data)
                 _check_expected(local_path, md5.hexdigest(), expected)
-                with self.translate_errors("upload", key):
-                    response = self._call(
-                        "put_object", key, Body=data, ContentMD5=_b64(md5.digest())
-                    )
-                self._check_etag(key, response, md5.hexdigest())
-                return ObjectInfo(key, len(data), md5.hexdigest())
+                return self._put_bytes(key, data, md5)
         with self.translate_errors("upload", key):
             size, digest = self._put_multipart(local_path, key, expected)
         return ObjectInfo(key, size, digest)
+
+    def _put_bytes(self, key: str, data: bytes, md5: Any) -> ObjectInfo:
+        with self.translate_errors("upload", key):
+            response = self._call("put_object", key, Body=data, ContentMD5=_b64(md5.digest()))
+        self._check_etag(key, response, md5.hexdigest())
+        return ObjectInfo(key, len(data), md5.hexdigest())
 
     def _put_multipart(self, local_path: Path, key: str, expected: str | None) -> tuple[int, str]:
         # Bigger parts for huge files: S3 allows at most MAX_PARTS.

@@ -69,11 +69,13 @@ def commit_version(target: BackupTarget, manifest: Manifest) -> Manifest:
             continue
         if tag and any(k.version == version and k.tag != tag for k in target.manifest_keys(name)):
             # Not alone with this number: withdraw (ours was never the only one, so no writer
-            # took it as committed) and try the next, after a random pause so that two
-            # writers that saw each other do not meet again.
+            # took it as committed) and, after a random pause so that two writers that saw
+            # each other do not meet again, try this number again if the other writer
+            # withdrew too (no gap in the numbers), else the next after the newest.
             backend.delete(key)
-            version = _next_free(target, name, version)
             time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # noqa: S311
+            versions = target.versions(name)
+            version = version if version not in versions else max(versions) + 1
             continue
         crash_point("after-commit")
         return draft

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -85,7 +84,6 @@ class _Transfer:
             if previous is not None and previous.format_version >= 2
             else {}
         )
-        self.lock = threading.Lock()
         self.progress = ProgressCounter(name, *totals, progress)
 
     def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:

@@ -244,11 +244,23 @@ class BackupProtocolTests:
         assert tree_snapshot(dest) == tree_snapshot(root)
         assert target.verify("awkward").files_checked == len(names)
 
+    @pytest.mark.parametrize("locked", [True, False], ids=["one-machine", "no-lock"])
     def test_concurrent_writers_of_one_name(
-        self, target_factory: TargetFactory, scratch: Path
+        self,
+        target_factory: TargetFactory,
+        scratch: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        locked: bool,
     ) -> None:
-        """Two writers on this machine back the same name up at once: both commit, one after
-        the other, and every version restores to exactly what one of them sent."""
+        """Two writers back the same name up at once, both through this machine's lock (they
+        queue) and with no lock at all (as on two machines): both commit every round, and
+        every version restores to exactly what one of them sent."""
+        if not locked:
+            import contextlib
+
+            import mlbackup.engine
+
+            monkeypatch.setattr(mlbackup.engine, "name_lock", lambda *a: contextlib.nullcontext())
         sent = []
         for round_ in range(3):
             sources = []
@@ -256,6 +268,7 @@ class BackupProtocolTests:
                 root = scratch / f"r{round_}{writer}"
                 for i in range(4):
                     _write(root / f"f{i}.bin", f"{writer}{round_}{i}".encode() * (50 + i))
+                _write(root / "same.bin", f"shared {round_}".encode() * 30)
                 sent.append(tree_snapshot(root))
                 sources.append(root)
             targets = [target_factory(), target_factory()]
