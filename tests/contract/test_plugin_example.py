@@ -21,4 +21,10 @@ class SQLiteStoreFixtures(BackendFixtures):
 
 
 class TestSQLiteStorePlugin(BackendContractTests, SQLiteStoreFixtures):
-    pass
+    @pytest.mark.xfail(
+        strict=True,
+        reason="the example store records no modification time (Backend.modified), so "
+        "retention keeps every unlisted object rather than risk one a writer still needs",
+    )
+    def test_retention_collects_only_unlisted_objects_after_the_grace_period(self, *args, **kw):
+        super().test_retention_collects_only_unlisted_objects_after_the_grace_period(*args, **kw)

@@ -40,6 +40,7 @@ from mlbackup import (
     backup,
     restore,
 )
+from mlbackup.hashing import hash_file
 from mlbackup.layout import plain_key
 
 __all__ = [
@@ -356,6 +357,33 @@ class BackupProtocolTests:
             target.verify("metrics.txt", version)
         with pytest.raises(BackupNotFoundError, match="kept versions: 3, 4, 5"):
             restore("metrics.txt", scratch / "v1", target=target, version=1)
+
+    def test_retention_collects_only_unlisted_objects_after_the_grace_period(
+        self, target: BackupTarget, scratch: Path
+    ) -> None:
+        """Dropped versions' objects stay until a later retention, past the grace period,
+        finds no manifest listing them; an object a writer stored but has not committed yet
+        is kept while it is young; what a kept version lists is never collected."""
+        from mlbackup.commit import apply_retention, collect_garbage
+        from mlbackup.layout import object_key, objects_prefix
+
+        src = scratch / "metrics.txt"
+        for i in range(3):
+            _write(src, f"step {i}\n".encode() * (i + 1))
+            backup(src, target=target, name="metrics.txt")
+        other = _write(scratch / "other.bin", b"not committed yet")
+        digest = hash_file(other, target.hash_name)[1]
+        target.backend.put_object(other, object_key(digest), digest)
+        assert apply_retention(target, "metrics.txt", 1) == [1, 2]
+        stored = set(target.backend.list_dir(objects_prefix()))
+        assert len(stored) == 4  # nothing collected yet: within the grace period
+        kept = target.manifest("metrics.txt").files[0].hash
+        collect_garbage(target, grace=0)  # the grace period has passed
+        assert set(target.backend.list_dir(objects_prefix())) == {kept, digest}
+        collect_garbage(target, grace=0)  # the uncommitted one was marked by the first sweep
+        assert set(target.backend.list_dir(objects_prefix())) == {kept}
+        restore("metrics.txt", scratch / "back", target=target)
+        assert (scratch / "back").read_bytes() == src.read_bytes()
 
     def test_verify_names_a_corrupted_file(
         self, target: BackupTarget, source: Path, scratch: Path
