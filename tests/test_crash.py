@@ -13,6 +13,7 @@ import random
 import time
 
 import pytest
+from conftest import empty_store
 
 from mlbackup import backup, open_target, restore
 from mlbackup.crashpoints import POINTS
@@ -26,23 +27,7 @@ STORES = ["file", "drive", "s3", "gs", "gdrive"]
 @pytest.fixture(params=STORES)
 def store(request, tmp_path):
     """(URL, options) of an empty target on each kind of store."""
-    if request.param == "file":
-        return str(tmp_path / "target"), {}
-    if request.param == "drive":
-        request.getfixturevalue("drive_mount")
-        return "drive://crash", {}
-    if request.param == "s3":
-        server = request.getfixturevalue("s3_server")
-        bucket = request.getfixturevalue("s3_bucket")
-        return f"s3://{bucket}/crash", server.storage_options()
-    if request.param == "gs":
-        server = request.getfixturevalue("gcs_server")
-        bucket = request.getfixturevalue("gcs_bucket")
-        return f"gs://{bucket}/crash", server.storage_options()
-    drive_api = request.getfixturevalue("drive_api")
-    key_file = request.getfixturevalue("gcs_key_file")
-    options = {"service_account_json": str(key_file), "api_endpoint": drive_api.endpoint_url}
-    return "gdrive://root/crash", options
+    return empty_store(request, request.param, tmp_path)
 
 
 def open_store(store):

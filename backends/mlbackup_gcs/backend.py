@@ -26,10 +26,11 @@ from gcsfs.core import initiate_upload, upload_chunk
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
-from mlbackup.errors import ConfigError, SourceChangedError, TargetError, TargetMissingError
+from mlbackup.errors import ConfigError, TargetError, TargetMissingError
 from mlbackup.hashing import CHUNK_SIZE, new_hasher, read_small_file
 from mlbackup.layout import tmp_prefix
 from mlbackup.memory_budget import read_parts_reusing
+from mlbackup.objects import check_expected as _check_expected
 from mlbackup.retry import RetryPolicy
 
 from .credentials import Credentials, load_credentials, refresh
@@ -285,15 +286,23 @@ class GCSBackend(BucketBackend):
                 f"{digest}; retry the backup"
             )
 
-    def info(self, key: str) -> ObjectInfo | None:
+    def _metadata(self, key: str) -> dict[str, Any] | None:
         # One GET; gcsfs's info() adds a listing for every missing key.
         with self.translate_errors("stat", key):
             try:
-                metadata = self.fs.call(
-                    "GET", "b/{}/o/{}", self.bucket, self.object_name(key), json_out=True
+                return cast(
+                    dict[str, Any],
+                    self.fs.call(
+                        "GET", "b/{}/o/{}", self.bucket, self.object_name(key), json_out=True
+                    ),
                 )
             except FileNotFoundError:
                 return None
+
+    def info(self, key: str) -> ObjectInfo | None:
+        metadata = self._metadata(key)
+        if metadata is None:
+            return None
         return ObjectInfo(key, int(metadata["size"]), _md5_hex(metadata))
 
     def touch(self, key: str) -> None:
@@ -305,13 +314,9 @@ class GCSBackend(BucketBackend):
             )  # fmt: skip
 
     def modified(self, key: str) -> float | None:
-        with self.translate_errors("stat", key):
-            try:
-                metadata = self.fs.call(
-                    "GET", "b/{}/o/{}", self.bucket, self.object_name(key), json_out=True
-                )
-            except FileNotFoundError:
-                return None
+        metadata = self._metadata(key)
+        if metadata is None:
+            return None
         stamp = str(metadata.get("updated") or metadata.get("timeCreated") or "")
         try:
             return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
@@ -337,13 +342,6 @@ class GCSBackend(BucketBackend):
                 mode="create",
             )
             self._check_md5(key, stored, len(data), digest)
-
-
-def _check_expected(local_path: Path, got: str, expected: str | None) -> None:
-    """An object goes up under the hash it was given: bytes read since that differ (the file
-    changed) must not be published there."""
-    if expected is not None and got != expected:
-        raise SourceChangedError(f"{local_path} changed while it was read")
 
 
 def _filesystem(options: Mapping[str, Any], token: Any) -> Any:

@@ -20,6 +20,7 @@ from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, SourceChangedError, SourceError, TargetError
 from mlbackup.hashing import new_hasher, read_small_file
 from mlbackup.memory_budget import read_parts_reusing
+from mlbackup.objects import check_expected as _check_expected
 from mlbackup.progress import byte_reporter
 from mlbackup.redaction import register_secret
 
@@ -323,24 +324,38 @@ class S3Backend(BucketBackend):
                 f"ETag {etag}, the bytes sent give {expected}; retry the backup"
             )
 
-    def info(self, key: str) -> ObjectInfo | None:
+    def _head(self, key: str) -> dict[str, Any] | None:
         # One HEAD; s3fs's info() adds a listing for every missing key.
         with self.translate_errors("stat", key):
             try:
-                head = self._call("head_object", key)
+                return self._call("head_object", key)
             except FileNotFoundError:
                 return None
+
+    def info(self, key: str) -> ObjectInfo | None:
+        head = self._head(key)
+        if head is None:
+            return None
         etag = _etag(head)
         checksum = etag if _MD5_ETAG.match(etag) and not _hides_md5(head) else None
         return ObjectInfo(key, int(head["ContentLength"]), checksum)
 
-    def modified(self, key: str) -> float | None:
-        with self.translate_errors("stat", key):
+    def link(self, src: str, dst: str) -> bool:
+        # One CopyObject (s3fs's cp_file asks for the size first); a source above 5 GiB, the
+        # most one copy takes, goes through s3fs's part-wise copy.
+        source = {"Bucket": self.bucket, "Key": self.object_name(src)}
+        with self.translate_errors("copy", src):
             try:
-                head = self._call("head_object", key)
-            except FileNotFoundError:
-                return None
-        return float(head["LastModified"].timestamp())
+                self._call("copy_object", dst, CopySource=source)
+            except OSError as exc:
+                if error_code(exc)[0] not in ("InvalidRequest", "EntityTooLarge"):
+                    raise
+                self.fs.cp_file(self.path(src), self.path(dst))
+        return True
+
+    def modified(self, key: str) -> float | None:
+        head = self._head(key)
+        return None if head is None else float(head["LastModified"].timestamp())
 
     def write_new(self, key: str, data: bytes) -> None:
         md5 = hashlib.md5(data)
@@ -355,13 +370,6 @@ class S3Backend(BucketBackend):
                     raise FileExistsError(key) from exc
                 raise
             self._check_etag(key, response, md5.hexdigest())
-
-
-def _check_expected(local_path: Path, got: str, expected: str | None) -> None:
-    """An object goes up under the hash it was given: bytes read since that differ (the file
-    changed) must not be published there."""
-    if expected is not None and got != expected:
-        raise SourceChangedError(f"{local_path} changed while it was read")
 
 
 def _filesystem(options: Mapping[str, Any]) -> Any:

@@ -18,6 +18,7 @@ from .crashpoints import crash_point
 from .errors import MLBackupError
 from .layout import browsable_key, object_key, plain_key
 from .manifest import FileEntry, Manifest
+from .parallel import map_in_threads
 from .target import BackupTarget
 
 __all__ = ["refresh_browsable"]
@@ -38,13 +39,21 @@ def refresh_browsable(target: BackupTarget, manifest: Manifest, shown: Manifest 
         changed = [e for p, e in after.items() if _differs(before.get(p), e)]
         if shown is not None and manifest.kind != shown.kind:
             gone, changed = list(before), list(after.values())
-        for path in gone:
-            backend.unlink(plain_key(manifest.name, path))
-        for entry in changed:
-            if not backend.link(object_key(entry.hash), plain_key(manifest.name, entry.path)):
-                log.debug("%s keeps no browsable tree", target.url)
-                return
+        map_in_threads(
+            lambda path: backend.unlink(plain_key(manifest.name, path)),
+            gone, backend.max_workers, "mlbackup-browse",
+        )  # fmt: skip
+
+        def show(entry: FileEntry) -> bool:
+            linked = backend.link(object_key(entry.hash), plain_key(manifest.name, entry.path))
             crash_point("during-browse")
+            return linked
+
+        # The first file tells whether the store keeps a browsable tree at all.
+        if changed and not show(changed[0]):
+            log.debug("%s keeps no browsable tree", target.url)
+            return
+        map_in_threads(show, changed[1:], backend.max_workers, "mlbackup-browse")
         record = {"version": manifest.version}
         backend.delete(browsable_key(manifest.name))
         backend.write_new(browsable_key(manifest.name), json.dumps(record).encode())

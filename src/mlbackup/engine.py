@@ -22,7 +22,6 @@ import logging
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from .hashing import hash_file_and_prefix
 from .manifest import FileEntry, Manifest
 from .name_lock import name_lock
 from .objects import store_object
+from .parallel import map_in_threads
 from .progress import ProgressCallback, ProgressCounter
 from .results import BackupResult, BackupStatus
 from .sources import SourceFile, current_signature, current_state, readable_copy, scan
@@ -351,14 +351,6 @@ def _check_still_there(target: BackupTarget, entries: list[FileEntry]) -> None:
 
 
 def _send_all(transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None]]) -> list[_Sent]:
-    workers = min(transfer.backend.max_workers, len(todo))
-    if workers <= 1:
-        return [transfer.send(sf, old) for sf, old in todo]
-    with ThreadPoolExecutor(workers, thread_name_prefix="mlbackup-send") as pool:
-        futures = [pool.submit(transfer.send, sf, old) for sf, old in todo]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    return map_in_threads(
+        lambda job: transfer.send(*job), todo, transfer.backend.max_workers, "mlbackup-send"
+    )

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backend import Backend, ObjectInfo
+from .errors import SourceChangedError
 from .hashing import hash_file
 from .layout import object_key
 
-__all__ = ["Stored", "store_object"]
+__all__ = ["Stored", "check_expected", "store_object"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,14 @@ def store_object(
         if extended is not None:
             return Stored(extended, extended.size - base_size)
     return Stored(backend.put_object(local_path, key, digest), size)
+
+
+def check_expected(local_path: Path, got: str, expected: str | None) -> None:
+    """For a backend's ``put_object``: raise :class:`~mlbackup.SourceChangedError` if the bytes
+    read hash to ``got`` but the object goes up under ``expected`` (the file changed since it
+    was hashed): such bytes must never be published there."""
+    if expected is not None and got != expected:
+        raise SourceChangedError(f"{local_path} changed while it was read")
 
 
 def _reuse(backend: Backend, key: str, size: int, digest: str) -> ObjectInfo | None:

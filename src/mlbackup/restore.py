@@ -17,7 +17,6 @@ import os
 import shutil
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from .errors import (
     UnsafePathError,
 )
 from .manifest import Manifest
+from .parallel import map_in_threads
 from .progress import ProgressCallback, ProgressCounter
 from .results import RestoreResult, RestoreStatus
 from .sources import SQLITE_SIDECARS
@@ -192,14 +192,7 @@ def _fetch_all(
         counter.add(path, item.location.entry.size - in_flight[0])
         crash_point("restore-after-fetch")
 
-    workers = min(target.backend.max_workers, len(staged))
-    if workers <= 1:
-        for item in staged:
-            fetch(item)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="mlbackup-restore") as pool:
-        for future in [pool.submit(fetch, item) for item in staged]:
-            future.result()
+    map_in_threads(fetch, staged, target.backend.max_workers, "mlbackup-restore")
 
 
 def _place(item: _Staged) -> None:
