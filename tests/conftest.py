@@ -145,7 +145,8 @@ def empty_store(request, kind, tmp_path):
         return str(tmp_path / "target"), {}
     if kind == "drive":
         request.getfixturevalue("drive_mount")
-        return "drive://store", {}
+        # With its browsable copies (off by default), so that they are crash-tested too.
+        return "drive://store", {"browsable": True}
     if kind == "s3":
         server = request.getfixturevalue("s3_server")
         return f"s3://{request.getfixturevalue('s3_bucket')}/store", server.storage_options()

@@ -15,6 +15,7 @@ from mlbackup import (
     backup,
     immediate_backup_if_needed,
     open_target,
+    restore,
 )
 from mlbackup.retry import RetryPolicy
 from mlbackup.testing.faulty_fs import faulty_target
@@ -35,11 +36,19 @@ def model(tmp_path):
     return path
 
 
-def test_url_is_a_folder_of_my_drive(mount, model):
+def test_url_is_a_folder_of_my_drive(mount, model, tmp_path):
     target = open_target("drive://runs/exp1")
     assert target.url == "drive://runs/exp1"
     backup(model, target=target, name="model.onnx")
-    assert (mount / "MyDrive" / "runs" / "exp1" / "model.onnx").read_bytes() == model.read_bytes()
+    folder = mount / "MyDrive" / "runs" / "exp1"
+    assert (folder / ".mlbackup" / "objects").is_dir()
+    # No browsable copy by default: it would take the file's size again from the quota.
+    assert not (folder / "model.onnx").exists()
+    restore("model.onnx", tmp_path / "back.onnx", target=target)
+    assert (tmp_path / "back.onnx").read_bytes() == model.read_bytes()
+    model.write_bytes(b"a new model")
+    backup(model, target=open_target("drive://runs/exp1", browsable=True), name="model.onnx")
+    assert (folder / "model.onnx").read_bytes() == b"a new model"  # a copy, when asked for
 
 
 def test_unmounted_drive_is_a_clear_error(tmp_path, monkeypatch):

@@ -16,6 +16,8 @@ the mount changes:
   ``ENOTCONN`` that the mount dropped (remount), and no hard links (manifests are published
   by check-then-rename instead, under writer-tagged names, and there is no browsable tree:
   a copy of the newest version would take as much Drive quota again).
+- **No browsable tree** unless asked for (``browsable=true``): Drive has no hard links, so it
+  would be a copy of the newest version, charged to the Drive quota again.
 - Thousands of small files are slow on the mount: a backup of more than
   :data:`MANY_FILES` files logs a warning suggesting an archive or a bucket.
 
@@ -139,16 +141,17 @@ class DriveMountBackend(LocalBackend):
     # file another runtime created, so manifests get writer-tagged names (mlbackup.commit).
     create_only: ClassVar[bool] = False
     many_files_warning: ClassVar[int | None] = MANY_FILES
-    # No options: "durable" is the local folder's; the mount decides when data reaches Drive.
-    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
+    # "durable" is the local folder's; the mount decides when data reaches Drive.
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"browsable": bool}
 
-    def __init__(self, root: Path, display: str) -> None:
+    def __init__(self, root: Path, display: str, *, browsable: bool = False) -> None:
         super().__init__(root)
         self._display = display
+        self._browsable = browsable
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> DriveMountBackend:
-        cls.check_options(options)
+        options = cls.check_options(options)
         parts = urlsplit(url)
         relative = unquote(f"{parts.netloc}{parts.path}").strip("/")
         if parts.scheme != "drive" or parts.query or parts.fragment:
@@ -156,7 +159,7 @@ class DriveMountBackend(LocalBackend):
         if any(segment in ("", ".", "..") for segment in relative.split("/")) and relative:
             raise ConfigError(f"{url!r} has an empty, '.' or '..' segment; give a plain path")
         root = drive_mount_root() / "MyDrive" / relative
-        return cls(root, f"drive://{relative}")
+        return cls(root, f"drive://{relative}", browsable=options.get("browsable", False))
 
     @property
     def url(self) -> str:
@@ -164,6 +167,15 @@ class DriveMountBackend(LocalBackend):
 
     def check(self) -> None:
         mount_if_needed()
+
+    def link(self, src: str, dst: str) -> bool:
+        # Drive has no hard links: whatever the mount answers, Drive would store a second
+        # copy and charge it to the quota. So the browsable tree is a copy, made only when
+        # asked for (browsable=true), and costs the newest version's size again.
+        if not self._browsable:
+            return False
+        self.copy(src, dst)
+        return True
 
     @contextmanager
     def translate_errors(self, operation: str, key: str) -> Iterator[None]:

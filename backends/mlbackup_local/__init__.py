@@ -307,18 +307,21 @@ class LocalBackend(FsspecBackend):
             parent = os.path.dirname(parent)
 
     def adopt(self, src: str, dst: str) -> bool:
-        if self.link(src, dst):
-            return True
+        if not self.link(src, dst):
+            self.copy(src, dst, mode=_OBJECT_MODE)
+        return True
+
+    def copy(self, src: str, dst: str, *, mode: int = 0o644) -> None:
+        """Copy a file inside the target, atomically (a temp file renamed into place)."""
         with self.translate_errors("copy", src):
             tmp = self._tmp_file()
             try:
                 shutil.copyfile(self._file(src), tmp)
-                os.chmod(tmp, _OBJECT_MODE)
+                os.chmod(tmp, mode)
                 self._move_into_place(tmp, self._file(dst))
             except BaseException:
                 _remove(tmp)
                 raise
-        return True
 
     def touch(self, key: str) -> None:
         with self.translate_errors("touch", key):

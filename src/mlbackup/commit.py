@@ -31,7 +31,7 @@ import time
 from dataclasses import replace
 
 from .crashpoints import crash_point
-from .errors import CommitConflictError
+from .errors import CommitConflictError, IntegrityError
 from .layout import gc_prefix, manifest_key, object_key, objects_prefix
 from .manifest import Manifest
 from .target import BackupTarget
@@ -131,7 +131,13 @@ def collect_garbage(target: BackupTarget, *, grace: float = GRACE_SECONDS) -> in
     due = [b for b, t in files.items() if t is not None and now - t >= grace]
     if not due:
         return 0
-    listed = target.listed_digests()
+    try:
+        listed = target.listed_digests()
+    except IntegrityError as exc:
+        # What an unreadable manifest lists is unknown, so nothing may be collected.
+        log.warning("retention on %s collects nothing while a manifest is unreadable: %s",
+                    target.url, exc)  # fmt: skip
+        return 0
     candidates: set[str] = set()
     for base in due:
         try:

@@ -156,13 +156,36 @@ class BackupTarget(ClosingContext):
 
     def latest_manifest(self, name: str) -> Manifest | None:
         """The newest manifest of ``name``, or None if it was never backed up."""
-        versions = self.versions(name)
-        return self.read_manifest(name, versions[-1]) if versions else None
+        for _ in range(3):
+            versions = self.versions(name)
+            if not versions:
+                return None
+            try:
+                return self.read_manifest(name, versions[-1])
+            except BackupNotFoundError:
+                continue  # withdrawn by its writer (or dropped) since the listing: look again
+        return self.manifest(name)
 
     def read_manifest(self, name: str, version: int) -> Manifest:
-        """Read the manifest of a version known to exist; see :meth:`manifest`."""
+        """Read the manifest of a version known to exist; see :meth:`manifest`.
+
+        Raises:
+            BackupNotFoundError: the version is gone (another writer's retention dropped it,
+                or its writer withdrew it on a store without create-only writes).
+        """
         key = self.manifest_key_of(name, version)
-        manifest = Manifest.from_bytes(self.backend.read_bytes(key), where=f"{self.url}/{key}")
+        try:
+            data = self.backend.read_bytes(key)
+        except FileNotFoundError:
+            self.manifest_keys(name)  # the listing was stale: read what is there now
+            key = self.manifest_key_of(name, version)
+            try:
+                data = self.backend.read_bytes(key)
+            except FileNotFoundError:
+                raise BackupNotFoundError(
+                    f"backup {name!r} version {version} is gone from {self.url}"
+                ) from None
+        manifest = Manifest.from_bytes(data, where=f"{self.url}/{key}")
         if manifest.name != name or manifest.version != version:
             raise IntegrityError(
                 f"manifest {self.url}/{key} claims to be {manifest.name!r} version "

@@ -474,6 +474,21 @@ class BackupProtocolTests:
         assert tree_snapshot(scratch / "v2") == tree_snapshot(theirs)
         assert tree_snapshot(scratch / "v3") == mine
 
+    def test_a_version_gone_since_the_listing_is_not_an_error(
+        self, target_factory: TargetFactory, scratch: Path
+    ) -> None:
+        """A reader lists the versions, then another writer's retention drops the newest (or
+        its writer withdraws it): the reader gets the newest that is there."""
+        src = _write(scratch / "n.txt", b"one")
+        reader, other = target_factory(), target_factory()
+        backup(src, target=reader, name="n.txt")
+        _write(src, b"two")
+        backup(src, target=reader, name="n.txt")
+        assert reader.versions("n.txt") == [1, 2]
+        other.delete_manifest("n.txt", 2)
+        latest = reader.latest_manifest("n.txt")
+        assert latest is not None and latest.version == 1
+
     def test_identical_files_are_stored_once(
         self, target: BackupTarget, source: Path, scratch: Path
     ) -> None:
