@@ -75,3 +75,15 @@ def test_a_1_gib_file_costs_its_size_once_with_its_browsable_copy(tmp_path):
     backup(big, target=tmp_path / "target", name="model.bin")
     assert (tmp_path / "target" / "model.bin").stat().st_size == 1 << 30  # browsable
     assert stored_bytes(tmp_path / "target") <= 1.1 * (1 << 30)
+
+
+def test_the_browsable_tree_follows_many_changed_files(tmp_path):
+    """Files rewritten in place (same size, new bytes) show their new bytes in the browsable
+    tree after the next backup, however many are linked at once."""
+    src = write_tree(tmp_path / "src", {f"a/f{i}.bin": os.urandom(1000) for i in range(40)})
+    target = open_target(tmp_path / "target")
+    backup(src, target=target, name="tree")
+    for i in range(0, 40, 2):
+        (src / "a" / f"f{i}.bin").write_bytes(os.urandom(1000))
+    assert backup(src, target=target, name="tree").files_sent == 20
+    assert tree_snapshot(tmp_path / "target" / "tree") == tree_snapshot(src)

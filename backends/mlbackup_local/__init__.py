@@ -282,6 +282,7 @@ class LocalBackend(FsspecBackend):
         return True
 
     def _replace_with_link(self, source: str, dest: str) -> None:
+        self._ensure_dir(self._tmp_dir())
         tmp = f"{self._tmp_dir()}/link-{os.urandom(8).hex()}"
         self.fs.link(source, tmp)
         try:

@@ -286,9 +286,24 @@ class BackupProtocolTests:
             assert tree_snapshot(dest) in sent, f"version {version} is a mix of writers"
 
     def test_plain_file_is_browsable(self, target: BackupTarget, source: Path) -> None:
+        """The newest version shows as plain files, after every change."""
         backup(source, target=target, name="run/ckpt")
         key = plain_key("run/ckpt", "config.json")
         assert target.backend.read_bytes(key) == b'{"layers": 2}'
+        for i in range(3):  # same size, other bytes: what a trainer rewriting a file does
+            _write(source / "config.json", f'{{"layers": {i}}}'.encode())
+            (source / f"new-{i}.txt").write_text(f"added {i}")
+            if i:
+                (source / f"new-{i - 1}.txt").unlink()
+            backup(source, target=target, name="run/ckpt")
+            assert target.backend.read_bytes(key) == f'{{"layers": {i}}}'.encode()
+            assert target.backend.read_bytes(plain_key("run/ckpt", f"new-{i}.txt")) == (
+                f"added {i}".encode()
+            )
+            if i:
+                gone = plain_key("run/ckpt", f"new-{i - 1}.txt")
+                with pytest.raises(FileNotFoundError):
+                    target.backend.read_bytes(gone)
 
     def test_folder_roundtrip(self, target: BackupTarget, source: Path, scratch: Path) -> None:
         result = backup(source, target=target, name="ckpt")
