@@ -114,6 +114,9 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     ratio("first backup, durable=False, in-process vs cp -a (local)",
           (L, "mlbackup durable=False", "first", "seconds"), (L, "cp -a", "first", "wall"),
           1.5)  # fmt: skip
+    ratio("first backup, process until the version is committed vs aws s3 sync (S3)",
+          (S, "mlbackup", "first", "committed"), (S, "aws s3 sync", "first", "wall"),
+          1.0)  # fmt: skip
     ratio("first backup, process vs aws s3 sync (S3)", (S, "mlbackup", "first", "wall"),
           (S, "aws s3 sync", "first", "wall"), 1.0)  # fmt: skip
     ratio("after the mutation, in-process vs rsync -a (local)",

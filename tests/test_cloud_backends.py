@@ -330,3 +330,13 @@ def test_s3_session_token_stays_out_of_debug_logs(s3_server, s3_bucket, checkpoi
     backup(checkpoint, target=target, name="ckpt")
     assert any(r.name.startswith("botocore") for r in caplog.records)  # DEBUG was on
     # The autouse fixture scans every record for CANARY_TOKEN after this test.
+
+
+def test_no_browsable_tree_when_asked_for_none(store, checkpoint, tmp_path):
+    target = open_target(f"{store.scheme}://{store.bucket}/run", **store.options(), browsable=False)
+    backup(checkpoint, target=target, name="ckpt")
+    assert target.backend.info("ckpt/weights.bin") is None  # no copy for the console
+    restore("ckpt", tmp_path / "out", target=target)
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == (
+        checkpoint / "weights.bin"
+    ).read_bytes()

@@ -82,6 +82,7 @@ class GCSBackend(BucketBackend):
         "project": str,
         "requester_pays": bool,
         "part_size": int,
+        "browsable": bool,
         "timeout": (int, float),
     }
 
@@ -93,7 +94,13 @@ class GCSBackend(BucketBackend):
         credentials: Credentials,
         part_size: int,
     ) -> None:
-        super().__init__(fs, location, options.get("endpoint_url"), part_size)
+        super().__init__(
+            fs,
+            location,
+            options.get("endpoint_url"),
+            part_size,
+            browsable=options.get("browsable", True),
+        )
         self._credentials = credentials
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
 

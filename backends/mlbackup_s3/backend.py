@@ -87,6 +87,7 @@ class S3Backend(BucketBackend):
         "region": str,
         "requester_pays": bool,
         "part_size": int,
+        "browsable": bool,
         "connect_timeout": (int, float),
         "read_timeout": (int, float),
     }
@@ -94,7 +95,13 @@ class S3Backend(BucketBackend):
     def __init__(
         self, fs: Any, location: BucketURL, options: Mapping[str, Any], part_size: int
     ) -> None:
-        super().__init__(fs, location, options.get("endpoint_url"), part_size)
+        super().__init__(
+            fs,
+            location,
+            options.get("endpoint_url"),
+            part_size,
+            browsable=options.get("browsable", True),
+        )
         self._source = credential_source(options)
         #: False once the server answered ``UploadPartCopy`` with NotImplemented (some
         #: S3-compatible servers lack it): appended files are then sent whole, without asking.
@@ -340,7 +347,7 @@ class S3Backend(BucketBackend):
         checksum = etag if _MD5_ETAG.match(etag) and not _hides_md5(head) else None
         return ObjectInfo(key, int(head["ContentLength"]), checksum)
 
-    def link(self, src: str, dst: str) -> bool:
+    def copy_object(self, src: str, dst: str) -> bool:
         # One CopyObject (s3fs's cp_file asks for the size first); a source above 5 GiB, the
         # most one copy takes, goes through s3fs's part-wise copy.
         source = {"Bucket": self.bucket, "Key": self.object_name(src)}

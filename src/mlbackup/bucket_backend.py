@@ -83,8 +83,19 @@ class BucketBackend(FsspecBackend):
 
     hash_name: ClassVar[str] = "md5"
 
-    def __init__(self, fs: Any, location: BucketURL, endpoint_url: str | None, part_size: int):
+    def __init__(
+        self,
+        fs: Any,
+        location: BucketURL,
+        endpoint_url: str | None,
+        part_size: int,
+        *,
+        browsable: bool = True,
+    ) -> None:
         super().__init__(fs, location.root, str(location))
+        #: Keep the newest version as plain objects for the bucket console (a server-side
+        #: copy of each changed file after the commit); False skips that work.
+        self.browsable = browsable
         self.bucket = location.bucket
         self.prefix = location.prefix
         self.part_size = part_size
@@ -123,6 +134,16 @@ class BucketBackend(FsspecBackend):
             if translated is exc:
                 raise
             raise translated from exc
+
+    def link(self, src: str, dst: str) -> bool:
+        return self.browsable and self.copy_object(src, dst)
+
+    def copy_object(self, src: str, dst: str) -> bool:
+        """A server-side copy (what :meth:`link` makes when the tree is browsable)."""
+        return super().link(src, dst)
+
+    def adopt(self, src: str, dst: str) -> bool:
+        return self.copy_object(src, dst)
 
     def read_at_most(self, key: str, limit: int) -> bytes:
         # One ranged GET; opening the object would first ask for its size (a second request).
