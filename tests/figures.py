@@ -30,7 +30,12 @@ FIGURES = {
             "test_disk_full.py",
             "test_changing_sources.py",
             "test_gdrive_backend.py",
+            "test_fault_sweep.py",
         },
+    ),
+    "versions committed by concurrent writers of one name": (
+        "versions that did not restore exactly",
+        {"test_many_writers.py"},
     ),
     "permanent errors injected": ("retried", {"test_fault_matrix.py", "test_local_faults.py"}),
     "log records and error texts scanned for canaries": ("canary hits", set()),

@@ -60,7 +60,9 @@ def generations(root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["s3", "gs"])
-def test_a_fault_at_any_request_never_damages_the_committed_version(request, kind, tmp_path):
+def test_a_fault_at_any_request_never_damages_the_committed_version(
+    request, kind, tmp_path, figures
+):
     server = request.getfixturevalue("s3_server" if kind == "s3" else "gcs_server")
     first, second = generations(tmp_path)
     with FaultProxy(server.endpoint_url) as proxy:
@@ -98,6 +100,7 @@ def test_a_fault_at_any_request_never_damages_the_committed_version(request, kin
                     restore("ckpt", dest / "v2", target=checker, version=2)
                     assert tree_snapshot(dest / "v2") == tree_snapshot(src), (fault_name, k)
                 trials += 1
+                figures.add("injected faults")
                 if k >= made:  # the fault came after the backup's last request
                     break
                 k += 1

@@ -52,7 +52,7 @@ def tree_snapshot_of(files):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "drive", "s3", "gs", "gdrive"])
-def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path):
+def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path, figures):
     url, options = empty_store(request, kind, tmp_path)
     writers = {w: start_writer(url, options, tmp_path / w, w) for w in ("a", "b")}
     committed = {}  # version -> the files it must restore to
@@ -82,6 +82,7 @@ def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path):
         dest = tmp_path / "after" / f"v{version}"
         assert restores_to(target, version, files, dest), f"version {version} after all rounds"
         assert target.verify("ckpt", version).files_checked == len(files)
+    figures.add("versions committed by concurrent writers of one name", len(committed))
 
 
 def test_three_spellings_of_one_folder_are_one_lock(tmp_path, drive_mount):
@@ -97,7 +98,7 @@ def test_three_spellings_of_one_folder_are_one_lock(tmp_path, drive_mount):
     assert len(keys) == 1, keys
 
 
-def test_three_spellings_writing_at_once_all_commit(tmp_path):
+def test_three_spellings_writing_at_once_all_commit(tmp_path, figures):
     """Writers on one machine through three spellings (one lock folder): all commit, in turn,
     and every version restores exactly."""
     real = tmp_path / "real" / "target"
@@ -126,3 +127,24 @@ def test_three_spellings_writing_at_once_all_commit(tmp_path):
     assert sorted(committed) == target.versions("ckpt") == list(range(1, 16))
     for version, files in committed.items():
         assert restores_to(target, version, files, tmp_path / "out" / f"v{version}")
+    figures.add("versions committed by concurrent writers of one name", len(committed))
+
+
+def test_another_writers_file_of_the_same_size_and_time_is_read(tmp_path):
+    """Two writers' files with one size and one mtime (the kernel's clock ticks in
+    milliseconds, so writers at the same moment get them): the second writer's bytes are
+    what its version holds, not the first one's."""
+    from mlbackup import backup
+    from mlbackup.testing.contract import write_tree
+
+    a = write_tree(tmp_path / "a", {"f.bin": b"a" * 100})
+    b = write_tree(tmp_path / "b", {"f.bin": b"b" * 100})
+    stamp = (a / "f.bin").stat().st_mtime_ns
+    os.utime(b / "f.bin", ns=(stamp, stamp))
+    target = open_target(tmp_path / "target")
+    backup(a, target=target, name="n")
+    assert backup(b, target=target, name="n").version == 2
+    restore("n", tmp_path / "v2", target=target, version=2)
+    assert (tmp_path / "v2" / "f.bin").read_bytes() == b"b" * 100
+    # The same writer again, nothing changed: not read at all.
+    assert backup(b, target=target, name="n").files_sent == 0

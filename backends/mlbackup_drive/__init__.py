@@ -168,6 +168,10 @@ class DriveMountBackend(LocalBackend):
     def check(self) -> None:
         mount_if_needed()
 
+    @property
+    def keeps_browsable_tree(self) -> bool:
+        return self._browsable
+
     def link(self, src: str, dst: str) -> bool:
         # Drive has no hard links: whatever the mount answers, Drive would store a second
         # copy and charge it to the quota. So the browsable tree is a copy, made only when

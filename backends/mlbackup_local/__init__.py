@@ -262,6 +262,10 @@ class LocalBackend(FsspecBackend):
             _remove(tmp)  # gone already once moved into place
         return ObjectInfo(key, size, digest)
 
+    @property
+    def keeps_browsable_tree(self) -> bool:
+        return self._links
+
     def link(self, src: str, dst: str) -> bool:
         if not self._links:
             return False

@@ -182,6 +182,12 @@ class Backend(ABC):
         has no cheap way, and then there is none."""
         return False
 
+    @property
+    def keeps_browsable_tree(self) -> bool:
+        """Whether :meth:`link` builds a browsable tree on this store (False: the backup
+        skips that step, with no request). Default: where the class overrides :meth:`link`."""
+        return type(self).link is not Backend.link
+
     def unlink(self, key: str) -> None:
         """Remove what :meth:`link` put at ``key`` (a missing key is not an error)."""
         self.delete(key)

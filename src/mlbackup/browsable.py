@@ -31,6 +31,8 @@ def refresh_browsable(target: BackupTarget, manifest: Manifest, shown: Manifest 
     ``shown`` (the version the backup started from). Failures are logged, never raised: the
     version is committed whatever happens here."""
     backend = target.backend
+    if not backend.keeps_browsable_tree:
+        return
     try:
         shown = _what_is_shown(target, manifest.name, shown)
         before = shown.by_path() if shown is not None else {}

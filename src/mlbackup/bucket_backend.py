@@ -135,6 +135,10 @@ class BucketBackend(FsspecBackend):
                 raise
             raise translated from exc
 
+    @property
+    def keeps_browsable_tree(self) -> bool:
+        return self.browsable
+
     def link(self, src: str, dst: str) -> bool:
         return self.browsable and self.copy_object(src, dst)
 

@@ -18,6 +18,8 @@ which kills the process at each of :data:`mlbackup.crashpoints.POINTS`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import stat
@@ -206,12 +208,16 @@ def _run_backup(
     if previous is None:
         _check_no_overlap(target, name)
     old_entries = previous.by_path() if previous else {}
+    # Signatures (size and mtime) compare only with a version this source wrote: another
+    # writer's files of the same size can carry the same mtime (the kernel's clock ticks in
+    # milliseconds), so after another writer every file is hashed (and sent only if changed).
+    same_writer = previous is not None and previous.meta.get("writer") == _writer_id(source)
 
     unchanged: list[FileEntry] = []
     todo: list[tuple[SourceFile, FileEntry | None]] = []
     for sf in scanned.files:
         old = old_entries.get(sf.path)
-        if old is not None and old.sig == sf.sig and old.size == sf.size:
+        if same_writer and old is not None and old.sig == sf.sig and old.size == sf.size:
             unchanged.append(old)
         else:
             todo.append((sf, old))
@@ -280,7 +286,7 @@ def _run_backup(
             hash_name=target.hash_name,
             files=tuple(sorted(entries, key=lambda e: e.path)),
             dirs=tuple(sorted(scanned.empty_dirs)),
-            meta={"mlbackup": __version__, "source": str(source)},
+            meta={"mlbackup": __version__, "source": str(source), "writer": _writer_id(source)},
         ),
     )
     refresh_browsable(target, manifest, previous)
@@ -298,6 +304,17 @@ def _run_backup(
         seconds=time.perf_counter() - started,
         **common,  # type: ignore[arg-type]
     )
+
+
+@functools.cache
+def _writer_id(source: Path) -> str:
+    """This source folder on this machine, as an opaque ID (no host name in manifests)."""
+    import hashlib
+
+    machine = os.uname().nodename
+    with contextlib.suppress(OSError):
+        machine += Path("/etc/machine-id").read_text().strip()
+    return hashlib.sha256(f"{machine}\0{source}".encode()).hexdigest()[:16]
 
 
 def _adopt(target: BackupTarget, previous: Manifest, kept: list[FileEntry]) -> list[FileEntry]:

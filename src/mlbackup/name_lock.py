@@ -1,10 +1,13 @@
-"""One writer per backup name on this machine at a time.
+"""Backups of one name on this machine queue, one after the other.
 
-Two processes backing the same name up to the same target at once would overwrite each other's
-plain files between one's commit and the other's. Each backup therefore holds an exclusive
-``flock`` on a lock file keyed by target URL and name, in the user's cache folder. The kernel
-drops the lock when its holder dies (even by kill -9), so a crash never leaves a stale lock.
-Writers on *different* machines are not serialized by this; see docs/architecture.md.
+Correctness does not depend on it: versions are immutable and commits cannot collide (see
+:mod:`mlbackup.commit`), so writers on different machines, which no lock here can see, are
+safe too. Queueing saves work: the second writer of a name starts from the first one's
+version and sends only what differs. Each backup holds an exclusive ``flock`` on a lock file
+keyed by what the target *is* (``Backend.lock_key``: the resolved folder, however it was
+spelled) and the name, in the user's cache folder (``$MLBACKUP_LOCK_DIR`` overrides it). The
+kernel drops the lock when its holder dies (even by kill -9), so a crash never leaves a stale
+lock.
 """
 
 from __future__ import annotations
@@ -40,17 +43,18 @@ def _user_cache_dir() -> Path:
 
 
 @contextmanager
-def name_lock(target_url: str, name: str) -> Iterator[None]:
-    """Hold the machine-wide lock of ``name`` on ``target_url`` (waiting for another holder)."""
+def name_lock(target_key: str, name: str) -> Iterator[None]:
+    """Hold the machine-wide lock of ``name`` on the target ``target_key`` (waiting for
+    another holder)."""
     folder = _lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(f"{target_url}\0{name}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{target_key}\0{name}".encode()).hexdigest()[:32]
     fd = os.open(folder / f"{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("waiting for another backup of %r to %s to finish", name, target_url)
+            log.info("waiting for another backup of %r to %s to finish", name, target_key)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

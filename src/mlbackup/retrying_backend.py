@@ -56,6 +56,10 @@ class RetryingBackend(Backend):
     def lock_key(self) -> str:
         return self.inner.lock_key
 
+    @property
+    def keeps_browsable_tree(self) -> bool:
+        return self.inner.keeps_browsable_tree
+
     def _call(self, what: str, fn: Callable[[], _T]) -> _T:
         return self.policy.call(fn, f"{what} on {self.inner.url}")
 
