@@ -49,7 +49,7 @@ from mlbackup.errors import (
 )
 from mlbackup.fsspec_backend import FsspecBackend
 from mlbackup.hashing import CHUNK_SIZE, new_hasher
-from mlbackup.layout import tmp_prefix
+from mlbackup.layout import objects_prefix, tmp_prefix
 from mlbackup.progress import byte_reporter
 
 from .leftovers import remove_stale_temp_files
@@ -67,6 +67,7 @@ _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 _TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}
 #: What link() answers on a filesystem without hard links (FUSE mounts, FAT, some NAS).
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
+_OBJECTS = objects_prefix() + "/"
 #: Objects are read-only: the browsable tree's hard links share their bytes.
 _OBJECT_MODE = 0o444
 
@@ -136,6 +137,12 @@ class LocalBackend(FsspecBackend):
 
     def _file(self, key: str) -> str:
         # Paths stay str here: a Path per file costs more than some of the syscalls.
+        if key.startswith(_OBJECTS) and "/" not in key[len(_OBJECTS) :]:
+            # On disk, objects fan out into 16 folders by their first hex digit: in one folder
+            # the workers' renames queue on its lock in the kernel, and every folder more is
+            # a mkdir of its own on a first backup.
+            digest = key[len(_OBJECTS) :]
+            return self.path(f"{_OBJECTS}{digest[:1]}/{digest}")
         return self.path(key)
 
     @contextmanager
@@ -244,6 +251,8 @@ class LocalBackend(FsspecBackend):
                         sent(len(chunk))
                 out.flush()
                 written = os.fstat(out.fileno()).st_size  # what the disk holds, not what we sent
+                if expected is not None:
+                    os.fchmod(out.fileno(), _OBJECT_MODE)  # by descriptor: no path lookup
             if written != size:
                 raise TargetError(
                     f"short write of {local_path.name!r} in {self.root}: {written} of {size} "
@@ -254,7 +263,6 @@ class LocalBackend(FsspecBackend):
             if expected is not None:
                 if expected and digest != expected:
                     raise SourceChangedError(f"{local_path} changed while it was read")
-                os.chmod(tmp, _OBJECT_MODE)
                 if self.info(key) is not None:
                     return ObjectInfo(key, size, digest)  # stored already: same bytes
             self._move_into_place(tmp, self._file(key))
@@ -354,9 +362,15 @@ class LocalBackend(FsspecBackend):
         return ObjectInfo(key, int(found["size"]), None)
 
     def list_dir(self, prefix: str) -> list[str]:
+        if prefix == objects_prefix():
+            fanned = self._list(prefix)
+            return sorted(name for folder in fanned for name in self._list(f"{prefix}/{folder}"))
+        return self._list(prefix)
+
+    def _list(self, prefix: str) -> list[str]:
         with self.translate_errors("list", prefix):
             try:
-                entries = self.fs.ls(self._file(prefix), detail=False)
+                entries = self.fs.ls(self.path(prefix), detail=False)  # a folder, never fanned
             except (FileNotFoundError, NotADirectoryError):
                 return []
         return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)

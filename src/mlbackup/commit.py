@@ -67,7 +67,7 @@ def commit_version(target: BackupTarget, manifest: Manifest) -> Manifest:
             log.info("another writer committed %r version %d first; taking %d",
                      name, draft.version, version)  # fmt: skip
             continue
-        if tag and any(k.version == version and k.tag != tag for k in target.manifest_keys(name)):
+        if tag and _contested(target, name, version, tag, key):
             # Not alone with this number: withdraw (ours was never the only one, so no writer
             # took it as committed) and, after a random pause so that two writers that saw
             # each other do not meet again, try this number again if the other writer
@@ -82,6 +82,21 @@ def commit_version(target: BackupTarget, manifest: Manifest) -> Manifest:
     raise CommitConflictError(
         f"{name!r} on {target.url}: {COMMIT_TRIES} other commits won in a row; retry the backup"
     )
+
+
+def _contested(target: BackupTarget, name: str, version: int, tag: str, key: str) -> bool:
+    """Whether another writer's manifest holds ``version`` too. If the store cannot say, ours
+    is withdrawn before the error goes up: a backup that fails commits nothing."""
+    try:
+        return any(k.version == version and k.tag != tag for k in target.manifest_keys(name))
+    except BaseException:
+        for _ in range(3):
+            try:
+                target.backend.delete(key)
+                break
+            except Exception:  # noqa: BLE001, S112 - the original error is the one to raise
+                continue
+        raise
 
 
 def _next_free(target: BackupTarget, name: str, taken: int) -> int:
