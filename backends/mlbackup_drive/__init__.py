@@ -32,7 +32,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from mlbackup_local import LocalBackend
@@ -113,7 +113,6 @@ def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str
         pending = unconfirmed(target, "outputs/study.db", colab=True)
     """
     from mlbackup import open_target
-    from mlbackup.hashing import hash_file
 
     root = target.local_root
     if not target.url.startswith("drive://") or root is None:
@@ -124,13 +123,25 @@ def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str
     keys["(manifest)"] = target.manifest_key_of(name, manifest.version)
     pending = []
     with open_target(f"gdrive://root/{folder}".rstrip("/"), **api_options) as api:
+        mount = cast(LocalBackend, getattr(target.backend, "inner", target.backend))
         for shown, key in keys.items():
-            local = root / key
-            size, digest = hash_file(local, "md5")
-            remote = api.backend.info(key)
+            size, digest = _md5_of(target, key)
+            # Where the mount keeps it, which is where Drive will have it.
+            remote = api.backend.info(mount.stored_path(key).relative_to(root).as_posix())
             if remote is None or remote.size != size or remote.checksum != digest:
                 pending.append(shown)
     return pending
+
+
+def _md5_of(target: BackupTarget, key: str) -> tuple[int, str]:
+    import hashlib
+
+    md5, size = hashlib.md5(), 0
+    with target.backend.open_read(key) as f:
+        while chunk := f.read(1 << 20):
+            md5.update(chunk)
+            size += len(chunk)
+    return size, md5.hexdigest()
 
 
 class DriveMountBackend(LocalBackend):

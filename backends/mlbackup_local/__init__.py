@@ -135,6 +135,10 @@ class LocalBackend(FsspecBackend):
         # mount path): writers on this machine then queue instead of racing.
         return Path(os.path.realpath(self.root)).as_uri()
 
+    def stored_path(self, key: str) -> Path:
+        """The file on disk that holds ``key`` (objects are fanned out into folders)."""
+        return Path(self._file(key))
+
     def _file(self, key: str) -> str:
         # Paths stay str here: a Path per file costs more than some of the syscalls.
         if key.startswith(_OBJECTS) and "/" not in key[len(_OBJECTS) :]:
