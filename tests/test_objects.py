@@ -87,3 +87,19 @@ def test_the_browsable_tree_follows_many_changed_files(tmp_path):
         (src / "a" / f"f{i}.bin").write_bytes(os.urandom(1000))
     assert backup(src, target=target, name="tree").files_sent == 20
     assert tree_snapshot(tmp_path / "target" / "tree") == tree_snapshot(src)
+
+
+def test_an_existing_object_reused_by_another_name_is_touched(tmp_path):
+    """Reusing an object no version of this name lists resets its age, so that retention's
+    grace period (which collects only objects untouched for that long) starts again."""
+    from mlbackup.layout import object_key
+
+    src = write_tree(tmp_path / "a", {"tokenizer.json": b"t" * 5000})
+    target = open_target(tmp_path / "target")
+    backup(src, target=target, name="first")
+    key = object_key(target.manifest("first").files[0].hash)
+    stored = target.backend.inner.stored_path(key)
+    os.utime(stored, (0, 0))  # as old as it gets
+    backup(src, target=target, name="second")
+    assert stored.stat().st_mtime > 1e9
+    assert target.backend.modified(key) > 1e9

@@ -267,8 +267,10 @@ class LocalBackend(FsspecBackend):
             if expected is not None:
                 if expected and digest != expected:
                     raise SourceChangedError(f"{local_path} changed while it was read")
-                if self.info(key) is not None:
-                    return ObjectInfo(key, size, digest)  # stored already: same bytes
+                if self.info(key) is not None and self._touched(key):
+                    # Stored already (same bytes), and touched so that retention, which
+                    # collects only objects untouched for its grace period, keeps it.
+                    return ObjectInfo(key, size, digest)
             self._move_into_place(tmp, self._file(key))
         finally:
             _remove(tmp)  # gone already once moved into place
@@ -341,8 +343,18 @@ class LocalBackend(FsspecBackend):
                 raise
 
     def touch(self, key: str) -> None:
+        if not self._touched(key):
+            raise FileNotFoundError(key)  # cannot be kept alive: the caller sends it again
+
+    def _touched(self, key: str) -> bool:
+        """Set the object's time to now; False if it is gone, or where this user may not
+        (another user's object on a shared folder): storing our copy keeps it alive then."""
         with self.translate_errors("touch", key):
-            os.utime(self._file(key))
+            try:
+                os.utime(self._file(key))
+            except (FileNotFoundError, PermissionError):
+                return False
+        return True
 
     def modified(self, key: str) -> float | None:
         with self.translate_errors("stat", key):
