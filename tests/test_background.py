@@ -173,7 +173,7 @@ try:
     bg.flush()
 except Exception:
     pass
-faults.hold("open", path_contains="/tmp/")  # the target stalls from here on, never released
+faults.hold("open_unnamed", path_contains="/tmp/")  # the target stalls from here on, never released
 bg.submit(sys.argv[2] + "/b.txt", "b.txt")
 """
     done = subprocess.run(

@@ -69,6 +69,10 @@ def tree_and_serial_target(tmp_path, folder, files):
     return root, target, faults
 
 
+#: Hold the local folder's object writes (files with no name, in its temp folder).
+UPLOAD = {"method": "open_unnamed", "path_contains": "/tmp/"}
+
+
 def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path):
     root, target, faults = tree_and_serial_target(tmp_path, "ckpt", 6)
 
@@ -81,7 +85,7 @@ def test_a_tree_changing_during_a_folder_backup_commits_a_sound_version(tmp_path
         os.chmod(root / "f4.bin", 0o600)  # time and mode, not the scan's
         (root / "late.txt").write_text("added after the scan")  # the next backup's job
 
-    outcome = run_held(target, faults, root, change_tree, method="open", path_contains="/tmp/")
+    outcome = run_held(target, faults, root, change_tree, **UPLOAD)
     result = outcome["result"]
     assert "f5.bin: vanished during the backup, left out" in result.skipped_entries
     restore("ckpt", tmp_path / "v1", target=open_target(tmp_path / "t"))
@@ -100,7 +104,7 @@ def test_a_single_file_that_vanishes_mid_backup_commits_nothing(tmp_path):
     src = tmp_path / "model.onnx"
     src.write_bytes(b"onnx" * 1000)
     target, faults = faulty_target(tmp_path / "t")
-    outcome = run_held(target, faults, src, src.unlink, method="open", path_contains="/tmp/")
+    outcome = run_held(target, faults, src, src.unlink, **UPLOAD)
     assert isinstance(outcome["error"], SourceMissingError)
     assert "vanished during the backup" in str(outcome["error"])
     assert open_target(tmp_path / "t").list() == []
@@ -114,7 +118,7 @@ def test_a_folder_removed_mid_backup_commits_nothing(tmp_path):
             path.unlink()
         root.rmdir()
 
-    outcome = run_held(target, faults, root, rotate_away, method="open", path_contains="/tmp/")
+    outcome = run_held(target, faults, root, rotate_away, **UPLOAD)
     assert isinstance(outcome["error"], SourceMissingError)
     assert "was removed during the backup; nothing was committed" in str(outcome["error"])
     assert open_target(tmp_path / "t").list() == []

@@ -111,7 +111,8 @@ def test_checkpoints_are_backed_up_and_a_fresh_machine_resumes_from_the_newest(
 def test_a_dead_store_never_stops_training(tmp_path, config, caplog):
     ckpt = tmp_path / "ckpt"
     target, faults = faulty_target(tmp_path / "target")
-    faults.fail("open", errno.EACCES, path_contains="/target/", times=1000)
+    for opening in ("open", "open_unnamed"):  # every write refused
+        faults.fail(opening, errno.EACCES, path_contains="/target/", times=1000)
     backup = BackupCheckpointCallback(target, config=config, background=False)
     with caplog.at_level(logging.ERROR, logger="mlbackup"), backup:
         fit(ckpt, 4, backup)

@@ -37,6 +37,15 @@ def url(request, tmp_path):
 
 
 @pytest.fixture
+def upload(url):
+    """The calls that write an object: a file with no name linked into place on the local
+    folder, a temp file renamed into place on the Drive mount (FUSE has no unnamed files)."""
+    if url.startswith("drive://"):
+        return {"open": "open", "name": "mv"}
+    return {"open": "open_unnamed", "name": "link_unnamed"}
+
+
+@pytest.fixture
 def source(tmp_path):
     root = tmp_path / "ckpt"
     for i in range(6):
@@ -86,22 +95,22 @@ def test_disk_full_at_the_target(url, source, committed, tmp_path, code, call, f
     assert_next_backup_is_exact(url, source, tmp_path)
 
 
-def test_permission_denied_is_permanent(url, source, committed, tmp_path, figures):
+def test_permission_denied_is_permanent(url, upload, source, committed, tmp_path, figures):
     target, faults = faulty_target(url, retry=FAST_RETRY)
-    faults.fail("open", errno.EACCES, path_contains="/tmp/")
+    faults.fail(upload["open"], errno.EACCES, path_contains="/tmp/")
     with pytest.raises(BackendPermissionError, match="permission denied; make the folder"):
         backup(source, target=target, name="ckpt")
-    assert faults.count("open", faulted=True) == 1
+    assert faults.count(upload["open"], faulted=True) == 1
     figures.add("permanent errors injected")
     assert_only_version_1_and_it_restores(url, committed, tmp_path)
 
 
-def test_a_moment_of_timeouts_is_retried(url, source, committed, tmp_path):
+def test_a_moment_of_timeouts_is_retried(url, upload, source, committed, tmp_path):
     target, faults = faulty_target(url, retry=FAST_RETRY)
-    faults.fail("mv", errno.ETIMEDOUT, times=2)  # the policy allows 3 tries
+    faults.fail(upload["name"], errno.ETIMEDOUT, times=2)  # the policy allows 3 tries
     result = backup(source, target=target, name="ckpt")
     assert result.version == 2
-    assert faults.count("mv", faulted=True) == 2
+    assert faults.count(upload["name"], faulted=True) == 2
     restore("ckpt", tmp_path / "v2", target=open_target(url))
     assert tree_snapshot(tmp_path / "v2") == tree_snapshot(source)
 
@@ -129,10 +138,15 @@ def test_failure_while_committing_the_manifest(url, source, committed, tmp_path,
     assert_next_backup_is_exact(url, source, tmp_path)
 
 
-@pytest.mark.parametrize("call", [1, 2, 3])
-def test_a_silently_truncated_write_is_caught(url, source, committed, tmp_path, call):
+@pytest.mark.parametrize("which", ["first object", "second object", "manifest"])
+def test_a_silently_truncated_write_is_caught(url, upload, source, committed, tmp_path, which):
     target, faults = faulty_target(url, retry=FAST_RETRY)
-    faults.truncate_writes(2, on_call=call)
+    if which == "manifest":
+        calls_before = 2 if upload["open"] == "open" else 0  # the two objects' temp files
+        faults.truncate_writes(2, on_call=calls_before + 1)
+    else:
+        call = 1 if which == "first object" else 2
+        faults.truncate_writes(2, on_call=call, method=upload["open"])
     with pytest.raises(TargetError, match="short write"):
         backup(source, target=target, name="ckpt")
     assert_only_version_1_and_it_restores(url, committed, tmp_path)
@@ -149,7 +163,8 @@ def test_random_faults_never_lose_a_committed_version(url, source, committed, tm
     an exact version or raises a typed error, and committed versions always restore."""
     rng = random.Random(seed)
     target, faults = faulty_target(url, retry=FAST_RETRY, seed=seed)
-    for method in ("open", "write", "mv", "info", "link", "ls", "cat_file", "rm_file"):
+    methods = ("open", "open_unnamed", "link_unnamed", "write", "mv", "info", "link", "ls")
+    for method in (*methods, "cat_file", "rm_file"):
         code = rng.choice([errno.EIO, errno.ETIMEDOUT, errno.ENOSPC])
         faults.fail_randomly(method, code, probability=0.04)
     expected = {1: committed}
@@ -167,9 +182,9 @@ def test_random_faults_never_lose_a_committed_version(url, source, committed, tm
         assert tree_snapshot(dest) == expected[version], f"version {version} (seed {seed})"
 
 
-def test_a_stalled_target_never_holds_up_the_training_loop(url, source, tmp_path):
+def test_a_stalled_target_never_holds_up_the_training_loop(url, upload, source, tmp_path):
     target, faults = faulty_target(url)
-    stalled = faults.hold("open", path_contains="/tmp/")  # every upload blocks
+    stalled = faults.hold(upload["open"], path_contains="/tmp/")  # every upload blocks
     steps_done = 0
     with BackgroundBackup(target) as background:
         for step in range(50):
@@ -196,7 +211,8 @@ def test_concurrent_calls_are_logged_once_each(tmp_path):
 
 
 def test_temp_files_are_private_while_a_backup_runs(tmp_path):
-    """The SQLite snapshot beside the source and the upload temp file on the target: 0600."""
+    """The SQLite snapshot beside the source is 0600, and the object being written on the
+    target has no name at all until it is complete (a file with no name, then a link)."""
     import sqlite3
     import stat
 
@@ -206,18 +222,30 @@ def test_temp_files_are_private_while_a_backup_runs(tmp_path):
         db.execute("create table t (x)")
     db.close()
     target, faults = faulty_target(tmp_path / "target")
-    upload = faults.hold("open", path_contains="/tmp/")
+    upload = faults.hold("link_unnamed")  # written in full, not named yet
     worker = threading.Thread(target=backup, args=(run,), kwargs={"target": target})
     worker.start()
     assert upload.arrived.wait(timeout=30)
     snapshots = list(run.glob(".mlbackup-snap-*"))
-    uploads = list((tmp_path / "target").rglob("put-*"))
-    modes = [stat.S_IMODE(p.stat().st_mode) for p in snapshots + uploads]
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in snapshots]
+    on_target = [p for p in (tmp_path / "target").rglob("*") if p.is_file()]
     upload.release()
     worker.join()
-    assert len(snapshots) == 1 and len(uploads) == 1
-    assert modes == [0o600, 0o600]
+    assert modes == [0o600]
+    assert on_target == []
     assert not list(run.glob(".mlbackup-snap-*"))  # and gone afterwards
+
+
+def test_a_killed_write_leaves_nothing_on_the_target(tmp_path):
+    """A write interrupted before its object is named leaves no file behind (the unnamed
+    file goes with its descriptor), so no temp file is left for a later run to sweep."""
+    (tmp_path / "model.bin").write_bytes(b"w" * 100_000)
+    target, faults = faulty_target(tmp_path / "target", retry=FAST_RETRY)
+    faults.fail("link_unnamed", errno.EIO)
+    with pytest.raises(TargetError):
+        backup(tmp_path / "model.bin", target=target, name="model")
+    left = [p for p in (tmp_path / "target").rglob("*") if p.is_file()]
+    assert left == []
 
 
 def test_restore_temp_files_are_private_until_placed(tmp_path):

@@ -118,7 +118,7 @@ def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(tmp_path, co
     # and rotation deletes its folder, unless the callback waits for it first.
     out = tmp_path / "outputs"
     target, faults = faulty_target(tmp_path / "target")
-    faults.slow("open", 0.05, path_contains="/target/")
+    faults.slow("open_unnamed", 0.05, path_contains="/target/")  # every object written
     with BackupTrainerCallback(target, config=config, final_dir=None) as callback:
         tiny_trainer(out, 6, [callback], **strategy).train()
     (kept,) = out.glob("checkpoint-*")
@@ -154,7 +154,8 @@ def test_nothing_is_sent_when_backup_is_disabled(tmp_path):
 def test_a_dead_store_never_stops_training(tmp_path, config, caplog):
     out = tmp_path / "outputs"
     target, faults = faulty_target(tmp_path / "target")
-    faults.fail("open", errno.EACCES, path_contains="/target/", times=1000)  # every write refused
+    for opening in ("open", "open_unnamed"):  # every write refused
+        faults.fail(opening, errno.EACCES, path_contains="/target/", times=1000)
     callback = BackupTrainerCallback(target, config=config, final_dir=None)
     with caplog.at_level(logging.ERROR, logger="mlbackup"):
         tiny_trainer(out, 4, [callback]).train()

@@ -151,6 +151,8 @@ class DriveMountBackend(LocalBackend):
     # Two runtimes each mount Drive and sync later: O_EXCL on one mount says nothing about a
     # file another runtime created, so manifests get writer-tagged names (mlbackup.commit).
     create_only: ClassVar[bool] = False
+    # FUSE has no O_TMPFILE; the mount uploads a file once it is closed under its name.
+    unnamed_files: ClassVar[bool] = False
     many_files_warning: ClassVar[int | None] = MANY_FILES
     # "durable" is the local folder's; the mount decides when data reaches Drive.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"browsable": bool}

@@ -11,15 +11,17 @@ fsspec's ``LocalFileSystem``), so a test can wrap it in
 :class:`mlbackup.testing.faulty_fs.FaultyFS` and inject ``OSError`` with any errno, slow calls
 or short writes into the real backend code.
 
-Atomicity and durability: every object is written to a temporary file under
-``<root>/.mlbackup/tmp/<worker>/`` (same filesystem, so the rename is atomic) while it is
-hashed, then renamed to ``.mlbackup/objects/<hash>`` (read-only) unless that exists already; a
-manifest is published with ``os.link``, which fails if the name exists, so a commit is
-create-only. Before a manifest is committed, one ``syncfs`` makes all the data durable at once
-(a per-file ``fsync`` costs milliseconds per small file). The browsable tree is hard links to
-the objects: it costs no room, and its files are read-only because they *are* the objects
-(replace a file there, never edit it in place; a restore would report the damage). Where the
-filesystem has no hard links (the Drive mount) there is no browsable tree.
+Atomicity and durability: every object is written while it is hashed to a file with no name
+(Linux's ``O_TMPFILE``, on the target's filesystem), then linked at ``.mlbackup/objects/<hash>``
+(read-only); the link fails if that object exists already, and a process killed before it
+leaves nothing behind. Where the filesystem has no unnamed files (FUSE mounts such as Drive's,
+other systems) the object is written to a temp file under ``<root>/.mlbackup/tmp/<worker>/``
+and renamed into place. A manifest is published with ``os.link``, which fails if the name
+exists, so a commit is create-only. Before a manifest is committed, one ``syncfs`` makes all
+the data durable at once (a per-file ``fsync`` costs milliseconds per small file). The
+browsable tree is hard links to the objects: it costs no room, and its files are read-only
+because they *are* the objects (replace a file there, never edit it in place; a restore would
+report the damage). Where the filesystem has no hard links (the Drive mount) there is none.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from mlbackup.layout import objects_prefix, tmp_prefix
 from mlbackup.progress import byte_reporter
 
 from .leftovers import remove_stale_temp_files
-from .osfs import OsFileSystem
+from .osfs import UNNAMED_FILES, OsFileSystem
 
 __all__ = ["LocalBackend"]
 
@@ -67,6 +69,8 @@ _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 _TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}
 #: What link() answers on a filesystem without hard links (FUSE mounts, FAT, some NAS).
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
+#: What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files.
+_NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
 _OBJECTS = objects_prefix() + "/"
 #: Objects are read-only: the browsable tree's hard links share their bytes.
 _OBJECT_MODE = 0o444
@@ -95,6 +99,8 @@ class LocalBackend(FsspecBackend):
     max_workers: ClassVar[int] = 4
     create_only: ClassVar[bool] = True  # link() of a written temp file fails if the name exists
     touches: ClassVar[bool] = True
+    #: Whether objects are written as unnamed files (``O_TMPFILE``) linked at their address.
+    unnamed_files: ClassVar[bool] = True
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"durable": bool}
 
     def __init__(self, root: Path, fs: Any = None, *, durable: bool = True) -> None:
@@ -107,6 +113,8 @@ class LocalBackend(FsspecBackend):
         self._thread = threading.local()
         self._swept = False  # leftovers of killed runs: looked for once, at the first write
         self._links = True  # until the filesystem says it has no hard links
+        # Objects are written unnamed and linked into place, until the filesystem says no.
+        self._unnamed = self.unnamed_files and UNNAMED_FILES
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> LocalBackend:
@@ -238,35 +246,22 @@ class LocalBackend(FsspecBackend):
     def _write(
         self, local_path: Path, key_for: Callable[[str], str], expected: str | None = None
     ) -> ObjectInfo:
-        """Copy the file into a temp file while hashing it, then rename it to its key. With
-        ``expected`` (an object: "" for any hash) the file becomes read-only, must hash to
+        """Copy the file to the target while hashing it and name it by its key once complete.
+        With ``expected`` (an object: "" for any hash) the file is read-only, must hash to
         ``expected`` if one is given, and an existing object of that hash is kept instead."""
+        if expected is not None and self._unnamed:
+            try:
+                return self._write_unnamed(local_path, key_for, expected)
+            except _NoUnnamedFiles:
+                self._unnamed = False
+                log.debug("%s has no unnamed files: objects are written to temp files", self.root)
         tmp = self._tmp_file()
         try:
-            hasher = new_hasher(self.hash_name)
-            size = 0
-            sent = byte_reporter()
-            with open(local_path, "rb") as src, self.fs.open(tmp, "wb") as out:
-                while chunk := src.read(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                    if sent is not None:
-                        sent(len(chunk))
-                out.flush()
-                written = os.fstat(out.fileno()).st_size  # what the disk holds, not what we sent
-                if expected is not None:
-                    os.fchmod(out.fileno(), _OBJECT_MODE)  # by descriptor: no path lookup
-            if written != size:
-                raise TargetError(
-                    f"short write of {local_path.name!r} in {self.root}: {written} of {size} "
-                    "bytes reached the disk; check free space and retry"
-                )
-            digest = hasher.hexdigest()
+            with self.fs.open(tmp, "wb") as out:
+                size, digest = self._copy_hashing(local_path, out, read_only=expected is not None)
             key = key_for(digest)
             if expected is not None:
-                if expected and digest != expected:
-                    raise SourceChangedError(f"{local_path} changed while it was read")
+                _check_digest(local_path, digest, expected)
                 if self.info(key) is not None and self._touched(key):
                     # Stored already (same bytes), and touched so that retention, which
                     # collects only objects untouched for its grace period, keeps it.
@@ -275,6 +270,77 @@ class LocalBackend(FsspecBackend):
         finally:
             _remove(tmp)  # gone already once moved into place
         return ObjectInfo(key, size, digest)
+
+    def _write_unnamed(
+        self, local_path: Path, key_for: Callable[[str], str], expected: str
+    ) -> ObjectInfo:
+        """Write an object as a file with no name, then link it at its content address: no
+        temp name, no rename, and a kill leaves nothing behind. The link fails if the name is
+        taken, which is how an object stored already is found (no stat first)."""
+        folder = self._tmp_dir()
+        self._ensure_dir(folder)
+        try:
+            out = self.fs.open_unnamed(folder, _OBJECT_MODE)
+        except OSError as exc:
+            if exc.errno in _NO_UNNAMED:
+                raise _NoUnnamedFiles from exc
+            raise
+        with out:
+            size, digest = self._copy_hashing(local_path, out, read_only=False)
+            _check_digest(local_path, digest, expected)
+            key = key_for(digest)
+            dest = self._file(key)
+            self._ensure_dir(os.path.dirname(dest))
+            try:
+                self._link_unnamed(dest, out)
+            except FileExistsError:
+                if self._touched(key):  # stored already: kept alive for retention, as above
+                    return ObjectInfo(key, size, digest)
+                tmp = f"{folder}/put-{os.urandom(8).hex()}"  # not ours to touch: replace it
+                self._link_unnamed(tmp, out)
+                try:
+                    self._move_into_place(tmp, dest)
+                finally:
+                    _remove(tmp)
+        return ObjectInfo(key, size, digest)
+
+    def _link_unnamed(self, dest: str, out: Any) -> None:
+        try:
+            self.fs.link_unnamed(dest, out)
+        except FileNotFoundError:
+            if os.path.isdir(os.path.dirname(dest)):
+                raise _NoUnnamedFiles from None  # no /proc to link the descriptor from
+            self._made_dirs.clear()  # a folder was removed behind our back
+            self._ensure_dir(os.path.dirname(dest))
+            self.fs.link_unnamed(dest, out)
+        except OSError as exc:
+            if exc.errno in _NO_LINKS and exc.errno != errno.EMLINK:
+                raise _NoUnnamedFiles from exc
+            raise
+
+    def _copy_hashing(self, local_path: Path, out: Any, *, read_only: bool) -> tuple[int, str]:
+        """Copy ``local_path`` into the open ``out``; its size and digest. Raises if fewer
+        bytes reached the disk than were sent (a full disk that lies)."""
+        hasher = new_hasher(self.hash_name)
+        size = 0
+        sent = byte_reporter()
+        with open(local_path, "rb") as src:
+            while chunk := src.read(CHUNK_SIZE):
+                hasher.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                if sent is not None:
+                    sent(len(chunk))
+        out.flush()
+        written = os.fstat(out.fileno()).st_size  # what the disk holds, not what we sent
+        if read_only:
+            os.fchmod(out.fileno(), _OBJECT_MODE)  # by descriptor: no path lookup
+        if written != size:
+            raise TargetError(
+                f"short write of {local_path.name!r} in {self.root}: {written} of {size} "
+                "bytes reached the disk; check free space and retry"
+            )
+        return size, hasher.hexdigest()
 
     @property
     def keeps_browsable_tree(self) -> bool:
@@ -451,6 +517,15 @@ class LocalBackend(FsspecBackend):
                 os.sync()
         finally:
             os.close(fd)
+
+
+class _NoUnnamedFiles(Exception):
+    """This filesystem cannot make or name unnamed files: temp files and renames it is."""
+
+
+def _check_digest(local_path: Path, digest: str, expected: str) -> None:
+    if expected and digest != expected:
+        raise SourceChangedError(f"{local_path} changed while it was read")
 
 
 def _remove(path: str) -> None:

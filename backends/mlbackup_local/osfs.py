@@ -8,11 +8,23 @@ command-line run (fsspec pulls in asyncio), and its path handling about 17 µs p
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from typing import IO, Any
 
-__all__ = ["OsFileSystem"]
+__all__ = ["UNNAMED_FILES", "OsFileSystem"]
+
+#: Whether this platform can make files with no name (Linux's ``O_TMPFILE``); a filesystem may
+#: still refuse them (FUSE mounts, NFS), which :meth:`OsFileSystem.open_unnamed` reports.
+UNNAMED_FILES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+@functools.cache
+def _proc_fd() -> int:
+    # ``/proc`` itself, not ``/proc/self``: "self" is then looked up at each link, so the fd
+    # stays right in a forked child.
+    return os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
 
 
 class OsFileSystem:
@@ -45,6 +57,20 @@ class OsFileSystem:
 
     def link(self, src: str, dst: str) -> None:
         os.link(src, dst)
+
+    def open_unnamed(self, folder: str, mode: int = 0o600) -> IO[bytes]:
+        """A new file with no name, on ``folder``'s filesystem, open for writing. Nothing can
+        see it until :meth:`link_unnamed` names it, and it vanishes with its descriptor if the
+        process dies first. ``OSError`` (EOPNOTSUPP, EISDIR, EINVAL) where the filesystem or
+        kernel has no unnamed files."""
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, mode)
+        return open(fd, "wb")
+
+    def link_unnamed(self, dest: str, file: IO[bytes]) -> None:
+        """Name the unnamed ``file`` ``dest``; ``FileExistsError`` if the name is taken."""
+        # linkat(AT_SYMLINK_FOLLOW) of the descriptor's /proc link (os.link passes the flag
+        # only when a dir fd is given); unlike AT_EMPTY_PATH it needs no privilege.
+        os.link(f"self/fd/{file.fileno()}", dest, src_dir_fd=_proc_fd())
 
     def rm_file(self, path: str) -> None:
         os.remove(path)

@@ -141,10 +141,17 @@ class FaultyFS:
         return hold
 
     def truncate_writes(
-        self, keep_bytes: int, *, on_call: int = 1, times: int = 1, path_contains: str = ""
+        self,
+        keep_bytes: int,
+        *,
+        on_call: int = 1,
+        times: int = 1,
+        path_contains: str = "",
+        method: str = "open",
     ) -> FaultyFS:
-        """Files opened for writing by the ``on_call``-th ``open`` keep only ``keep_bytes``."""
-        return self._arm(_Fault("open", on_call, times, path_contains, keep_bytes=keep_bytes))
+        """Files opened for writing by the ``on_call``-th ``method`` call (``open``, or
+        ``open_unnamed`` for the local folder's objects) keep only ``keep_bytes``."""
+        return self._arm(_Fault(method, on_call, times, path_contains, keep_bytes=keep_bytes))
 
     def clear(self) -> None:
         """Disarm every fault (the log is kept)."""
@@ -202,6 +209,8 @@ class FaultyFS:
             path = str(args[0]) if args else ""
             keep = self._apply(name, path)
             result = method(*args, **kwargs)
+            if name == "open_unnamed":  # always open for writing
+                return _FaultyFile(result, self, path, keep)
             if name == "open":
                 mode = args[1] if len(args) > 1 else kwargs.get("mode", "rb")
                 if "w" in mode or "a" in mode:
