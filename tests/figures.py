@@ -37,6 +37,14 @@ FIGURES = {
         "versions that did not restore exactly",
         {"test_many_writers.py"},
     ),
+    "stalled calls (a silent store)": (
+        "calls that did not end within the deadline",
+        {"test_cloud_faults.py", "test_fault_matrix.py"},
+    ),
+    "partial backups (files left out for an error)": (
+        "not reported as partial",
+        {"test_partial_backups.py"},
+    ),
     "permanent errors injected": ("retried", {"test_fault_matrix.py", "test_local_faults.py"}),
     "log records and error texts scanned for canaries": ("canary hits", set()),
     "hostile or damaged restores": ("files written outside the destination", {"test_bad_input.py"}),

@@ -181,3 +181,82 @@ def test_a_restore_reads_each_small_file_with_one_request(store, request, tmp_pa
     assert "HEAD" not in methods, methods
     # One request per file (before, a HEAD for its size, then the GET).
     assert len([r for r in proxy.log if "objects" in r.path]) == len(files)
+
+
+# -- stalls: a store that accepts connections and never answers ------------------------------
+
+#: A backup of one small file against a silent store fails typed within this (the default
+#: timeouts and retry policy, nothing shortened).
+STALL_BUDGET = 60
+
+
+def _open_through(store, request, proxy):
+    if store == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket")
+        options = server.storage_options(endpoint_url=proxy.endpoint_url)
+        return f"s3://{bucket}/run", options
+    server = request.getfixturevalue("gcs_server")
+    bucket = request.getfixturevalue("gcs_bucket")
+    return f"gs://{bucket}/run", server.storage_options(endpoint_url=proxy.endpoint_url)
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def silent(request):
+    """(url, options, proxy) of a store behind a proxy that is about to fall silent."""
+    upstream = request.getfixturevalue(f"{request.param}_server").endpoint_url
+    with FaultProxy(upstream) as proxy:
+        url, options = _open_through(request.param, request, proxy)
+        yield url, options, proxy
+        proxy.release_silenced()
+
+
+@pytest.mark.parametrize("when", ["from the first byte", "after open"])
+def test_a_silent_store_fails_a_backup_typed_within_the_deadline(silent, model, when, figures):
+    url, options, proxy = silent
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError):
+        if when == "from the first byte":
+            proxy.silence_next(10_000)
+            target = open_target(url, **options)
+        else:
+            target = open_target(url, **options)
+            started = time.monotonic()
+            proxy.silence_next(10_000)
+        backup(model, target=target, name="model.bin")
+    elapsed = time.monotonic() - started
+    assert elapsed < STALL_BUDGET, f"{elapsed:.0f} s"
+    figures.add("stalled calls (a silent store)")
+
+
+# -- downloads cut off half-way ------------------------------------------------------------
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def flaky(request):
+    """A target behind a proxy, for faults on the way back."""
+    upstream = request.getfixturevalue(f"{request.param}_server").endpoint_url
+    with FaultProxy(upstream) as proxy:
+        url, options = _open_through(request.param, request, proxy)
+        yield open_target(url, **options), proxy
+
+
+@pytest.mark.parametrize("keep", [16, 50_000])
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
+def test_a_restore_whose_download_is_cut_off_is_retried(flaky, model, tmp_path, keep, reset):
+    target, proxy = flaky
+    backup(model, target=target, name="model.bin")
+    proxy.truncate_gets(1, keep, reset=reset)
+    restore("model.bin", tmp_path / "back.bin", target=target)
+    assert (tmp_path / "back.bin").read_bytes() == model.read_bytes()
+    assert proxy.count(injected=True) == 1
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
+def test_a_backup_whose_manifest_read_is_cut_off_is_retried(flaky, model, reset):
+    target, proxy = flaky
+    backup(model, target=target, name="model.bin")
+    model.write_bytes(os.urandom(1000))
+    proxy.truncate_gets(1, reset=reset)  # the newest manifest, read to compare against
+    assert backup(model, target=target, name="model.bin").version == 2
+    assert proxy.count(injected=True) == 1

@@ -9,6 +9,7 @@ short waits so the rows run in seconds; GCS rows that wait out gcsfs's own six r
 """
 
 import os
+import time
 
 import mlbackup_gdrive
 import mlbackup_s3
@@ -18,6 +19,7 @@ from mlbackup import (
     BackendPermissionError,
     BackendUnavailableError,
     BackgroundBackup,
+    BackupConfig,
     TargetMissingError,
     backup,
     open_target,
@@ -189,3 +191,26 @@ def test_a_silent_store_never_holds_up_the_training_loop(store, model, tmp_path)
         background.flush()
     restore("model.bin", tmp_path / "last.bin", target=store.open())
     assert (tmp_path / "last.bin").read_bytes() == model.read_bytes()
+
+
+def test_background_mode_on_a_silent_store_returns_at_once(store, model, figures):
+    """The constructor never waits on the network (it is a line of a training script): the
+    outage shows in status() once the first backup has given up."""
+    store.proxy.silence_next(10_000)
+    # Short timeouts, so that the test sees the outage reported in seconds.
+    timeouts = {"read_timeout": 1} if store.kind == "s3" else {"timeout": 1}
+    config = BackupConfig(storage_options={**store.options, **timeouts, "deadline": 2})
+    started = time.monotonic()
+    background = BackgroundBackup(store.url, config=config, retries=0)
+    future = background.submit(model, name="model.bin")
+    assert time.monotonic() - started < 1.0
+    figures.add("stalled calls (a silent store)")
+    with pytest.raises(BackendUnavailableError):
+        future.result(timeout=120)
+    status = background.status()["model.bin"]
+    assert status.last_error and status.failures == 1 and status.last_version is None
+    store.proxy.clear()
+    store.proxy.release_silenced()
+    background.submit(model, name="model.bin")
+    assert background.flush()["model.bin"].last_version == 1
+    background.close()

@@ -80,3 +80,23 @@ def test_a_retry_can_be_settled_by_looking():
     fn, calls = flaky(5)
     settled = policy(clock).call(fn, "write", on_retry=lambda _: "found it")
     assert settled == "found it" and len(calls) == 1
+
+
+def test_a_try_that_stalled_is_not_repeated_past_the_deadline():
+    """Each try stalls until the client's 20 s timeout: a second one would end past the 30 s
+    deadline, so the first failure is final (a silent store fails fast, typed)."""
+    clock = Clock()
+    calls = []
+
+    def stalls():
+        calls.append(1)
+        clock.now += 20.0
+        raise BackendUnavailableError("read timeout")
+
+    with pytest.raises(BackendUnavailableError):
+        policy(clock, attempts=4, deadline=30.0).call(stalls, "list")
+    assert len(calls) == 1 and clock.now <= 30.0
+
+
+def test_the_default_deadline_ends_an_operation_within_a_minute():
+    assert RetryPolicy().deadline < 60

@@ -12,7 +12,7 @@ URL: ``gs://<bucket>/<prefix>`` (``gcs://`` works too). Options:
 ``endpoint_url``   another endpoint (an emulator)
 ``requester_pays`` ``true`` for requester-pays buckets
 ``part_size``      bytes per resumable-upload part (default 16 MiB; a multiple of 256 KiB)
-``timeout``        seconds per request (default 60)
+``timeout``        seconds per request (default 30)
 =================  ==============================================================
 
 Credentials are exchanged for a token when the target opens, so a revoked key or a missing

@@ -46,7 +46,8 @@ CHUNK_QUANTUM = 256 << 10
 #: Files above this go up in a resumable upload, one part in memory at a time.
 DEFAULT_PART_SIZE = 16 * MiB
 
-DEFAULT_TIMEOUT = 60.0
+#: Seconds per request: a silent store fails an operation in this time, well within a minute.
+DEFAULT_TIMEOUT = 30.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
 _CONTENT_TYPE = "application/octet-stream"

@@ -13,24 +13,10 @@ from mlbackup.errors import (
     BackendUnavailableError,
     MLBackupError,
     TargetError,
+    is_transport_failure,
 )
 
 __all__ = ["translate"]
-
-_TRANSPORT = frozenset(
-    {
-        "ClientConnectorError",
-        "ClientOSError",
-        "ServerDisconnectedError",
-        "ClientPayloadError",
-        "TimeoutError",
-        "ProxyError",
-        "ConnectionError",
-        "TransportError",
-        "ConnectionResetError",
-        "ConnectionRefusedError",
-    }
-)
 
 
 def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str) -> MLBackupError:
@@ -49,7 +35,7 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
             f"{what} on {where}: access denied to the credentials from {source}; grant them "
             f"roles/storage.objectAdmin on bucket {bucket!r}, or use other credentials"
         )
-    if code == 429 or (isinstance(code, int) and code >= 500) or name in _TRANSPORT:
+    if code == 429 or (isinstance(code, int) and code >= 500) or is_transport_failure(exc):
         return BackendUnavailableError(
             f"{what} on {where} failed after retries ({code or name}): GCS could not be "
             "reached or is overloaded; check the network and endpoint_url, then retry "

@@ -11,7 +11,7 @@ URL: ``s3://<bucket>/<prefix>``. Options (keyword arguments to :func:`mlbackup.o
 ``region``         the bucket's region
 ``requester_pays`` ``true`` for requester-pays buckets
 ``part_size``      bytes per multipart part (default 8 MiB, at least 5 MiB)
-``connect_timeout`` / ``read_timeout``  seconds (default 10 / 120)
+``connect_timeout`` / ``read_timeout``  seconds (default 5 / 20)
 =================  ==============================================================
 
 Without credential options the default AWS chain applies (environment, shared files,

@@ -38,6 +38,10 @@ MAX_PARTS = 10_000
 MAX_COPY_PART = 5 << 30
 #: Files above this go up in parts; each part is one buffer, so it bounds memory per transfer.
 DEFAULT_PART_SIZE = 8 * MiB
+#: Seconds to connect, and with no byte from the server, before a try fails (and is retried
+#: within the retry policy's deadline).
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 20
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -381,11 +385,14 @@ class S3Backend(BucketBackend):
 
 def _filesystem(options: Mapping[str, Any]) -> Any:
     config: dict[str, Any] = {
-        "connect_timeout": options.get("connect_timeout", 10),
-        "read_timeout": options.get("read_timeout", 120),
-        # A few quick tries per request (a failed multipart part is re-sent alone); the
-        # operation-level policy (S3Backend.retry_policy) backs off beyond that.
-        "retries": {"total_max_attempts": 3, "mode": "standard"},
+        # A silent store (it accepts connections, never answers) is noticed within one read
+        # timeout: botocore's default of 60 s, tried 3 times, held a call for three minutes.
+        "connect_timeout": options.get("connect_timeout", CONNECT_TIMEOUT),
+        "read_timeout": options.get("read_timeout", READ_TIMEOUT),
+        # Two quick tries per request (a failed multipart part is re-sent alone); the
+        # operation-level policy (S3Backend.retry_policy) backs off beyond that, within its
+        # deadline.
+        "retries": {"total_max_attempts": 2, "mode": "standard"},
         # A connection per worker (botocore's default pool holds 10).
         "max_pool_connections": S3Backend.max_workers,
         # Every upload carries Content-MD5, checked against the ETag: botocore's extra CRC32

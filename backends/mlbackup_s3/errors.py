@@ -18,6 +18,7 @@ from mlbackup.errors import (
     TargetError,
     TargetMissingError,
     exception_chain,
+    is_transport_failure,
 )
 
 __all__ = ["credential_source", "error_code", "not_implemented", "translate"]
@@ -87,25 +88,6 @@ def credential_source(options: Mapping[str, Any]) -> str:
     )
 
 
-def _is_connection_failure(exc: BaseException) -> bool:
-    names = {type(link).__name__ for link in exception_chain(exc)}
-    return bool(
-        names
-        & {
-            "EndpointConnectionError",
-            "ConnectTimeoutError",
-            "ReadTimeoutError",
-            "ConnectionClosedError",
-            "ClientConnectorError",
-            "ServerDisconnectedError",
-            "ClientOSError",
-            "TimeoutError",
-            "ConnectionResetError",
-            "ConnectionRefusedError",
-        }
-    )
-
-
 def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str) -> MLBackupError:
     """The mlbackup error for ``exc``, raised while doing ``what`` (e.g. "upload 'a.txt'").
 
@@ -142,7 +124,7 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
             f"{what} on {where}: this S3 server does not implement the request "
             f"({code or status}); use a store with the full S3 API, such as AWS S3 or MinIO"
         )
-    if code in _TRANSIENT or status >= 500 or status == 429 or _is_connection_failure(exc):
+    if code in _TRANSIENT or status >= 500 or status == 429 or is_transport_failure(exc):
         return BackendUnavailableError(
             f"{what} on {where} failed after retries ({code or type(exc).__name__}): S3 "
             "could not be reached or is overloaded; check the network and endpoint_url, "

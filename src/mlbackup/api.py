@@ -15,7 +15,7 @@ from .paths import default_name, is_inside_target_root, is_on_target, is_url
 from .progress import ProgressCallback
 from .restore import run_restore
 from .results import BackupResult, BackupStatus, RestoreResult, RestoreStatus
-from .target import BackupTarget, open_target
+from .target import BackupTarget, open_target, open_target_unreached
 
 __all__ = ["backup", "immediate_backup_if_needed", "restore", "restore_if_missing"]
 
@@ -23,11 +23,16 @@ PathArg = str | PathLike[str]
 TargetArg = BackupTarget | str | PathLike[str] | None
 
 
-def open_target_for(target: TargetArg, config: BackupConfig) -> tuple[BackupTarget, bool]:
-    """The given target, or one opened from a URL or the config; True if opened here."""
+def open_target_for(
+    target: TargetArg, config: BackupConfig, *, reach: bool = True
+) -> tuple[BackupTarget, bool]:
+    """The given target, or one opened from a URL or the config; True if opened here. With
+    ``reach=False`` the store is not asked yet (see :meth:`BackupTarget.reach`)."""
     if isinstance(target, BackupTarget):
         return target, False
     url = str(target) if target is not None else config.target_url()
+    if not reach:
+        return open_target_unreached(url, **config.storage_options), True
     return open_target(url, **config.storage_options), True
 
 

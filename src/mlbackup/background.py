@@ -128,7 +128,9 @@ class BackgroundBackup(ClosingContext):
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self._config = config or load_config()
-        self._target, self._owns_target = open_target_for(target, self._config)
+        # The store is not asked here: a training script's constructor must not wait on the
+        # network. The first backup reaches it, and an outage shows in status().
+        self._target, self._owns_target = open_target_for(target, self._config, reach=False)
         self._keep_last = keep_last if keep_last is not None else self._config.keep_last
         self._max_pending = max_pending
         self._strict = strict
@@ -205,6 +207,7 @@ class BackgroundBackup(ClosingContext):
         delay = self._backoff
         for attempt in range(self._retries + 1):
             try:
+                self._target.reach()
                 result = run_backup(
                     self._target,
                     job.path,

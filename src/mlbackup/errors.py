@@ -51,6 +51,7 @@ __all__ = [
     "UnknownBackendError",
     "UnsafePathError",
     "exception_chain",
+    "is_transport_failure",
 ]
 
 
@@ -157,3 +158,38 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+#: What the HTTP client stacks under our backends (aiohttp, botocore, urllib3, httplib2, the
+#: standard library) raise when a connection could not be made, dropped, stalled or was cut
+#: off mid-body: a transient failure whatever the request, a download included.
+_TRANSPORT_FAILURES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ResponseStreamingError",
+        "IncompleteReadError",
+        "IncompleteRead",
+        "ProtocolError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "ClientPayloadError",
+        "ContentLengthError",
+        "TransferEncodingError",
+        "ProxyError",
+        "TransportError",
+        "ConnectionError",  # requests' (an IOError, not the built-in ConnectionError)
+    }
+)
+
+
+def is_transport_failure(exc: BaseException) -> bool:
+    """True if ``exc`` (or what it wraps) is a dropped, refused, stalled or cut-off connection."""
+    return any(
+        isinstance(link, (ConnectionError, TimeoutError))
+        or type(link).__name__ in _TRANSPORT_FAILURES
+        for link in exception_chain(exc)
+    )

@@ -2,8 +2,11 @@
 
 Backends translate their store's failures into mlbackup errors; only
 :class:`~mlbackup.BackendUnavailableError` (timeouts, resets, 5xx, 429/SlowDown) is retried,
-with exponential backoff and full jitter, honouring ``Retry-After``, within an overall deadline.
-Permanent errors (permissions, missing bucket, bad input) raise at once.
+with exponential backoff and full jitter, honouring ``Retry-After``, within an overall deadline:
+a retry starts only if it could end in time, judged by how long the failed try took, so a
+store that accepts connections and never answers ends an operation within the deadline (each
+backend bounds one try by its clients' timeouts). Permanent errors (permissions, missing
+bucket, bad input) raise at once.
 
 Every backend operation goes through its backend's policy (see
 :class:`mlbackup.retrying_backend.RetryingBackend`, which also settles ambiguous retries).
@@ -35,13 +38,14 @@ class RetryPolicy:
         attempts: tries per operation, the first included (1 disables retries).
         base_delay: the first backoff ceiling in seconds; it doubles per retry.
         max_delay: the largest single wait, ``Retry-After`` included.
-        deadline: no retry starts later than this many seconds after the first try.
+        deadline: seconds an operation may take, its retries included: no retry starts
+            that would end later, if it took as long as the try that just failed.
     """
 
     attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 20.0
-    deadline: float = 120.0
+    deadline: float = 45.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
@@ -67,12 +71,19 @@ class RetryPolicy:
         started = self.clock()
         retry = 0
         while True:
+            tried_at = self.clock()
             try:
                 return fn()
             except BackendUnavailableError as exc:
                 retry += 1
                 wait = self.delay(retry, exc)
-                if retry >= self.attempts or self.clock() + wait - started > self.deadline:
+                now = self.clock()
+                # A try that stalled until its timeout will likely stall again: only retry
+                # if another try as long as this one still ends within the deadline.
+                if (
+                    retry >= self.attempts
+                    or now + wait + (now - tried_at) - started > self.deadline
+                ):
                     raise
                 log.info("%s: transient failure, retry %d in %.1fs: %s", what, retry, wait, exc)
                 self.sleep(wait)

@@ -16,6 +16,7 @@ is found at one of those places, and the hash check on every read catches anythi
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import io
 import logging
 from collections.abc import Callable
@@ -27,12 +28,13 @@ from typing import Any, BinaryIO
 from . import layout
 from .backend import Backend
 from .closing import ClosingContext
-from .errors import BackupNotFoundError, IntegrityError
+from .errors import BackupNotFoundError, ConfigError, IntegrityError
 from .hashing import CHUNK_SIZE, new_hasher
 from .manifest import FileEntry, Manifest
 from .progress import byte_reporter
 from .registry import get_backend_class
 from .results import BackupInfo, VerifyResult
+from .retry import RetryPolicy
 from .retrying_backend import RetryingBackend
 
 #: Files up to this size are restored and verified with one read request each.
@@ -66,10 +68,19 @@ class BackupTarget(ClosingContext):
         []
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, reached: bool = True) -> None:
         self.backend = backend
         #: The manifest key of each version, by name, from the last listing.
         self._keys: dict[str, dict[int, layout.ManifestKey]] = {}
+        self._reached = reached  # the backend's check() has passed
+
+    def reach(self) -> None:
+        """Check that the store is there and answers (once: later calls return at once).
+        :func:`open_target` does this; a target opened without it (background mode, which
+        must not wait on the network in a constructor) does it before its first backup."""
+        if not self._reached:
+            self.backend.check()
+            self._reached = True
 
     @property
     def url(self) -> str:
@@ -347,6 +358,21 @@ class BackupTarget(ClosingContext):
         return VerifyResult(name, manifest.version, len(manifest.files), manifest.total_bytes)
 
 
+def _policy_with_deadline(policy: RetryPolicy, deadline: Any) -> RetryPolicy:
+    if deadline is None:
+        return policy
+    try:
+        seconds = float(deadline)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(
+            f"deadline={deadline!r} is not a number of seconds; give one above 0, such as "
+            "deadline=45"
+        )
+    return dataclasses.replace(policy, deadline=seconds)
+
+
 def _split_scheme(url: str) -> str:
     scheme, sep, _ = url.partition("://")
     return scheme.lower() if sep and scheme else "file"
@@ -359,7 +385,9 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
         url: a folder path (the local backend), or a URL whose scheme picks the backend:
             ``file://``, ``s3://``, ``gs://``, ``gdrive://``, ``drive://``, ``memory://``, or any
             scheme an installed plugin serves.
-        **options: the backend's own storage options, e.g. ``endpoint_url`` for S3.
+        **options: the backend's own storage options, e.g. ``endpoint_url`` for S3; and, for
+            every backend, ``deadline``: the seconds one operation may take with its retries
+            (default: the backend's policy, 45 s unless it says otherwise).
 
     Raises:
         UnknownBackendError: no installed backend serves the scheme (the message lists them).
@@ -374,13 +402,23 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
         >>> target.url.startswith("file://")
         True
     """
+    target = open_target_unreached(url, **options)
+    try:
+        target.reach()
+    except BaseException:
+        target.close()
+        raise
+    return target
+
+
+def open_target_unreached(url: str | PathLike[str], **options: Any) -> BackupTarget:
+    """:func:`open_target` without the network: the URL and options are checked (bad input
+    raises here), the store is first asked by :meth:`BackupTarget.reach` or the first call
+    that needs it. For constructors that must return at once, such as background mode's."""
     text = str(url)
     backend_class = get_backend_class(_split_scheme(text))
-    backend = RetryingBackend(backend_class.from_url(text, options), backend_class.retry_policy)
-    try:
-        backend.check()
-    except BaseException:
-        backend.close()
-        raise
+    options = dict(options)
+    policy = _policy_with_deadline(backend_class.retry_policy, options.pop("deadline", None))
+    backend = RetryingBackend(backend_class.from_url(text, options), policy)
     log.debug("opened %s with %s", backend.url, backend_class.__name__)
-    return BackupTarget(backend)
+    return BackupTarget(backend, reached=False)

@@ -39,7 +39,7 @@ class CheckpointSender(ClosingContext):
         self.config = config or load_config()
         self.failures: dict[str, str] = {}
         self._keep_last = keep_last
-        self._target, self._owns_target = open_target_for(target, self.config)
+        self._target, self._owns_target = open_target_for(target, self.config, reach=not background)
         self._background = (
             BackgroundBackup(self._target, config=self.config, keep_last=keep_last)
             if background

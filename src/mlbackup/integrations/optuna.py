@@ -113,7 +113,9 @@ class BackupCallback(ClosingContext):
         self._config = config or load_config()
         self._keep_last = keep_last
         self._finished = 0
-        self._target, self._owns_target = open_target_for(target, self._config)
+        self._target, self._owns_target = open_target_for(
+            target, self._config, reach=not background
+        )
         self._background = (
             BackgroundBackup(self._target, config=self._config, keep_last=keep_last)
             if background

@@ -123,6 +123,9 @@ class FaultProxy(LoopbackServer):
         self._answers: deque[CannedAnswer] = deque()
         self._resets: deque[int] = deque()
         self._lost_responses = 0
+        self._truncated_gets = 0
+        self._truncate_keep = 16
+        self._truncate_reset = True
         self.latency = 0.0
         self.log: list[LoggedRequest] = []
         #: Faults injected since the proxy was made (not reset by :meth:`clear`).
@@ -187,6 +190,22 @@ class FaultProxy(LoopbackServer):
                 return True, self._planned.pop(self._arrivals)
             return False, None
 
+    def truncate_gets(self, count: int, keep_bytes: int = 16, *, reset: bool = True) -> None:
+        """Forward the next ``count`` GETs whose answer has a body, then send the full length
+        in the headers but only ``keep_bytes`` of the body, and reset the connection (or,
+        with ``reset=False``, close it cleanly): a download cut off half-way."""
+        with self._lock:
+            self._truncated_gets += count
+            self._truncate_keep = keep_bytes
+            self._truncate_reset = reset
+
+    def _take_truncation(self, method: str, size: int) -> int | None:
+        with self._lock:
+            if method != "GET" or size <= self._truncate_keep or not self._truncated_gets:
+                return None
+            self._truncated_gets -= 1
+            return self._truncate_keep
+
     def lose_responses(self, count: int) -> None:
         """Forward the next ``count`` requests, then reset the connection instead of answering:
         the server did the work, the client never hears of it."""
@@ -242,6 +261,7 @@ class FaultProxy(LoopbackServer):
             self._answers.clear()
             self._resets.clear()
             self._lost_responses = 0
+            self._truncated_gets = 0
             self._random_answer = None
             self._read_only = None
             self._unsupported.clear()
@@ -360,6 +380,15 @@ class FaultProxy(LoopbackServer):
                     proxy._record(LoggedRequest(self.command, self.path, 0, True))
                     self._reset()
                     return
+                keep = proxy._take_truncation(self.command, len(payload))
+                if keep is not None:
+                    proxy._record(LoggedRequest(self.command, self.path, status, True))
+                    self._send(status, headers, payload, keep=keep)
+                    if proxy._truncate_reset:
+                        self._reset()
+                    else:
+                        self.close_connection = True
+                    return
                 number = proxy._record(
                     LoggedRequest(self.command, self.path, status, False, len(body))
                 )
@@ -403,7 +432,13 @@ class FaultProxy(LoopbackServer):
                 finally:
                     upstream.close()
 
-            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            def _send(
+                self,
+                status: int,
+                headers: list[tuple[str, str]],
+                body: bytes,
+                keep: int | None = None,
+            ) -> None:
                 self.send_response(status)
                 for key, value in headers:
                     self.send_header(key, value)
@@ -413,7 +448,8 @@ class FaultProxy(LoopbackServer):
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(body)
+                    self.wfile.write(body if keep is None else body[:keep])
+                    self.wfile.flush()
 
             def _reset(self) -> None:
                 # SO_LINGER 0: close() sends RST, as a dropped connection does.
