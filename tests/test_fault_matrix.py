@@ -24,6 +24,7 @@ from mlbackup import (
     backup,
     open_target,
     restore,
+    restore_if_missing,
 )
 from mlbackup.retry import RetryPolicy
 from mlbackup.testing.fault_proxy import S3_SLOW_DOWN, FaultProxy, gcs_error
@@ -214,3 +215,23 @@ def test_background_mode_on_a_silent_store_returns_at_once(store, model, figures
     background.submit(model, name="model.bin")
     assert background.flush()["model.bin"].last_version == 1
     background.close()
+
+
+@pytest.mark.parametrize("kind", ["s3", "gs"])
+def test_a_bucket_gone_after_open_is_an_error_not_nothing_to_restore(request, kind, tmp_path):
+    """restore_if_missing must not start the user's run from scratch because the bucket (or
+    the credential, or the store) went away: that is an error, never "no backup"."""
+    server = request.getfixturevalue("s3_server" if kind == "s3" else "gcs_server")
+    bucket = request.getfixturevalue("s3_bucket" if kind == "s3" else "gcs_bucket")
+    with FaultProxy(server.endpoint_url) as proxy:
+        target = open_target(
+            f"{kind}://{bucket}/run", **server.storage_options(endpoint_url=proxy.endpoint_url)
+        )
+        if kind == "s3":
+            proxy.answer_next(10, 404, S3_NO_BUCKET, XML)
+        else:
+            proxy.answer_next(10, 404, gcs_error(404, "notFound", "bucket does not exist"), JSON)
+        with pytest.raises(TargetMissingError, match="bucket does not exist"):
+            restore_if_missing(tmp_path / "model.bin", name="model.bin", target=target)
+        with pytest.raises(TargetMissingError):
+            target.versions("model.bin")

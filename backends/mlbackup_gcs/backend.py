@@ -140,6 +140,11 @@ class GCSBackend(BucketBackend):
     def credentials(self) -> str:
         return self._credentials.source
 
+    def confirm_absent(self, exc: FileNotFoundError, what: str) -> None:
+        # gcsfs says only "not found" (the request's path) for a missing bucket too: a
+        # listing that found nothing asks once more whether the bucket is there.
+        self.check()
+
     def check(self) -> None:
         refresh(self._credentials, min(self._timeout, 10.0))
         with self.translate_errors("open", ""):

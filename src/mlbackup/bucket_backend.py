@@ -123,6 +123,11 @@ class BucketBackend(FsspecBackend):
         itself to let it through (``FileNotFoundError`` for a missing object)."""
         raise NotImplementedError
 
+    def confirm_absent(self, exc: FileNotFoundError, what: str) -> None:
+        translated = self.translate_error(exc, what)
+        if translated is not exc:
+            raise translated from exc
+
     @contextmanager
     def translate_errors(self, operation: str, key: str) -> Iterator[None]:
         try:

@@ -64,6 +64,11 @@ class FsspecBackend(Backend):
         except OSError as exc:
             raise TargetError(f"{operation} {key!r} on {self.url} failed: {exc}") from exc
 
+    def confirm_absent(self, exc: FileNotFoundError, what: str) -> None:
+        """Raise unless ``exc`` really means "no such key or folder". Filesystems also say
+        "not found" for a missing bucket: an empty listing then would read as "no backups",
+        and a resume would start from scratch. Object stores override this."""
+
     def stored_checksum(self, info: Mapping[str, Any]) -> str | None:
         """The checksum (in ``hash_name``) the store reports in ``fs.info()``, if any."""
         return None
@@ -117,7 +122,8 @@ class FsspecBackend(Backend):
         with self.translate_errors("list", prefix):
             try:
                 entries = self.fs.ls(self.path(prefix), detail=False)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                self.confirm_absent(exc, f"list {prefix!r}")
                 return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
