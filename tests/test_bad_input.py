@@ -258,4 +258,5 @@ def test_an_unreadable_folder_is_skipped_and_reported_not_fatal(tmp_path, monkey
     monkeypatch.setattr(mlbackup.sources.os, "scandir", scandir)
     result = backup(tree, target=tmp_path / "t", name="tree")
     assert result.status is BackupStatus.COPIED and result.files_total == 1
-    assert "locked/: unreadable folder (Permission denied)" in result.skipped_entries
+    assert result.partial
+    assert result.failed_entries[0].startswith("locked/: unreadable folder (Permission denied)")

@@ -239,7 +239,10 @@ class BackgroundBackup(ClosingContext):
             status.last_version = result.version
             status.staged = result.staged
             status.last_committed_at = time.time()
-            status.last_error = None
+            # Committed without some files (unreadable): not silent, and not cleared as a success.
+            status.last_error = (
+                f"partial: {'; '.join(result.failed_entries)}" if result.partial else None
+            )
             self._failures.pop(job.name, None)
             self._settle(status, job)
         for future in job.futures:

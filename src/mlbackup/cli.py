@@ -1,6 +1,7 @@
 """The ``mlbackup`` command line (also ``python -m mlbackup``).
 
-Exit codes: 0 success, 1 failure, 2 usage or configuration error. ``--json`` prints one JSON
+Exit codes: 0 success, 1 failure, 2 usage or configuration error, 23 a backup committed without
+some files because of errors (partial; each is named). ``--json`` prints one JSON
 document on stdout (``{"error": ...}`` on failure); errors go to stderr in one or two lines
 that say what to do (a traceback only with ``--debug``). Transfers that take more than a
 moment draw a progress bar on stderr when it is a terminal, unless ``--quiet`` or ``--json``.
@@ -127,6 +128,10 @@ def _config(args: argparse.Namespace) -> BackupConfig:
     return config
 
 
+#: A backup committed without some files because of errors (rsync's code for the same).
+EXIT_PARTIAL = 23
+
+
 def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
     if args.json:
         print(json.dumps(data, indent=1, default=str))
@@ -151,14 +156,23 @@ def _run(args: argparse.Namespace) -> int:
             result = backup(
                 args.path, name=args.name, keep_last=args.keep_last, config=config, progress=bar
             )
+        partial = (
+            f"\nPARTIAL: {len(result.failed_entries)} left out for errors (the version lacks "
+            "them; fix and back up again):" + "".join(f"\n  {s}" for s in result.failed_entries)
+            if result.partial
+            else ""
+        )
         _emit(
             args,
             result.to_dict(),
             f"{result.name}: {result.status.value}, version {result.version}, "
             f"{result.files_sent}/{result.files_total} files and {result.bytes_sent:,} bytes "
             f"sent to {result.target}"
-            + "".join(f"\n  skipped {s}" for s in result.skipped_entries),
+            + "".join(f"\n  skipped {s}" for s in result.skipped_entries)
+            + partial,
         )
+        if result.partial:
+            return EXIT_PARTIAL
     elif args.command == "restore":
         dest = args.dest or Path(args.name)
         with _progress(args) as bar:

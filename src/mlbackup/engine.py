@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import os
+import shlex
 import stat
 import time
 from dataclasses import dataclass, replace
@@ -34,10 +35,12 @@ from .commit import GRACE_SECONDS, apply_retention, commit_version
 from .crashpoints import crash_point
 from .errors import (
     ConfigError,
+    MLBackupError,
     SourceChangedError,
     SourceError,
     SourceMissingError,
     TargetError,
+    exception_chain,
 )
 from .hashing import hash_file_and_prefix
 from .manifest import FileEntry, Manifest
@@ -59,9 +62,10 @@ READ_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class _Sent:
-    entry: FileEntry | None  # None: the file was left out (see ``skipped``)
+    entry: FileEntry | None  # None: the file was left out (see ``skipped`` and ``failed``)
     sent: bool
-    skipped: str | None = None
+    skipped: str | None = None  # gone since the scan: the next backup's news, not an error
+    failed: str | None = None  # could not be read: the backup is partial
     uploaded: int = 0  # bytes that went to the store (an extended file: only its new ones)
 
 
@@ -90,14 +94,14 @@ class _Transfer:
 
     def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
         """Send one new or changed file; returns its manifest entry, or why it was left out
-        (it vanished or became unreadable since the scan: one such file never fails the rest)."""
+        (it vanished since the scan, or cannot be read: one such file never fails the rest)."""
         try:
             return self._send(source, old)
-        except (FileNotFoundError, PermissionError, SourceError):
-            if source.abspath.exists() and os.access(source.abspath, os.R_OK):
+        except (MLBackupError, OSError) as exc:
+            left_out = _source_failure(exc, source)
+            if left_out is None:
                 raise  # not the source's doing
-            why = "vanished" if not os.path.lexists(source.abspath) else "became unreadable"
-            return _Sent(None, False, f"{source.path}: {why} during the backup, left out")
+            return left_out
 
     def _send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
         path = source.abspath
@@ -146,6 +150,25 @@ class _Transfer:
             f"{source.abspath} kept changing while it was read ({READ_ATTEMPTS} tries); back it "
             "up when the writer pauses (e.g. from a callback after each step)"
         )
+
+
+def _source_failure(exc: BaseException, source: SourceFile) -> _Sent | None:
+    """Why the source file, not the target, made ``exc`` (it vanished, or reading it failed:
+    backends wrap what they raise while reading it), else None."""
+    if not os.path.lexists(source.abspath):
+        return _Sent(None, False, skipped=f"{source.path}: vanished during the backup, left out")
+    for link in exception_chain(exc):
+        if isinstance(link, OSError) and link.filename is not None:
+            if os.path.abspath(link.filename) == str(source.abspath):
+                why = link.strerror or type(link).__name__
+                fix = (
+                    f"make it readable (chmod u+r {shlex.quote(str(source.abspath))})"
+                    if isinstance(link, PermissionError)
+                    else "check the file and the disk it is on"
+                )
+                failed = f"{source.path}: unreadable ({why}), left out; {fix}"
+                return _Sent(None, False, failed=failed)
+    return None
 
 
 def _check_no_overlap(target: BackupTarget, name: str) -> None:
@@ -234,6 +257,9 @@ def _run_backup(
         transfer.progress.add(entry.path, entry.size)
     sent = _send_all(transfer, todo)
     left_out = [s.skipped for s in sent if s.skipped is not None]
+    failed = scanned.failed + [s.failed for s in sent if s.failed is not None]
+    if failed and scanned.kind == "file":
+        raise SourceError(f"{source} {failed[0].split(': ', 1)[1]}; nothing was committed")
     if left_out and scanned.kind == "file":
         raise SourceMissingError(f"{source} {left_out[0].split(': ', 1)[1]}; nothing was committed")
     if left_out and not source.is_dir():
@@ -242,6 +268,8 @@ def _run_backup(
         raise SourceMissingError(f"{source} was removed during the backup; nothing was committed")
     for why in left_out:
         log.warning("%s: skipped %s", name, why)
+    for why in failed:
+        log.error("%s: PARTIAL backup: %s", name, why)
 
     entries = unchanged + [s.entry for s in sent if s.entry is not None]
     files_sent = sum(1 for s in sent if s.sent)
@@ -251,6 +279,8 @@ def _run_backup(
         "target": target.url,
         "source": source,
         "skipped_entries": tuple(scanned.skipped + left_out),
+        "failed_entries": tuple(failed),
+        "partial": bool(failed),
         "files_total": len(entries),
         "bytes_total": sum(e.size for e in entries),
         "staged": target.backend.staged_writes,
@@ -258,6 +288,7 @@ def _run_backup(
     if (
         previous is not None
         and not gone
+        and not failed  # a file the version had could not be read: not "unchanged"
         and files_sent == 0
         and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
     ):

@@ -82,7 +82,12 @@ class BackupResult(_Result):
         target: the target URL.
         source: the local path backed up.
         reason: for skips, why, in words.
-        skipped_entries: entries of a folder left out (symlinks, sockets, ...), with why.
+        skipped_entries: entries of a folder left out by rule (symlinks, sockets, credential
+            files) or gone since the scan, with why.
+        failed_entries: entries left out for an error (a file or folder that could not be
+            read), each with why and the fix; any makes the backup ``partial``.
+        partial: the committed version lacks files of the source because of errors (see
+            ``failed_entries``); the command line exits 23 then.
         seconds: wall time of the call.
         staged: the target only staged the data on this machine (the Colab Drive mount): it
             is safe from a crash of this process but not yet from the loss of the machine
@@ -100,6 +105,8 @@ class BackupResult(_Result):
     source: Path | None = None
     reason: str = ""
     skipped_entries: tuple[str, ...] = ()
+    failed_entries: tuple[str, ...] = ()
+    partial: bool = False
     seconds: float = 0.0
     staged: bool = False
 

@@ -22,10 +22,11 @@ import contextlib
 import errno
 import logging
 import os
+import shlex
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -82,7 +83,8 @@ class ScannedSource:
     kind: Literal["file", "dir"]
     files: list[SourceFile]
     empty_dirs: list[str]
-    skipped: list[str]
+    skipped: list[str]  # left out by rule (symlinks, special files, credentials)
+    failed: list[str] = field(default_factory=list)  # left out for an error: a partial backup
 
 
 def signature(st: os.stat_result, wal: os.stat_result | None) -> str:
@@ -164,8 +166,9 @@ def scan(path: Path, *, include_credentials: bool = False) -> ScannedSource:
     files: list[SourceFile] = []
     empty_dirs: list[str] = []
     skipped: list[str] = []
-    _walk(path, "", files, empty_dirs, skipped, include_credentials)
-    return ScannedSource("dir", files, empty_dirs, skipped)
+    failed: list[str] = []
+    _walk(path, "", files, empty_dirs, (skipped, failed), include_credentials)
+    return ScannedSource("dir", files, empty_dirs, skipped, failed)
 
 
 def _walk(
@@ -173,13 +176,17 @@ def _walk(
     prefix: str,
     files: list[SourceFile],
     empty: list[str],
-    skipped: list[str],
+    left_out: tuple[list[str], list[str]],
     include_credentials: bool,
 ) -> None:
+    skipped, failed = left_out
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        skipped.append(f"{prefix or '.'}: unreadable folder ({exc.strerror})")
+        failed.append(
+            f"{prefix or '.'}: unreadable folder ({exc.strerror}), left out; make it readable "
+            f"(chmod u+rx {shlex.quote(str(folder))}) or move it out of the folder"
+        )
         return
     names = {e.name for e in entries}
     kept = 0
@@ -190,13 +197,13 @@ def _walk(
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            skipped.append(f"{rel}: cannot stat ({exc.strerror})")
+            failed.append(f"{rel}: cannot stat ({exc.strerror}), left out; check the file")
             continue
         if stat.S_ISLNK(st.st_mode):
             skipped.append(f"{rel}: symlink (not followed)")
         elif stat.S_ISDIR(st.st_mode):
             kept += 1
-            _walk(Path(entry.path), f"{rel}/", files, empty, skipped, include_credentials)
+            _walk(Path(entry.path), f"{rel}/", files, empty, left_out, include_credentials)
         elif stat.S_ISREG(st.st_mode):
             if _is_sidecar(entry.name, names, folder):
                 continue
