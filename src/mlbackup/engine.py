@@ -158,16 +158,16 @@ def _source_failure(exc: BaseException, source: SourceFile) -> _Sent | None:
     if not os.path.lexists(source.abspath):
         return _Sent(None, False, skipped=f"{source.path}: vanished during the backup, left out")
     for link in exception_chain(exc):
-        if isinstance(link, OSError) and link.filename is not None:
-            if os.path.abspath(link.filename) == str(source.abspath):
-                why = link.strerror or type(link).__name__
-                fix = (
-                    f"make it readable (chmod u+r {shlex.quote(str(source.abspath))})"
-                    if isinstance(link, PermissionError)
-                    else "check the file and the disk it is on"
-                )
-                failed = f"{source.path}: unreadable ({why}), left out; {fix}"
-                return _Sent(None, False, failed=failed)
+        if not isinstance(link, OSError) or link.filename is None:
+            continue
+        if os.path.abspath(link.filename) == str(source.abspath):
+            why = link.strerror or type(link).__name__
+            fix = (
+                f"make it readable (chmod u+r {shlex.quote(str(source.abspath))})"
+                if isinstance(link, PermissionError)
+                else "check the file and the disk it is on"
+            )
+            return _Sent(None, False, failed=f"{source.path}: unreadable ({why}), left out; {fix}")
     return None
 
 
