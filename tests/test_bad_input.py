@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import sys
 
@@ -14,6 +15,7 @@ from mlbackup import (
     IntegrityError,
     MLBackupError,
     SourceMissingError,
+    TargetError,
     UnknownBackendError,
     UnsafePathError,
     backup,
@@ -260,3 +262,115 @@ def test_an_unreadable_folder_is_skipped_and_reported_not_fatal(tmp_path, monkey
     assert result.status is BackupStatus.COPIED and result.files_total == 1
     assert result.partial
     assert result.failed_entries[0].startswith("locked/: unreadable folder (Permission denied)")
+
+
+def replace_manifest(target, name, version, data):
+    key = target.manifest_key_of(name, version)
+    target.backend.delete(key)
+    target.backend.write_new(key, data)
+
+
+def test_a_deeply_nested_manifest_is_damage_not_a_crash(tmp_path, figures):
+    t = backup_with_edited_manifest(tmp_path, lambda files: files)
+    replace_manifest(t, "ckpt", 1, b'{"format": "mlbackup.manifest/2", "meta": ' + b"[" * 100_000)
+    with pytest.raises(IntegrityError, match="unreadable"):
+        restore("ckpt", tmp_path / "dest", target=t)
+    figures.add("hostile or damaged restores")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        *((f, v) for f in ("mtime_ns", "size", "mode") for v in (10**30, 1e30, True, "12")),
+        ("size", -1),
+        ("mode", -1),
+        ("mode", 0o170644),
+    ],
+)
+def test_out_of_range_numbers_in_a_manifest_are_damage(tmp_path, field, value, figures):
+    t = backup_with_edited_manifest(tmp_path, lambda files: [{**files[0], field: value}])
+    with pytest.raises(IntegrityError, match=field):
+        restore("ckpt", tmp_path / "dest", target=t)
+    assert not (tmp_path / "dest").exists()
+    figures.add("hostile or damaged restores")
+
+
+def test_a_manifest_too_large_to_load_is_refused_early(tmp_path, monkeypatch, figures):
+    import mlbackup.manifest
+
+    t = backup_with_edited_manifest(tmp_path, lambda files: files * 2000)
+    monkeypatch.setattr(mlbackup.manifest, "MAX_MANIFEST_BYTES", 100_000)
+    with pytest.raises(IntegrityError, match="larger than"):
+        restore("ckpt", tmp_path / "dest", target=t)
+    figures.add("hostile or damaged restores")
+
+
+def test_a_manifest_of_many_entries_is_read_quickly(tmp_path):
+    """200,000 entries (a dataset folder): parsed and checked in seconds, not 25."""
+    import time
+
+    from mlbackup.manifest import FileEntry, Manifest
+
+    entries = tuple(
+        FileEntry(f"shard{i // 1000}/f{i}.bin", i, f"{i:032x}", 10**18, 0o644, f"{i}:1")
+        for i in range(200_000)
+    )
+    data = Manifest("big", 1, "dir", "xxh128", entries).to_bytes()
+    started = time.process_time()
+    Manifest.from_bytes(data, where="test")
+    assert time.process_time() - started < 5
+
+
+def test_setuid_and_setgid_bits_are_not_restored(tmp_path, figures):
+    t = backup_with_edited_manifest(tmp_path, lambda files: [{**files[0], "mode": 0o6755}])
+    restore("ckpt", tmp_path / "dest", target=t)
+    assert (tmp_path / "dest" / "ok.txt").stat().st_mode & 0o7777 == 0o755
+    figures.add("hostile or damaged restores")
+
+
+@pytest.mark.parametrize("where", ["object", "objects folder", "manifests folder"])
+def test_a_symlink_planted_in_the_target_is_never_followed(tmp_path, where, figures):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    target_dir = tmp_path / "target"
+    backup(folder, target=target_dir)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "id_rsa").write_text("PRIVATE")
+    t = open_target(target_dir)
+    (entry,) = t.manifest("ckpt").files
+    stored = t.backend.stored_path(f".mlbackup/objects/{entry.hash}")
+    if where == "object":
+        stored.unlink()
+        stored.symlink_to(secret / "id_rsa")
+    elif where == "objects folder":
+        shutil.rmtree(stored.parent)
+        stored.parent.symlink_to(secret)
+        (secret / entry.hash).write_text("ok")  # even with the right bytes there
+    else:
+        manifests = target_dir / ".mlbackup" / "names" / "ckpt" / "manifests"
+        shutil.move(manifests, secret / "manifests")
+        manifests.symlink_to(secret / "manifests")
+    with pytest.raises((IntegrityError, UnsafePathError, TargetError)):
+        restore("ckpt", tmp_path / "dest", target=open_target(target_dir))
+    (folder / "ok.txt").write_text("changed")
+    with pytest.raises((IntegrityError, UnsafePathError, TargetError)):
+        backup(folder, target=open_target(target_dir))
+    assert sorted(p.name for p in secret.iterdir()) == sorted(
+        ["id_rsa", *([entry.hash] if where == "objects folder" else [])]
+        + (["manifests"] if where == "manifests folder" else [])
+    )
+    figures.add("hostile or damaged restores")
+
+
+def test_a_name_folder_that_decodes_to_dot_dot_is_skipped_and_reported(tmp_path, caplog):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    backup(folder, target=tmp_path / "target")
+    (tmp_path / "target" / ".mlbackup" / "names" / "%2E%2E").mkdir()
+    t = open_target(tmp_path / "target")
+    with caplog.at_level("WARNING", logger="mlbackup"):
+        assert [i.name for i in t.list()] == ["ckpt"]
+    assert "%2E%2E" in caplog.text

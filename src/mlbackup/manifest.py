@@ -37,13 +37,18 @@ from typing import Any, Literal
 from .errors import IntegrityError, UnsafePathError
 from .layout import check_digest
 
-__all__ = ["FORMAT", "FileEntry", "Manifest", "check_relative_path"]
+__all__ = ["FORMAT", "MAX_MANIFEST_BYTES", "FileEntry", "Manifest", "check_relative_path"]
 
 #: The format this release writes; it reads format 1 too (see :mod:`mlbackup.layout`).
 FORMAT = "mlbackup.manifest/2"
 _READABLE = {"mlbackup.manifest/1": 1, FORMAT: 2}
 #: Longest ``ref`` (a store's object ID) a manifest may hold.
 _MAX_REF = 200
+#: The largest manifest a reader loads: about a million files. A bigger one is refused before
+#: it is parsed (a parse takes about three times its size in memory).
+MAX_MANIFEST_BYTES = 256 << 20
+#: Sizes and times are 64-bit on every filesystem; ``mode`` is permission bits only.
+_INT_RANGES = {"size": (0, 2**63 - 1), "mtime_ns": (-(2**63), 2**63 - 1), "mode": (0, 0o7777)}
 
 Kind = Literal["file", "dir"]
 
@@ -112,10 +117,10 @@ class FileEntry:
             raise ValueError(f"invalid object ref {str(ref)[:40]!r}")
         return cls(
             path=check_relative_path(str(data["path"]), allow_empty=True),
-            size=int(data["size"]),
+            size=_checked_int(data, "size"),
             hash=check_digest(str(data["hash"]), hash_name),
-            mtime_ns=int(data["mtime_ns"]),
-            mode=int(data.get("mode", 0o644)) & 0o7777,
+            mtime_ns=_checked_int(data, "mtime_ns"),
+            mode=_checked_int(data, "mode", 0o644),
             sig=str(data.get("sig", "")),
             sqlite=bool(data.get("sqlite", False)),
             ref=ref,
@@ -168,7 +173,14 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, where: str) -> Manifest:
-        """Parse a manifest; ``where`` names its location for error messages."""
+        """Parse a manifest; ``where`` names its location for error messages. One larger
+        than :data:`MAX_MANIFEST_BYTES` is refused unparsed."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise IntegrityError(
+                f"manifest {where} is larger than the {MAX_MANIFEST_BYTES >> 20} MiB a reader "
+                "loads (about a million files); it is damaged or not ours: restore another "
+                "version with --version, or back the data up again"
+            )
         try:
             doc = json.loads(data.decode("utf-8"))
             format_version = _READABLE.get(doc.get("format"))
@@ -193,13 +205,24 @@ class Manifest:
             )
         except (UnsafePathError, IntegrityError):
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            if isinstance(exc, RecursionError):
+                exc = ValueError("nested too deeply")
             raise IntegrityError(
                 f"manifest {where} is unreadable ({exc}); restore another version with "
                 "--version, or back the data up again"
             ) from exc
         _check_consistent(manifest, where)
         return manifest
+
+
+def _checked_int(data: Mapping[str, Any], name: str, default: int | None = None) -> int:
+    """A whole number within its field's range (not a float, a bool or a string)."""
+    value = data[name] if default is None else data.get(name, default)
+    low, high = _INT_RANGES[name]
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"{name} {str(value)[:30]} is not a whole number in {low}..{high}")
+    return value
 
 
 def _check_consistent(manifest: Manifest, where: str) -> None:

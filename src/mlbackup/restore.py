@@ -198,7 +198,9 @@ def _fetch_all(
 def _place(item: _Staged) -> None:
     assert item.temp is not None
     entry = item.location.entry
-    os.chmod(item.temp, entry.mode)
+    # Never setuid or setgid: Colab runs as root, and a planted manifest could make any file
+    # it restores run with its owner's rights.
+    os.chmod(item.temp, entry.mode & ~(stat.S_ISUID | stat.S_ISGID))
     os.utime(item.temp, ns=(entry.mtime_ns, entry.mtime_ns))
     if entry.sqlite:
         for suffix in SQLITE_SIDECARS:

@@ -30,7 +30,7 @@ from .backend import Backend
 from .closing import ClosingContext
 from .errors import BackupNotFoundError, ConfigError, IntegrityError
 from .hashing import CHUNK_SIZE, new_hasher
-from .manifest import FileEntry, Manifest
+from .manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest
 from .progress import byte_reporter
 from .registry import get_backend_class
 from .results import BackupInfo, VerifyResult
@@ -185,13 +185,15 @@ class BackupTarget(ClosingContext):
                 or its writer withdrew it on a store without create-only writes).
         """
         key = self.manifest_key_of(name, version)
+        # Never more than a reader loads (one byte more tells that it is too large).
+        limit = MAX_MANIFEST_BYTES + 1
         try:
-            data = self.backend.read_bytes(key)
+            data = self.backend.read_at_most(key, limit)
         except FileNotFoundError:
             self.manifest_keys(name)  # the listing was stale: read what is there now
             key = self.manifest_key_of(name, version)
             try:
-                data = self.backend.read_bytes(key)
+                data = self.backend.read_at_most(key, limit)
             except FileNotFoundError:
                 raise BackupNotFoundError(
                     f"backup {name!r} version {version} is gone from {self.url}"
