@@ -48,6 +48,7 @@ from mlbackup.errors import (
     ConfigError,
     SourceChangedError,
     TargetError,
+    UnsafePathError,
 )
 from mlbackup.fsspec_backend import FsspecBackend
 from mlbackup.hashing import CHUNK_SIZE, new_hasher
@@ -109,6 +110,7 @@ class LocalBackend(FsspecBackend):
         self.durable = durable
         # Folders made by this backend: one makedirs per folder, not one per file.
         self._made_dirs: set[str] = set()
+        self._inside: set[str] = set()  # folders seen to be reached without a symlink
         self._tmp_slots = itertools.count()
         self._thread = threading.local()
         self._swept = False  # leftovers of killed runs: looked for once, at the first write
@@ -154,8 +156,26 @@ class LocalBackend(FsspecBackend):
             # the workers' renames queue on its lock in the kernel, and every folder more is
             # a mkdir of its own on a first backup.
             digest = key[len(_OBJECTS) :]
-            return self.path(f"{_OBJECTS}{digest[:1]}/{digest}")
-        return self.path(key)
+            path = self.path(f"{_OBJECTS}{digest[:1]}/{digest}")
+        else:
+            path = self.path(key)
+        folder = path.rpartition("/")[0]
+        if folder not in self._inside:
+            self._check_inside(folder)
+        return path
+
+    def _check_inside(self, folder: str) -> None:
+        """Refuse a folder reached through a symlink on the target: someone who may write
+        there could otherwise point a read or a write anywhere. Checked once per folder; the
+        last component of a key is opened without following links (O_NOFOLLOW)."""
+        real_root = os.path.realpath(self.root)
+        expected = real_root + os.path.normpath(folder)[len(os.path.normpath(self.root)) :]
+        if os.path.realpath(folder) != expected:
+            raise UnsafePathError(
+                f"{folder} is reached through a symlink inside the target {self.root}; "
+                "mlbackup never follows links there (was it planted?): remove the link"
+            )
+        self._inside.add(folder)
 
     @contextmanager
     def translate_errors(self, operation: str, key: str) -> Iterator[None]:
@@ -178,6 +198,11 @@ class LocalBackend(FsspecBackend):
                 raise BackendPermissionError(
                     f"{where} failed: permission denied; make the folder writable or choose "
                     "another target"
+                ) from exc
+            if exc.errno == errno.ELOOP:
+                raise UnsafePathError(
+                    f"{where} refused: it is a symlink on the target; mlbackup never follows "
+                    "links there (was it planted?): remove the link"
                 ) from exc
             if exc.errno == errno.EIO:
                 raise TargetError(
@@ -451,8 +476,11 @@ class LocalBackend(FsspecBackend):
 
     def _list(self, prefix: str) -> list[str]:
         with self.translate_errors("list", prefix):
+            folder = self.path(prefix)  # a folder, never fanned
+            if folder not in self._inside:
+                self._check_inside(folder)
             try:
-                entries = self.fs.ls(self.path(prefix), detail=False)  # a folder, never fanned
+                entries = self.fs.ls(folder, detail=False)
             except (FileNotFoundError, NotADirectoryError):
                 return []
         return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)

@@ -20,6 +20,9 @@ __all__ = ["UNNAMED_FILES", "OsFileSystem"]
 UNNAMED_FILES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 @functools.cache
 def _proc_fd() -> int:
     # ``/proc`` itself, not ``/proc/self``: "self" is then looked up at each link, so the fd
@@ -31,10 +34,12 @@ class OsFileSystem:
     """Local files through ``os``, with fsspec's method names and results."""
 
     def open(self, path: str, mode: str = "rb") -> IO[Any]:
+        if mode == "rb":  # a key on the target: never through a symlink planted there
+            return os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb")
         return open(path, mode)
 
     def info(self, path: str) -> dict[str, Any]:
-        st = os.stat(path)
+        st = os.lstat(path)  # a symlink is "other", never what it points to
         if stat.S_ISREG(st.st_mode):
             kind = "file"
         else:
@@ -76,7 +81,7 @@ class OsFileSystem:
         os.remove(path)
 
     def cat_file(self, path: str) -> bytes:
-        with open(path, "rb") as f:
+        with self.open(path, "rb") as f:
             return f.read()
 
     def __repr__(self) -> str:

@@ -111,6 +111,16 @@ class BackupTarget(ClosingContext):
         names = []
         for segment in self.backend.list_dir(layout.names_prefix()):
             name = layout.name_from_segment(segment)
+            try:
+                layout.check_name(name)
+            except ConfigError:
+                # Not a folder we would make (someone else's, or planted): one bad entry must
+                # not hide every backup on the target.
+                log.warning(
+                    "%s: %s/%s is not a backup name mlbackup writes; skipped (remove it if it "
+                    "is not yours)", self.url, layout.names_prefix(), segment,
+                )  # fmt: skip
+                continue
             if self.versions(name):
                 names.append(name)
         return sorted(names)
