@@ -82,7 +82,8 @@ class OsFileSystem:
 
     def cat_file(self, path: str) -> bytes:
         with self.open(path, "rb") as f:
-            return f.read()
+            data: bytes = f.read()
+        return data
 
     def __repr__(self) -> str:
         return "OsFileSystem()"
