@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from mlbackup.cli import main
 
 
@@ -75,3 +77,25 @@ def test_demo_runs_to_its_summary(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "demo finished: nothing was lost." in proc.stdout
     assert "the study now holds 17 trials (12 from before the loss)" in proc.stdout
+
+
+@pytest.mark.parametrize("flags_first", [True, False], ids=["before the command", "after it"])
+def test_global_flags_work_before_and_after_the_command(tmp_path, capsys, flags_first):
+    argv = ["ls", "--from", str(tmp_path / "t")]
+    argv = ["--json", *argv] if flags_first else [*argv, "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["backups"] == []
+
+
+def test_doctor_on_a_mistyped_folder_neither_creates_it_nor_says_plain_ready(tmp_path, capsys):
+    missing = tmp_path / "bakcups"
+    main(["doctor", "--from", str(missing)])
+    out = capsys.readouterr().out
+    assert not missing.exists()
+    assert "does not exist" in out and "ready, but read the warnings" in out
+
+
+def test_restoring_from_a_folder_with_no_backups_says_so(tmp_path, capsys):
+    assert main(["restore", "model.bin", "--from", str(tmp_path / "bakcups")]) == 1
+    err = capsys.readouterr().err
+    assert "holds no backups at all" in err and "does not exist" in err

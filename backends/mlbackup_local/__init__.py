@@ -145,6 +145,11 @@ class LocalBackend(FsspecBackend):
         # mount path): writers on this machine then queue instead of racing.
         return Path(os.path.realpath(self.root)).as_uri()
 
+    def absent_because(self) -> str | None:
+        if os.path.isdir(self.root):
+            return None
+        return f"the folder {self.root} does not exist (mistyped? the first backup creates it)"
+
     def stored_path(self, key: str) -> Path:
         """The file on disk that holds ``key`` (objects are fanned out into folders)."""
         return Path(self._file(key))
@@ -533,7 +538,10 @@ class LocalBackend(FsspecBackend):
 
     def free_bytes(self) -> int | None:
         with self.translate_errors("statvfs", "."):
-            return shutil.disk_usage(self.root).free
+            folder = Path(self.root)
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent  # not made yet: the room of the disk it will be on
+            return shutil.disk_usage(folder).free
 
     def sync(self) -> None:
         root = Path(self.root)

@@ -256,6 +256,11 @@ class Backend(ABC):
     def sync(self) -> None:  # noqa: B027 - a hook: most stores are durable once a write returns
         """Make every object written so far durable. Called before a manifest is committed."""
 
+    def absent_because(self) -> str | None:
+        """Why the target holds nothing at all, where that is known without a request (a
+        local folder that does not exist: a mistyped path), else None."""
+        return None
+
     def duplicates(self, prefix: str = "") -> dict[str, list[str]]:
         """Keys under ``prefix`` held by several stored objects (stores that allow duplicate
         names, such as Drive): key -> object IDs, the one read first. Most stores: none."""

@@ -42,11 +42,22 @@ def _option(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common_flags(default: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    common.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    common.add_argument("--json", action="store_true", default=default, help="print JSON")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="print only errors"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=default, help="debug logging and tracebacks"
+    )
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    # The flags work before the command and after it (mlbackup --json ls, mlbackup ls --json):
+    # a subcommand's own copy has no default, so it never resets one given before it.
+    common = _common_flags(argparse.SUPPRESS)
 
     def target_args(p: argparse.ArgumentParser, flag: str) -> None:
         p.add_argument(flag, dest="url", metavar="URL", help="target URL or folder")
@@ -64,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlbackup",
         description="Back ML outputs up the moment they exist; restore them on the next machine.",
-        parents=[common],
+        parents=[_common_flags(False)],
     )
     parser.add_argument("--version", action="version", version=f"mlbackup {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -284,7 +295,11 @@ def _doctor(args: argparse.Namespace, config: BackupConfig) -> int:
     marks = {"ok": "ok     ", "warning": "warning", "problem": "PROBLEM"}
     lines = [f"{report.target}:"]
     lines += [f"  {marks[f.level]}  {f.check}: {f.message}" for f in report.findings]
-    lines.append("ready" if report.ok else "fix the problems above before a long run")
+    warned = any(f.level == "warning" for f in report.findings)
+    if not report.ok:
+        lines.append("fix the problems above before a long run")
+    else:
+        lines.append("ready, but read the warnings above" if warned else "ready")
     _emit(args, report.to_dict(), "\n".join(lines))
     return 0 if report.ok else 1
 

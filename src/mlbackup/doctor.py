@@ -122,7 +122,10 @@ def _check(
     report.add("ok", "reachable", f"{target.url} answered")
     report.credentials = backend.credentials()
     report.add("ok", "credentials", f"{report.credentials}: accepted")
-    if write_test:
+    absent = backend.absent_because()
+    if absent is not None:  # never made by a preflight: the path may be mistyped
+        report.add("warning", "write", f"no test write: {absent}")
+    elif write_test:
         _write_test(report, target)
     report.free_bytes = backend.free_bytes()
     needed = sum(_size(p) for p in paths)

@@ -157,6 +157,9 @@ class RetryingBackend(Backend):
 
         self.policy.call(create, f"write {key!r} on {self.inner.url}", ours)
 
+    def absent_because(self) -> str | None:
+        return self.inner.absent_because()
+
     def duplicates(self, prefix: str = "") -> dict[str, list[str]]:
         return self._call(f"scan {prefix!r}", lambda: self.inner.duplicates(prefix))
 

@@ -163,6 +163,12 @@ class BackupTarget(ClosingContext):
         """
         versions = self.versions(name)
         if not versions:
+            absent = self.backend.absent_because()
+            if absent is not None or not self.names():
+                raise BackupNotFoundError(
+                    f"no backup named {name!r}: {self.url} holds no backups at all"
+                    + (f" ({absent})" if absent else "; check the target URL or folder")
+                )
             raise BackupNotFoundError(
                 f"no backup named {name!r} on {self.url}; see the names with `mlbackup ls`"
             )
