@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from mlbackup.hashing import new_hasher, read_small_file
 from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.objects import check_expected as _check_expected
 from mlbackup.progress import byte_reporter
+from mlbackup.redaction import install as install_redaction
 from mlbackup.redaction import register_secret
 
 from .errors import credential_source, error_code, not_implemented, translate
@@ -383,6 +385,41 @@ class S3Backend(BucketBackend):
             self._check_etag(key, response, md5.hexdigest())
 
 
+#: Where botocore finds credentials without a request: the environment and two files.
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+_CREDENTIAL_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def _register_credentials(options: Mapping[str, Any]) -> None:
+    """Hide every credential botocore may sign with from the logs, whatever its source: the
+    options, the environment, the shared files (all their profiles). Ones from instance
+    metadata are caught by their shape in the request (mlbackup.redaction)."""
+    install_redaction()
+    for name in ("key", "secret", "token"):
+        register_secret(options.get(name))
+    for variable in _CREDENTIAL_VARIABLES:
+        register_secret(os.environ.get(variable))
+    import configparser
+
+    for variable, default in (
+        ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        ("AWS_CONFIG_FILE", "~/.aws/config"),
+    ):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(os.path.expanduser(os.environ.get(variable, default)))
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue  # botocore will say what is wrong with the file
+        for section in parser.sections():
+            for field in _CREDENTIAL_FIELDS:
+                register_secret(parser.get(section, field, fallback=None))
+
+
 def _filesystem(options: Mapping[str, Any]) -> Any:
     config: dict[str, Any] = {
         # A silent store (it accepts connections, never answers) is noticed within one read
@@ -406,8 +443,7 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
         "use_listings_cache": False,
         "config_kwargs": config,
     }
-    register_secret(options.get("secret"))
-    register_secret(options.get("token"))
+    _register_credentials(options)
     for name in ("endpoint_url", "key", "secret", "token", "profile", "anon", "requester_pays"):
         if name in options:
             kwargs[name] = options[name]

@@ -1,23 +1,37 @@
 """Keep credentials out of every log record, whichever library writes it.
 
 Client libraries log more than they should at DEBUG: botocore writes the signed request (the
-session-token header included) and its canonical form. Backends register each secret they are
-given with :func:`register_secret`; from then on a log record factory replaces it with ``***``
-in every record's message before any handler sees it. Records below a logger's level are never
-built, so this costs nothing unless DEBUG logging is on.
+access key ID in ``Credential=``, the session-token header) and its canonical form. Backends
+register each secret they are given or find (options, environment, profile files) with
+:func:`register_secret`; from then on a log record factory replaces it with ``***`` in every
+record's message before any handler sees it. Credentials in the well-known shapes of request
+headers (``Credential=``, ``X-Amz-Security-Token``, ``Authorization: Bearer``) are replaced
+whatever their source, including ones fetched from instance metadata that mlbackup never saw.
+Records below a logger's level are never built, so this costs nothing unless DEBUG logging is
+on.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
 
-__all__ = ["REDACTED", "redact", "register_secret"]
+__all__ = ["REDACTED", "install", "redact", "register_secret"]
 
 REDACTED = "***"
 #: Shorter values are not worth hiding (and would redact common words).
 MIN_SECRET_LENGTH = 8
+
+#: Credentials by the shape of the header or query they travel in: group 1 is kept, group 2
+#: (the credential) replaced. The access key ID of SigV4, the session token (header, canonical
+#: request, presigned query), a bearer token.
+_SHAPES = re.compile(
+    r"(?i)((?:x-amz-)?credential=)([A-Z0-9]{12,128})"
+    r"|(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)([^'\"\s,&}]{8,})"
+    r"|(authorization['\"]?\s*:\s*b?['\"]?bearer\s+)([^'\"\s,}]{8,})"
+)
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -26,30 +40,42 @@ _installed = False
 
 def register_secret(value: Any) -> None:
     """Hide ``value`` (a credential's text) from every log record from now on."""
-    global _installed
     if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
         return
     with _lock:
         _secrets.add(value)
-        if not _installed:
-            previous = logging.getLogRecordFactory()
+    install()
 
-            def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-                record = previous(*args, **kwargs)
-                if _secrets:
-                    _redact_record(record)
-                return record
 
-            logging.setLogRecordFactory(redacting_factory)
-            _installed = True
+def install() -> None:
+    """Redact every log record from now on (backends call it when they open a store)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _redact_record(record)
+            return record
+
+        logging.setLogRecordFactory(redacting_factory)
+        _installed = True
+
+
+def _hide_shape(match: re.Match[str]) -> str:
+    prefix = next(g for g in match.groups()[::2] if g is not None)
+    return prefix + REDACTED
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret, and every credential in the shape of a request
+    header, replaced by ``***``."""
     for secret in tuple(_secrets):
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return text
+    return _SHAPES.sub(_hide_shape, text)
 
 
 def _redact_record(record: logging.LogRecord) -> None:
@@ -58,5 +84,5 @@ def _redact_record(record: logging.LogRecord) -> None:
     except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report
         return
     cleaned = redact(message)
-    if cleaned is not message:
+    if cleaned != message:
         record.msg, record.args = cleaned, ()
