@@ -375,3 +375,52 @@ def test_a_name_folder_that_decodes_to_dot_dot_is_skipped_and_reported(tmp_path,
     with caplog.at_level("WARNING", logger="mlbackup"):
         assert [i.name for i in t.list()] == ["ckpt"]
     assert "%2E%2E" in caplog.text
+
+
+SA_KEY = json.dumps(
+    {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIE\n", "x": "y"}
+)
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
+NEAR_MISSES = {
+    "SA_KEY.JSON": SA_KEY,
+    "sa.json.bak": SA_KEY,
+    "keyfile": SA_KEY,
+    "big-sa.json": SA_KEY[:-1] + ', "pad": "' + "x" * 20_000 + '"}',
+    "sa-utf16.json": SA_KEY.encode("utf-16"),
+    "key.pem": PEM,
+    "server.key": PEM,
+    ".envrc": "export TOKEN=x",
+    "prod.env": "TOKEN=x",
+    ".aws/config": "[default]\naws_secret_access_key = abc\n",
+    ".kube/config": "apiVersion: v1\nusers: []\n",
+    ".s3cfg": "[default]\naccess_key = a\nsecret_key = b\n",
+    ".boto": "[Credentials]\naws_access_key_id = a\n",
+    ".npmrc": "//registry.npmjs.org/:_authToken=npm_abc\n",
+    ".huggingface/token": "hf_abcdef",
+    "home/.cache/huggingface/token": "hf_abcdef",
+    "secrets.toml": 'api_key = "x"\n',
+}
+
+
+def test_credential_near_misses_are_left_out_too(tmp_path):
+    run = tmp_path / "run"
+    for rel, content in NEAR_MISSES.items():
+        path = run / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    (run / "config.json").write_text(json.dumps({"hidden_size": 8, "vocab": ["a"] * 10}))
+    (run / "notes.txt").write_text("the secret to good training is patience")
+    (run / "model.key.bin").write_bytes(b"\0" * 100)
+    (run / ".aws" / "config.txt").write_text("region = us-east-1")
+    result = backup(run, target=tmp_path / "t", name="run")
+    reasons = "\n".join(result.skipped_entries)
+    missed = [rel for rel in NEAR_MISSES if f"{rel}: looks like a credential" not in reasons]
+    assert missed == []
+    restore("run", tmp_path / "back", target=open_target(tmp_path / "t"))
+    kept = sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob("*"))
+    assert [k for k in kept if (tmp_path / "back" / k).is_file()] == [
+        ".aws/config.txt", "config.json", "model.key.bin", "notes.txt"
+    ]  # fmt: skip
