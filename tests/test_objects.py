@@ -103,3 +103,23 @@ def test_an_existing_object_reused_by_another_name_is_touched(tmp_path):
     backup(src, target=target, name="second")
     assert stored.stat().st_mtime > 1e9
     assert target.backend.modified(key) > 1e9
+
+
+def test_a_failed_backup_never_takes_back_an_object_another_writer_reuses(tmp_path):
+    """Writer A creates an object, writer B finds it stored (and touches it), then A's backup
+    fails: A's take-back must keep it, or B's version would lose its bytes."""
+    from mlbackup import open_target
+
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"shared weights" * 1000)
+    a, b = open_target(tmp_path / "t"), open_target(tmp_path / "t")
+    made = a.backend.put_object_hashing(src, lambda d: f".mlbackup/objects/{d}")
+    reused = b.backend.put_object_hashing(src, lambda d: f".mlbackup/objects/{d}")
+    assert not made.reused and reused.reused
+    a.backend.withdraw(made.key)
+    assert b.backend.info(made.key) is not None
+    lone = tmp_path / "lone.bin"
+    lone.write_bytes(b"only A has these")
+    mine = a.backend.put_object_hashing(lone, lambda d: f".mlbackup/objects/{d}")
+    a.backend.withdraw(mine.key)
+    assert a.backend.info(mine.key) is None  # nobody else reuses it: taken back

@@ -35,6 +35,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,8 @@ _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK
 #: What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files.
 _NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
 _OBJECTS = objects_prefix() + "/"
+#: How many objects made by this process are remembered for a failing backup to withdraw.
+_CREATED_KEPT = 1 << 17
 #: Objects are read-only: the browsable tree's hard links share their bytes.
 _OBJECT_MODE = 0o444
 
@@ -111,6 +114,8 @@ class LocalBackend(FsspecBackend):
         # Folders made by this backend: one makedirs per folder, not one per file.
         self._made_dirs: set[str] = set()
         self._inside: set[str] = set()  # folders seen to be reached without a symlink
+        self._created: dict[str, int] = {}  # objects this backend made: key -> mtime (ns)
+        self._created_lock = threading.Lock()
         self._tmp_slots = itertools.count()
         self._thread = threading.local()
         self._swept = False  # leftovers of killed runs: looked for once, at the first write
@@ -288,18 +293,23 @@ class LocalBackend(FsspecBackend):
         tmp = self._tmp_file()
         try:
             with self.fs.open(tmp, "wb") as out:
-                size, digest = self._copy_hashing(local_path, out, read_only=expected is not None)
+                size, digest, stamp = self._copy_hashing(
+                    local_path, out, read_only=expected is not None
+                )
             key = key_for(digest)
             if expected is not None:
                 _check_digest(local_path, digest, expected)
                 if self.info(key) is not None and self._touched(key):
                     # Stored already (same bytes), and touched so that retention, which
                     # collects only objects untouched for its grace period, keeps it.
-                    return ObjectInfo(key, size, digest)
+                    return ObjectInfo(key, size, digest, reused=True)
+            existed = expected is not None and self.info(key) is not None
             self._move_into_place(tmp, self._file(key))
         finally:
             _remove(tmp)  # gone already once moved into place
-        return ObjectInfo(key, size, digest)
+        if expected is not None and not existed:
+            self._remember_created(key, stamp)
+        return ObjectInfo(key, size, digest, reused=existed)
 
     def _write_unnamed(
         self, local_path: Path, key_for: Callable[[str], str], expected: str
@@ -316,7 +326,7 @@ class LocalBackend(FsspecBackend):
                 raise _NoUnnamedFiles from exc
             raise
         with out:
-            size, digest = self._copy_hashing(local_path, out, read_only=False)
+            size, digest, stamp = self._copy_hashing(local_path, out, read_only=False)
             _check_digest(local_path, digest, expected)
             key = key_for(digest)
             dest = self._file(key)
@@ -324,14 +334,16 @@ class LocalBackend(FsspecBackend):
             try:
                 self._link_unnamed(dest, out)
             except FileExistsError:
-                if self._touched(key):  # stored already: kept alive for retention, as above
-                    return ObjectInfo(key, size, digest)
-                tmp = f"{folder}/put-{os.urandom(8).hex()}"  # not ours to touch: replace it
-                self._link_unnamed(tmp, out)
-                try:
-                    self._move_into_place(tmp, dest)
-                finally:
-                    _remove(tmp)
+                if not self._touched(key):  # not ours to touch: replace it with our copy
+                    tmp = f"{folder}/put-{os.urandom(8).hex()}"
+                    self._link_unnamed(tmp, out)
+                    try:
+                        self._move_into_place(tmp, dest)
+                    finally:
+                        _remove(tmp)
+                # Stored already (kept alive for retention, as above): others may list it.
+                return ObjectInfo(key, size, digest, reused=True)
+        self._remember_created(key, stamp)
         return ObjectInfo(key, size, digest)
 
     def _link_unnamed(self, dest: str, out: Any) -> None:
@@ -348,9 +360,9 @@ class LocalBackend(FsspecBackend):
                 raise _NoUnnamedFiles from exc
             raise
 
-    def _copy_hashing(self, local_path: Path, out: Any, *, read_only: bool) -> tuple[int, str]:
-        """Copy ``local_path`` into the open ``out``; its size and digest. Raises if fewer
-        bytes reached the disk than were sent (a full disk that lies)."""
+    def _copy_hashing(self, local_path: Path, out: Any, *, read_only: bool) -> tuple[int, str, int]:
+        """Copy ``local_path`` into the open ``out``; its size, digest and modification time
+        (ns). Raises if fewer bytes reached the disk than were sent (a full disk that lies)."""
         hasher = new_hasher(self.hash_name)
         size = 0
         sent = byte_reporter()
@@ -362,7 +374,8 @@ class LocalBackend(FsspecBackend):
                 if sent is not None:
                     sent(len(chunk))
         out.flush()
-        written = os.fstat(out.fileno()).st_size  # what the disk holds, not what we sent
+        st = os.fstat(out.fileno())
+        written = st.st_size  # what the disk holds, not what we sent
         if read_only:
             os.fchmod(out.fileno(), _OBJECT_MODE)  # by descriptor: no path lookup
         if written != size:
@@ -370,7 +383,7 @@ class LocalBackend(FsspecBackend):
                 f"short write of {local_path.name!r} in {self.root}: {written} of {size} "
                 "bytes reached the disk; check free space and retry"
             )
-        return size, hasher.hexdigest()
+        return size, hasher.hexdigest(), st.st_mtime_ns
 
     @property
     def keeps_browsable_tree(self) -> bool:
@@ -444,13 +457,46 @@ class LocalBackend(FsspecBackend):
 
     def _touched(self, key: str) -> bool:
         """Set the object's time to now; False if it is gone, or where this user may not
-        (another user's object on a shared folder): storing our copy keeps it alive then."""
+        (another user's object on a shared folder): storing our copy keeps it alive then.
+        The time is exact to the nanosecond (the kernel's own clock ticks in milliseconds), so
+        that a writer withdrawing the object it just made sees that another reuses it."""
+        now = time.time_ns()
         with self.translate_errors("touch", key):
             try:
-                os.utime(self._file(key))
+                os.utime(self._file(key), ns=(now, now))
             except (FileNotFoundError, PermissionError):
                 return False
         return True
+
+    def _remember_created(self, key: str, stamp: int) -> None:
+        # Only a failing run's own objects are ever withdrawn: the newest ones suffice.
+        with self._created_lock:
+            self._created[key] = stamp
+            if len(self._created) > _CREATED_KEPT:
+                del self._created[next(iter(self._created))]
+
+    def withdraw(self, key: str) -> None:
+        """Remove an object this backend created for a backup that failed (on a full disk,
+        left in place, it would fail every later backup too), unless it was touched since:
+        another writer found it stored and will list it. It is moved aside first, so that a
+        writer touching it from then on fails to and stores its own copy."""
+        with self._created_lock:
+            stamp = self._created.pop(key, None)
+        if stamp is None:
+            return
+        path = self._file(key)
+        # Beside it: that folder exists (and a rename there needs no room on a full disk).
+        aside = f"{os.path.dirname(path)}/.withdrawn-{os.urandom(8).hex()}"
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_mtime_ns != stamp:
+                return  # touched: reused by another writer
+            os.rename(path, aside)
+            try:
+                if os.lstat(aside).st_mtime_ns != stamp:  # touched just before the move
+                    with contextlib.suppress(FileExistsError):
+                        os.link(aside, path)
+            finally:
+                os.unlink(aside)
 
     def modified(self, key: str) -> float | None:
         with self.translate_errors("stat", key):

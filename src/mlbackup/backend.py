@@ -39,12 +39,15 @@ class ObjectInfo:
             (an md5 from S3, GCS or Drive), else ``None``.
         ref: the store's own ID of the object where it names objects by ID (a Drive file ID),
             recorded in manifests so that readers find exactly this object; else ``None``.
+        reused: a ``put_object*`` call found the object stored already and kept it (nothing
+            was written: the call did not create it).
     """
 
     key: str
     size: int
     checksum: str | None = None
     ref: str | None = None
+    reused: bool = False
 
 
 class Backend(ABC):
@@ -255,6 +258,13 @@ class Backend(ABC):
 
     def sync(self) -> None:  # noqa: B027 - a hook: most stores are durable once a write returns
         """Make every object written so far durable. Called before a manifest is committed."""
+
+    def withdraw(self, key: str) -> None:  # noqa: B027 - a hook: most stores leave it to GC
+        """Remove the object ``key`` that this process created for a backup that then failed,
+        unless another writer may be reusing it since. Best effort, never raises. The default
+        leaves it: the next retention's sweep marks it and collects it after the grace
+        period. Stores where a full disk stops every later backup (local folders) remove it
+        at once."""
 
     def absent_because(self) -> str | None:
         """Why the target holds nothing at all, where that is known without a request (a

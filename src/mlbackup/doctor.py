@@ -6,6 +6,7 @@ credentials, how much room is left, and will the outputs suit it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import layout
+from .commit import GRACE_SECONDS
 from .errors import MLBackupError
 from .progress_bar import format_bytes
 from .sources import scan
@@ -143,6 +145,7 @@ def _check(
         )
     for path in paths:
         _layout(report, target, path)
+    _leftovers(report, target, repair)
     report.duplicates = backend.duplicates()
     for key, ids in sorted(report.duplicates.items()):
         report.add(
@@ -157,6 +160,51 @@ def _check(
         report.add("problem", "duplicates", "run `mlbackup doctor --repair` to keep the newest")
     else:
         report.add("ok", "duplicates", "no duplicate names")
+
+
+def _leftovers(report: DoctorReport, target: BackupTarget, repair: bool) -> None:
+    """Objects no version lists: left by backups that failed or were killed (or written by one
+    running now, which is why only those older than retention's grace period are removed)."""
+    backend = target.backend
+    unlisted = sorted(set(backend.list_dir(layout.objects_prefix())) - target.listed_digests())
+    if not unlisted:
+        return
+    now = time.time()
+    sizes: dict[str, int] = {}
+    old: list[str] = []
+    for digest in unlisted:
+        key = layout.object_key(digest)
+        info = backend.info(key)
+        modified = backend.modified(key)
+        sizes[digest] = info.size if info is not None else 0
+        if modified is not None and now - modified >= GRACE_SECONDS:
+            old.append(digest)
+    total = format_bytes(sum(sizes.values()))
+    hours = GRACE_SECONDS // 3600
+    what = f"{len(unlisted)} object{'s' if len(unlisted) != 1 else ''} ({total})"
+    if repair and old:
+        for digest in old:
+            backend.delete(layout.object_key(digest))
+        freed = format_bytes(sum(sizes[d] for d in old))
+        kept = len(unlisted) - len(old)
+        report.add(
+            "ok",
+            "leftovers",
+            f"removed {len(old)} objects ({freed}) that no version lists"
+            + (
+                f"; {kept} younger than {hours} h kept (a backup may be writing them)"
+                if kept
+                else ""
+            ),
+        )
+        return
+    report.add(
+        "warning",
+        "leftovers",
+        f"{what} that no version lists: left by backups that failed or were killed, or being "
+        f"written by one running now; `mlbackup doctor --repair` removes those older than "
+        f"{hours} h ({len(old)} now), as retention does",
+    )
 
 
 def _format(report: DoctorReport, target: BackupTarget, names: list[str]) -> None:

@@ -79,8 +79,10 @@ class _Transfer:
         previous: Manifest | None,
         totals: tuple[int, int],
         progress: ProgressCallback | None,
+        created: list[str],
     ) -> None:
         self.target = target
+        self.created = created  # appended to by the worker threads (list.append is atomic)
         self.backend = target.backend
         self.name = name
         # Objects the previous version lists are live: reused without a request. A format-1
@@ -128,6 +130,8 @@ class _Transfer:
                         )
                     except SourceChangedError:
                         stored = None
+                    if stored is not None and stored.created:
+                        self.created.append(stored.info.key)
             if stored is not None and (
                 kind != "plain" or current_signature(path, wal=wal) == before
             ):
@@ -195,20 +199,44 @@ def run_backup(
     """Back ``source`` up as ``name``; see the module docstring for the protocol."""
     layout.check_name(name)
     with name_lock(target.backend.lock_key, name):
-        return _run_backup(
-            target,
-            source,
-            name,
-            keep_last=keep_last,
-            progress=progress,
-            include_credentials=include_credentials,
-        )
+        run = _Run()
+        try:
+            return _run_backup(
+                target,
+                source,
+                name,
+                run,
+                keep_last=keep_last,
+                progress=progress,
+                include_credentials=include_credentials,
+            )
+        except BaseException:
+            run.take_back(target)
+            raise
+
+
+class _Run:
+    """What one backup run created on the target, so that a failure takes it back."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []  # object keys this run's puts created
+        self.committing = False  # from here on the objects may be listed by a manifest
+
+    def take_back(self, target: BackupTarget) -> None:
+        """A failed backup leaves nothing behind (a full disk would fail every later one)."""
+        if self.committing or not self.created:
+            return
+        for key in self.created:
+            with contextlib.suppress(Exception):  # best effort; retention's sweep is the net
+                target.backend.withdraw(key)
+        log.debug("took back %d objects of a backup that failed", len(self.created))
 
 
 def _run_backup(
     target: BackupTarget,
     source: Path,
     name: str,
+    run: _Run,
     *,
     keep_last: int | None,
     progress: ProgressCallback | None,
@@ -252,7 +280,7 @@ def _run_backup(
     )  # fmt: skip
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
-    transfer = _Transfer(target, name, previous, totals, progress)
+    transfer = _Transfer(target, name, previous, totals, progress, run.created)
     for entry in unchanged:
         transfer.progress.add(entry.path, entry.size)
     sent = _send_all(transfer, todo)
@@ -308,6 +336,7 @@ def _run_backup(
     entries = kept + [s.entry for s in sent if s.entry is not None and s.sent]
     if time.perf_counter() - started > GRACE_SECONDS / 2:
         _check_still_there(target, entries)
+    run.committing = True
     manifest = commit_version(
         target,
         Manifest(

@@ -28,10 +28,12 @@ __all__ = ["Stored", "check_expected", "store_object"]
 
 @dataclass(frozen=True)
 class Stored:
-    """Where a file's bytes went and how many of them were sent."""
+    """Where a file's bytes went, how many of them were sent, and whether this call created
+    the object (so that a backup that fails takes it back: :meth:`Backend.withdraw`)."""
 
     info: ObjectInfo
     sent: int
+    created: bool = False
 
 
 def store_object(
@@ -58,7 +60,7 @@ def store_object(
     if digest is None:
         stored = backend.put_object_hashing(local_path, object_key)
         if stored is not None:
-            return Stored(stored, stored.size)
+            return Stored(stored, 0 if stored.reused else stored.size, not stored.reused)
         size, digest = hash_file(local_path, backend.hash_name)
     else:
         size = local_path.stat().st_size
@@ -74,8 +76,9 @@ def store_object(
             local_path, key, digest, object_key(base_hash), base_size
         )
         if extended is not None:
-            return Stored(extended, extended.size - base_size)
-    return Stored(backend.put_object(local_path, key, digest), size)
+            return Stored(extended, extended.size - base_size, not extended.reused)
+    put = backend.put_object(local_path, key, digest)
+    return Stored(put, 0 if put.reused else size, not put.reused)
 
 
 def check_expected(local_path: Path, got: str, expected: str | None) -> None:

@@ -160,6 +160,9 @@ class RetryingBackend(Backend):
     def absent_because(self) -> str | None:
         return self.inner.absent_because()
 
+    def withdraw(self, key: str) -> None:
+        self.inner.withdraw(key)
+
     def duplicates(self, prefix: str = "") -> dict[str, list[str]]:
         return self._call(f"scan {prefix!r}", lambda: self.inner.duplicates(prefix))
 
