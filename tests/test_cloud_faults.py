@@ -260,3 +260,53 @@ def test_a_backup_whose_manifest_read_is_cut_off_is_retried(flaky, model, reset)
     proxy.truncate_gets(1, reset=reset)  # the newest manifest, read to compare against
     assert backup(model, target=target, name="model.bin").version == 2
     assert proxy.count(injected=True) == 1
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_an_s3_upload_leaves_no_incomplete_upload(
+    s3_server, s3_bucket, s3_proxy, tmp_path
+):
+    """SIGINT while a part is in flight: the CLI says nothing was committed and which version
+    is intact, and no incomplete multipart upload is left (they are invisible but billed)."""
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "big.bin").write_bytes(os.urandom(12 << 20))  # three parts of 5 MiB
+    options = s3_server.storage_options(endpoint_url=s3_proxy.endpoint_url)
+    args = [f"-o{k}={v}" for k, v in options.items()]
+    url = f"s3://{s3_bucket}/run"
+    (tmp_path / "small.bin").write_bytes(b"v1")
+    base = [sys.executable, "-m", "mlbackup", "backup"]
+    subprocess.run([*base, str(tmp_path / "small.bin"), "--to", url, *args, "--name", "big.bin"],
+                   check=True, capture_output=True)  # fmt: skip
+    child = subprocess.Popen(
+        [*base, str(tmp_path / "big.bin"), "--to", url, *args, "--name", "big.bin", "-o",
+         "part_size=5242880"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    s3_proxy.after_matching("partNumber=2", lambda: child.send_signal(signal.SIGINT))
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "interrupted: nothing committed; version 1 of 'big.bin' is intact" in err
+    uploads = s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert uploads == []
+
+
+def test_the_next_backup_aborts_stale_multipart_uploads_under_its_prefix(
+    s3_server, s3_bucket, tmp_path, monkeypatch
+):
+    import mlbackup_s3.backend
+
+    client = s3_server.client()
+    ours = client.create_multipart_upload(Bucket=s3_bucket, Key="run/.mlbackup/objects/0")
+    theirs = client.create_multipart_upload(Bucket=s3_bucket, Key="elsewhere/file.bin")
+    monkeypatch.setattr(mlbackup_s3.backend, "STALE_UPLOAD_SECONDS", -60)  # all count as stale
+    (tmp_path / "big.bin").write_bytes(os.urandom(12 << 20))
+    target = open_target(f"s3://{s3_bucket}/run", **s3_server.storage_options(part_size=5 << 20))
+    backup(tmp_path / "big.bin", target=target, name="big.bin")
+    left = client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert [u["UploadId"] for u in left] == [theirs["UploadId"]]
+    assert ours["UploadId"] not in [u["UploadId"] for u in left]

@@ -9,6 +9,7 @@ import itertools
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -20,6 +21,7 @@ from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
 from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, SourceChangedError, SourceError, TargetError
 from mlbackup.hashing import new_hasher, read_small_file
+from mlbackup.layout import objects_prefix
 from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.objects import check_expected as _check_expected
 from mlbackup.progress import byte_reporter
@@ -40,6 +42,8 @@ MAX_PARTS = 10_000
 MAX_COPY_PART = 5 << 30
 #: Files above this go up in parts; each part is one buffer, so it bounds memory per transfer.
 DEFAULT_PART_SIZE = 8 * MiB
+#: Multipart uploads begun this long ago are an interrupted run's leftovers.
+STALE_UPLOAD_SECONDS = 24 * 3600
 #: Seconds to connect, and with no byte from the server, before a try fails (and is retried
 #: within the retry policy's deadline).
 CONNECT_TIMEOUT = 5
@@ -112,6 +116,30 @@ class S3Backend(BucketBackend):
         #: False once the server answered ``UploadPartCopy`` with NotImplemented (some
         #: S3-compatible servers lack it): appended files are then sent whole, without asking.
         self._copies_parts = True
+        self._swept = False  # stale multipart uploads: looked for once, at the first upload
+
+    def _abort_stale_uploads(self) -> None:
+        """Abort multipart uploads under our prefix begun over a day ago: a run killed (or
+        whose abort was lost) left them, invisible but billed. A day is far longer than any
+        live upload takes between its parts."""
+        if self._swept:
+            return
+        self._swept = True
+        cutoff = time.time() - STALE_UPLOAD_SECONDS
+        prefix = self.object_name(objects_prefix() + "/")
+        try:
+            listed = self._call("list_multipart_uploads", Prefix=prefix).get("Uploads", [])
+            stale = [u for u in listed if u["Initiated"].timestamp() < cutoff]
+            for upload in stale:
+                self._call(
+                    "abort_multipart_upload", None, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+        except Exception as exc:  # noqa: BLE001 - housekeeping never fails a backup
+            log.debug("could not look for stale multipart uploads on %s: %s", self.where, exc)
+            return
+        if stale:
+            log.info("aborted %d multipart uploads that interrupted runs left on %s",
+                     len(stale), self.where)  # fmt: skip
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> S3Backend:
@@ -192,6 +220,7 @@ class S3Backend(BucketBackend):
         # Bigger parts for huge files: S3 allows at most MAX_PARTS.
         file_size = local_path.stat().st_size
         part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
+        self._abort_stale_uploads()
         upload_id = self._call("create_multipart_upload", key)["UploadId"]
         whole = new_hasher("md5")
         parts: list[dict[str, Any]] = []

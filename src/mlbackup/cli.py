@@ -24,6 +24,7 @@ from . import __version__
 from .api import backup, restore
 from .config import BackupConfig, load_config
 from .errors import ConfigError, MLBackupError
+from .paths import default_name
 from .redaction import redact
 from .target import BackupTarget, open_target
 
@@ -141,6 +142,27 @@ def _config(args: argparse.Namespace) -> BackupConfig:
 
 #: A backup committed without some files because of errors (rsync's code for the same).
 EXIT_PARTIAL = 23
+#: Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+def _state_after(args: argparse.Namespace, exc: BaseException) -> str:
+    """What an interrupted backup left on the target, in words (best effort)."""
+    if args.command != "backup":
+        return ""
+    committed = getattr(exc, "mlbackup_committed", None)
+    try:
+        config = _config(args)
+        name = args.name or default_name(args.path, config.source_root)
+        if committed is not None:
+            return f": version {committed} of {name!r} was committed before it"
+        with open_target(config.target_url(), **config.storage_options) as target:
+            versions = target.versions(name)
+    except (MLBackupError, OSError, KeyboardInterrupt):
+        return ": nothing committed (the target could not be asked what it holds now)"
+    if not versions:
+        return f": nothing committed; {name!r} has no version on the target yet"
+    return f": nothing committed; version {versions[-1]} of {name!r} is intact"
 
 
 def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
@@ -318,9 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, exc, 2)
     except (MLBackupError, OSError) as exc:
         return _fail(args, exc, 1)
-    except KeyboardInterrupt:
-        print("mlbackup: interrupted", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as exc:
+        print(f"mlbackup: interrupted{_state_after(args, exc)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a person gets one line; --debug has the rest
         return _fail(args, exc, 1, unexpected=True)
 

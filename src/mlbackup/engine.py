@@ -210,8 +210,10 @@ def run_backup(
                 progress=progress,
                 include_credentials=include_credentials,
             )
-        except BaseException:
+        except BaseException as exc:
             run.take_back(target)
+            # For whoever reports the interruption: was a version committed before it came?
+            exc.mlbackup_committed = run.committed  # type: ignore[attr-defined]
             raise
 
 
@@ -221,6 +223,7 @@ class _Run:
     def __init__(self) -> None:
         self.created: list[str] = []  # object keys this run's puts created
         self.committing = False  # from here on the objects may be listed by a manifest
+        self.committed: int | None = None  # the version, once its manifest is committed
 
     def take_back(self, target: BackupTarget) -> None:
         """A failed backup leaves nothing behind (a full disk would fail every later one)."""
@@ -349,6 +352,7 @@ def _run_backup(
             meta={"mlbackup": __version__, "source": str(source), "writer": _writer_id(source)},
         ),
     )
+    run.committed = manifest.version
     refresh_browsable(target, manifest, previous)
     if keep_last is not None:
         apply_retention(target, name, keep_last)

@@ -109,6 +109,7 @@ class FaultProxy(LoopbackServer):
         self._random_answer: tuple[float, CannedAnswer] | None = None
         self._silent = 0
         self._hooks: dict[int, Callable[[], None]] = {}
+        self._path_hooks: list[tuple[str, Callable[[], None]]] = []
         self._released = threading.Event()
         self._read_only: CannedAnswer | None = None
         self._unsupported: dict[tuple[str, str], CannedAnswer] = {}
@@ -241,6 +242,12 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._hooks[len(self.log) + nth] = hook
 
+    def after_matching(self, path_contains: str, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once, after the first request whose path contains ``path_contains``
+        has been acted on by the server, before its answer is relayed."""
+        with self._lock:
+            self._path_hooks.append((path_contains, hook))
+
     def _take_silence(self) -> bool:
         with self._lock:
             if self._silent:
@@ -267,6 +274,7 @@ class FaultProxy(LoopbackServer):
             self._unsupported.clear()
             self._silent = 0
             self._hooks.clear()
+            self._path_hooks.clear()
             self._planned.clear()
             self.log.clear()
             self.latency = 0.0
@@ -300,11 +308,16 @@ class FaultProxy(LoopbackServer):
         if self.bandwidth:
             time.sleep(size / self.bandwidth)  # the fault itself: a slow link
 
-    def _run_hook(self, number: int) -> None:
+    def _run_hook(self, number: int, path: str = "") -> None:
         with self._lock:
             hook = self._hooks.pop(number, None)
+            matched = [h for h in self._path_hooks if h[0] in path]
+            for entry in matched:
+                self._path_hooks.remove(entry)
         if hook is not None:
             hook()
+        for _, path_hook in matched:
+            path_hook()
 
     def _next_reset(self, has_body: bool) -> int | None:
         with self._lock:
@@ -392,7 +405,7 @@ class FaultProxy(LoopbackServer):
                 number = proxy._record(
                     LoggedRequest(self.command, self.path, status, False, len(body))
                 )
-                proxy._run_hook(number)
+                proxy._run_hook(number, self.path)
                 self._send(status, headers, payload)
 
             def _read_chunked(self) -> bytes:
