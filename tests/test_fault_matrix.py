@@ -235,3 +235,28 @@ def test_a_bucket_gone_after_open_is_an_error_not_nothing_to_restore(request, ki
             restore_if_missing(tmp_path / "model.bin", name="model.bin", target=target)
         with pytest.raises(TargetMissingError):
             target.versions("model.bin")
+
+
+def test_drive_throttling_one_chunk_resumes_the_upload_where_drive_stopped(request, tmp_path):
+    """A 429 on the second chunk of a resumable upload: the same session goes on from the
+    byte Drive says it holds (a status query), not a new upload from the start."""
+    drive = request.getfixturevalue("drive_api")
+    key_file = request.getfixturevalue("gcs_key_file")
+    with FaultProxy(drive.endpoint_url) as proxy:
+        target = open_target(
+            "gdrive://root/m",
+            service_account_json=str(key_file),
+            api_endpoint=proxy.endpoint_url,
+            chunk_size=1 << 20,
+        )
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(6 << 20))  # resumable: six chunks of 1 MiB
+        proxy.answer_matching("upload_id=", 429, gcs_error(429, "rateLimitExceeded"), JSON, nth=2)
+        backup(big, target=target, name="big.bin")
+        sessions = [r for r in proxy.log if r.path.endswith("uploadType=resumable")]
+        chunks = [r for r in proxy.log if "upload_id=" in r.path and not r.injected]
+        assert proxy.count(injected=True) == 1
+        assert len(sessions) == 1  # one upload session, resumed
+        assert sum(r.body_bytes for r in chunks) <= (6 << 20) + (1 << 20)  # at most a chunk again
+        restore("big.bin", tmp_path / "back.bin", target=target)
+        assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()

@@ -435,8 +435,16 @@ class GDriveBackend(Backend):
             return cast(dict[str, Any], self._run(request))
         response = None
         sent, reported = byte_reporter(), 0
+
+        def next_chunk() -> tuple[Any, Any]:
+            with self._translated("upload a chunk"):
+                return cast(tuple[Any, Any], request.next_chunk(http=self._http(), num_retries=0))
+
         while response is None:
-            status, response = request.next_chunk(http=self._http(), num_retries=0)
+            # A chunk throttled (429) or cut off is retried in the same session: the client
+            # first asks Drive how many bytes it holds, then goes on from there. Restarting
+            # would send the whole file again (and Drive throttles in bursts).
+            status, response = type(self).retry_policy.call(next_chunk, f"upload to {self._url}")
             if sent is not None and status is not None:
                 sent(status.resumable_progress - reported)
                 reported = status.resumable_progress

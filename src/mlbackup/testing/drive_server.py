@@ -375,7 +375,10 @@ class FakeDriveServer(LoopbackServer):
                 upload_id = self.new_id()
                 with self._lock:
                     self._uploads[upload_id] = _Upload(file_id, _load(body))
-                location = f"{self.endpoint_url.rstrip('/')}/upload/drive/v2/files"
+                # At the host the client reached (a proxy, say), as Google's servers answer.
+                host = headers.get("Host")
+                base = f"http://{host}" if host else self.endpoint_url.rstrip("/")
+                location = f"{base}/upload/drive/v2/files"
                 location += f"/{file_id}" if file_id else ""
                 return (
                     200,

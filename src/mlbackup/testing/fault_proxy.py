@@ -110,6 +110,7 @@ class FaultProxy(LoopbackServer):
         self._silent = 0
         self._hooks: dict[int, Callable[[], None]] = {}
         self._path_hooks: list[tuple[str, Callable[[], None]]] = []
+        self._matching: list[list[Any]] = []  # [path part, how many to let by, answer]
         self._released = threading.Event()
         self._read_only: CannedAnswer | None = None
         self._unsupported: dict[tuple[str, str], CannedAnswer] = {}
@@ -154,6 +155,21 @@ class FaultProxy(LoopbackServer):
         forward reads: credentials that may read but not write."""
         with self._lock:
             self._read_only = CannedAnswer(status, body, dict(headers or {}))
+
+    def answer_matching(
+        self,
+        path_contains: str,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        nth: int = 1,
+    ) -> None:
+        """Answer the ``nth`` request from now whose path holds ``path_contains`` with
+        ``status`` (the second chunk of a resumable upload, say), forwarding every other."""
+        with self._lock:
+            answer = CannedAnswer(status, body, dict(headers or {}))
+            self._matching.append([path_contains, nth - 1, answer])
 
     def refuse_feature(
         self, header: str, path_contains: str, status: int, body: bytes = b""
@@ -275,6 +291,7 @@ class FaultProxy(LoopbackServer):
             self._silent = 0
             self._hooks.clear()
             self._path_hooks.clear()
+            self._matching.clear()
             self._planned.clear()
             self.log.clear()
             self.latency = 0.0
@@ -296,6 +313,13 @@ class FaultProxy(LoopbackServer):
             for (header, part), answer in self._unsupported.items():
                 if header in header_names and part in path:
                     return answer
+            for planned in self._matching:
+                if planned[0] in path:
+                    if planned[1] == 0:
+                        self._matching.remove(planned)
+                        matched: CannedAnswer = planned[2]
+                        return matched
+                    planned[1] -= 1
             if self._read_only is not None and method in _WRITES:
                 return self._read_only
             if self._answers:
