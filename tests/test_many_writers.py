@@ -66,8 +66,12 @@ def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path, figures)
             for writer, proc in writers.items():
                 answer = json.loads(proc.stdout.readline())
                 assert "error" not in answer, f"round {round_}, writer {writer}: {answer}"
-                assert answer["version"] not in committed, "two writers got one version"
                 files = tree_for(writer, round_, same)
+                if answer["status"] == "unchanged":
+                    # The other writer committed this very tree first: nothing to add.
+                    assert same and committed.get(answer["version"]) == files, answer
+                    continue
+                assert answer["version"] not in committed, "two writers got one version"
                 committed[answer["version"]] = files
                 dest = tmp_path / "now" / f"v{answer['version']}"
                 assert restores_to(target, answer["version"], files, dest), (
@@ -77,7 +81,8 @@ def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path, figures)
         for proc in writers.values():
             proc.stdin.close()
             proc.wait(timeout=60)
-    assert sorted(committed) == target.versions("ckpt") == list(range(1, 2 * ROUNDS + 1))
+    assert sorted(committed) == target.versions("ckpt") == list(range(1, len(committed) + 1))
+    assert len(committed) > ROUNDS  # at least each own tree of both writers
     for version, files in committed.items():
         dest = tmp_path / "after" / f"v{version}"
         assert restores_to(target, version, files, dest), f"version {version} after all rounds"

@@ -3,7 +3,7 @@
 Run as ``python writer_child.py URL OPTIONS_JSON NAME WORKDIR WRITER [LOCK_DIR]`` (default
 lock folder: ``WORKDIR/locks``, a machine of its own). Each line on stdin,
 ``<round> own|same``, makes it write that round's tree and back it up as NAME; it answers one
-JSON line ``{"round": r, "version": v}`` (or ``{"round": r, "error": "..."}``).
+JSON line ``{"round": r, "version": v, "status": s}`` (or ``{"round": r, "error": "..."}``).
 """
 
 import json
@@ -34,8 +34,9 @@ def main() -> None:
         src = Path(workdir) / f"round-{round_}"
         write_tree(src, tree_for(writer, round_, kind == "same"))
         try:
-            version = backup(src, target=target, name=name).version
-            print(json.dumps({"round": round_, "version": version}), flush=True)
+            result = backup(src, target=target, name=name)
+            answer = {"round": round_, "version": result.version, "status": result.status.value}
+            print(json.dumps(answer), flush=True)
         except Exception as exc:
             print(json.dumps({"round": round_, "error": f"{type(exc).__name__}: {exc}"}),
                   flush=True)  # fmt: skip
