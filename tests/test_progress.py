@@ -73,3 +73,18 @@ def test_a_file_sent_again_is_not_counted_twice(tmp_path):
     assert any(b < a for a, b in itertools.pairwise(done))  # the first try's chunks taken back
     assert min(done) >= 0 and max(done) <= 3 * MiB
     assert (events[-1].files_done, events[-1].bytes_done) == (1, 3 * MiB)
+
+
+def test_an_interrupt_does_not_send_the_bar_back_to_zero(tmp_path):
+    src = tmp_path / "weights.bin"
+    src.write_bytes(os.urandom(13 * MiB))
+    events = []
+
+    def watch(event):
+        events.append(event)
+        if event.bytes_done >= 2 * MiB and len(events) < 1000:
+            raise KeyboardInterrupt  # Ctrl-C arrives while the bar is drawn
+
+    with pytest.raises(KeyboardInterrupt):
+        backup(src, target=open_target(tmp_path / "t"), name="w", progress=watch)
+    assert events[-1].bytes_done >= 2 * MiB

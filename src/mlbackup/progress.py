@@ -98,9 +98,10 @@ class ProgressCounter:
     @contextmanager
     def chunks(self, path: str) -> Iterator[list[int]]:
         """Around one file's transfer: chunks reported through :func:`byte_reporter` count as
-        they go. Yields their running total; on an exception they are taken back, else the
-        caller settles them: ``add(path, size - sent[0])``, or ``add(path, -sent[0], files=0)``
-        to send the file again from the start."""
+        they go. Yields their running total; on an error they are taken back (not on an
+        interrupt: a bar that jumps back to 0% at Ctrl-C would misstate how far it got), else
+        the caller settles them: ``add(path, size - sent[0])``, or ``add(path, -sent[0],
+        files=0)`` to send the file again from the start."""
         sent = [0]
         if self.callback is None:  # nobody watches: backends see no reporter
             yield sent
@@ -113,6 +114,6 @@ class ProgressCounter:
         try:
             with reporting_bytes_to(sink):
                 yield sent
-        except BaseException:
+        except Exception:
             self.add(path, -sent[0], files=0)
             raise
