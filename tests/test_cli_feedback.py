@@ -75,6 +75,7 @@ def test_status_on_the_drive_mount_says_staged_until_drive_confirms(
 
 
 def test_doctor_on_a_healthy_folder(outputs, target_dir, capsys):
+    target_dir.mkdir(parents=True, exist_ok=True)  # a folder that exists (none is ever made)
     assert main(["doctor", str(outputs), "--from", str(target_dir)]) == 0
     text = capsys.readouterr().out
     assert "ok       write: a test object was written and deleted" in text

@@ -43,6 +43,10 @@ from ..target import BackupTarget, open_target
 __all__ = ["FaultyFS", "FsCall", "Hold", "faulty_target"]
 
 
+#: The calls of ``open`` that open a file for writing, counted apart for truncation faults.
+_OPEN_FOR_WRITING = "open:write"
+
+
 class Hold:
     """Calls held by :meth:`FaultyFS.hold`: :attr:`arrived` is set when the first one is
     waiting; :meth:`release` lets them all go."""
@@ -149,9 +153,11 @@ class FaultyFS:
         path_contains: str = "",
         method: str = "open",
     ) -> FaultyFS:
-        """Files opened for writing by the ``on_call``-th ``method`` call (``open``, or
-        ``open_unnamed`` for the local folder's objects) keep only ``keep_bytes``."""
-        return self._arm(_Fault(method, on_call, times, path_contains, keep_bytes=keep_bytes))
+        """Files opened for writing by the ``on_call``-th ``method`` call that writes (``open``
+        for writing: reads are not counted; or ``open_unnamed`` for the local folder's
+        objects) keep only ``keep_bytes``."""
+        counted = _OPEN_FOR_WRITING if method == "open" else method
+        return self._arm(_Fault(counted, on_call, times, path_contains, keep_bytes=keep_bytes))
 
     def clear(self) -> None:
         """Disarm every fault (the log is kept)."""
@@ -214,7 +220,8 @@ class FaultyFS:
             if name == "open":
                 mode = args[1] if len(args) > 1 else kwargs.get("mode", "rb")
                 if "w" in mode or "a" in mode:
-                    return _FaultyFile(result, self, path, keep)
+                    truncated = self._apply(_OPEN_FOR_WRITING, path)
+                    return _FaultyFile(result, self, path, keep if truncated is None else truncated)
             return result
 
         return call
