@@ -46,8 +46,6 @@ def test_unknown_key_suggests_the_nearest(tmp_path):
         load_config(start=tmp_path, environ={})
     with pytest.raises(ConfigError, match="did you mean 'keep_last'"):
         load_config(environ={}, keep_lats=3)
-    with pytest.raises(ConfigError, match="did you mean 'MLBACKUP_TARGET'"):
-        load_config(environ={"MLBACKUP_TARGT": "/x"})
 
 
 @pytest.mark.parametrize(
@@ -82,3 +80,12 @@ def test_env_storage_options_json():
     config = load_config(environ={"MLBACKUP_STORAGE_OPTIONS": '{"endpoint_url": "http://h"}'})
     assert config.storage_options == {"endpoint_url": "http://h"}
     assert isinstance(config.source_root, Path)
+
+
+def test_an_unknown_mlbackup_variable_in_the_environment_is_a_warning_not_an_error(caplog):
+    env = {"MLBACKUP_LOCAL_CMD": "rsync", "MLBACKUP_TARGTE": "/tmp/x", "MLBACKUP_KEEP_LAST": "2"}
+    with caplog.at_level("WARNING", logger="mlbackup"):
+        config = load_config(environ=env)
+    assert config.keep_last == 2
+    assert "MLBACKUP_TARGTE" in caplog.text and "did you mean 'MLBACKUP_TARGET'" in caplog.text
+    assert "MLBACKUP_LOCAL_CMD" in caplog.text

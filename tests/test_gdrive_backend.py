@@ -19,6 +19,7 @@ from mlbackup import (
     immediate_backup_if_needed,
     open_target,
     restore,
+    run_doctor,
 )
 from mlbackup.retry import RetryPolicy
 
@@ -275,3 +276,12 @@ def test_the_browsable_tree_is_shortcuts_that_take_no_quota(drive_api, target, t
     (entry,) = drive_api.find_path("runs/exp1/model.bin")
     assert entry.mime_type == "application/vnd.google-apps.shortcut"
     assert target.backend.read_bytes("model.bin") == big.read_bytes()
+
+
+def test_an_unlimited_workspace_account_has_no_limit_to_report(drive_api, options, target):
+    """Drive v2 gives no total when the quota type is UNLIMITED: that is no limit, not 0 free."""
+    drive_api.unlimited = True
+    assert target.backend.free_bytes() is None
+    report = run_doctor("gdrive://root/runs/exp1", options)
+    (space,) = [f for f in report.findings if f.check == "space"]
+    assert space.level == "ok" and "no size limit" in space.message

@@ -156,3 +156,14 @@ def test_restore_if_missing_statuses(project, target_dir):
     restored = restore_if_missing(out, config=config)
     assert restored.status is RestoreStatus.RESTORED
     assert out.read_bytes() == b"trials"
+
+
+def test_a_mistyped_path_is_skipped_with_a_log_line_that_shows_the_folder(tmp_path, caplog):
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "model.onnx").write_bytes(b"m")
+    with caplog.at_level("INFO", logger="mlbackup"):
+        result = immediate_backup_if_needed(
+            tmp_path / "outputs" / "modle.onnx", target=tmp_path / "t"
+        )
+    assert result.status is BackupStatus.SKIPPED_MISSING
+    assert "modle.onnx does not exist" in caplog.text and "model.onnx" in caplog.text

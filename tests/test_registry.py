@@ -2,7 +2,13 @@
 
 import pytest
 
-from mlbackup import ConfigError, available_backends, open_target, register_backend
+from mlbackup import (
+    ConfigError,
+    UnknownBackendError,
+    available_backends,
+    open_target,
+    register_backend,
+)
 from mlbackup.registry import _registered
 from mlbackup.testing.memory import MemoryBackend
 
@@ -16,7 +22,8 @@ def clean_registry():
 
 
 def test_builtin_backends_come_from_entry_points():
-    assert {"file", "local", "memory"} <= set(available_backends())
+    assert {"file", "local"} <= set(available_backends())
+    assert open_target("memory://x").backend.url.startswith("memory://")  # served, not offered
 
 
 def test_register_at_run_time_by_class_or_path():
@@ -40,3 +47,26 @@ def test_broken_plugin_import_is_a_clear_error():
     register_backend("broken", "no_such_module:Backend")
     with pytest.raises(ConfigError, match="could not be imported"):
         open_target("broken://x")
+
+
+def test_a_mistyped_scheme_gets_the_nearest_one_and_no_test_backend_is_offered():
+    with pytest.raises(UnknownBackendError) as caught:
+        open_target("gdrve://root/x")
+    message = str(caught.value)
+    assert "did you mean 'gdrive'" in message
+    assert "memory" not in message.split("installed:")[1]
+    assert "memory" not in available_backends()
+
+
+def test_every_install_hint_names_a_real_extra():
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    from mlbackup.registry import INSTALL_HINTS
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"])
+    named = {m for hint in INSTALL_HINTS.values() for m in re.findall(r"mlbackup\[(\w+)\]", hint)}
+    assert named <= extras, named - extras

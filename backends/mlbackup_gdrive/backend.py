@@ -159,7 +159,11 @@ class GDriveBackend(Backend):
 
     def free_bytes(self) -> int | None:
         with self._translated("read the quota of"):
-            about = self._run(self._service.about().get(fields="quotaBytesTotal,quotaBytesUsed"))
+            about = self._run(
+                self._service.about().get(fields="quotaBytesTotal,quotaBytesUsed,quotaType")
+            )
+        if about.get("quotaType") == "UNLIMITED":
+            return None  # a Workspace account without a limit (Drive reports no total then)
         total = int(about.get("quotaBytesTotal") or 0)
         # A service account owns no storage (total 0): nothing it uploads fits.
         return max(total - int(about.get("quotaBytesUsed") or 0), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,22 @@ __all__ = ["backup", "immediate_backup_if_needed", "restore", "restore_if_missin
 
 PathArg = str | PathLike[str]
 TargetArg = BackupTarget | str | PathLike[str] | None
+
+
+log = logging.getLogger("mlbackup")
+
+
+def _nearby(path: Path) -> str:
+    """A few names in the nearest existing folder above ``path``, for a typo's sake."""
+    folder = path.absolute().parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except OSError:
+        return "?"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"{folder}: {shown or 'nothing'}"
 
 
 def open_target_for(
@@ -102,6 +119,11 @@ def immediate_backup_if_needed(
         )
     source = Path(path)
     if not source.exists():
+        # Usually a step that made nothing, sometimes a mistyped path: say which, once.
+        log.info(
+            "immediate backup skipped: %s does not exist (nothing made yet, or a mistyped "
+            "path? the folder holds: %s)", source.absolute(), _nearby(source),
+        )  # fmt: skip
         return BackupResult(
             BackupStatus.SKIPPED_MISSING, name=name, source=source, reason=f"{source} not found"
         )

@@ -249,7 +249,12 @@ def load_config(
         if not key.startswith(ENV_PREFIX) or key in _OTHER_ENV:
             continue
         if key not in _ENV_KEYS:
-            raise _unknown_key(key, set(_ENV_KEYS) | _OTHER_ENV, "the environment")
+            # An environment carries other programs' variables (a benchmark harness's own
+            # MLBACKUP_*): a warning naming the nearest setting, where a file's typo is an error.
+            log.warning(
+                "%s; ignored", _unknown_key(key, set(_ENV_KEYS) | _OTHER_ENV, "the environment")
+            )
+            continue
         from_env[_ENV_KEYS[key]] = value
     settings.update(_normalise(from_env, "the environment", cwd))
 

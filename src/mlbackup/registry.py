@@ -37,8 +37,10 @@ INSTALL_HINTS: dict[str, str] = {
     "gs": 'pip install "mlbackup[gcs]"',
     "gcs": 'pip install "mlbackup[gcs]"',
     "gdrive": 'pip install "mlbackup[gdrive]"',
-    "drive": 'pip install "mlbackup[drive]"',
+    "drive": "reinstall mlbackup (the Drive mount backend needs no extra)",
 }
+#: Backends that exist for tests (in ``mlbackup.testing``): served, never offered as storage.
+_TEST_ONLY_MODULE = "mlbackup.testing."
 
 _SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*$")
 
@@ -98,7 +100,8 @@ def available_backends() -> list[str]:
         >>> "file" in available_backends()
         True
     """
-    return sorted(set(_registered) | set(_entry_points()))
+    installed = {s for s, spec in _entry_points().items() if not spec.startswith(_TEST_ONLY_MODULE)}
+    return sorted(set(_registered) | installed)
 
 
 def _load(spec: str) -> type[Backend]:
@@ -119,9 +122,16 @@ def get_backend_class(scheme: str) -> type[Backend]:
     """
     found = _registered.get(scheme) or _BUILTIN.get(scheme) or _entry_points().get(scheme)
     if found is None:
-        installed = ", ".join(available_backends()) or "none"
+        known = available_backends()
+        installed = ", ".join(known) or "none"
         hint = INSTALL_HINTS.get(scheme)
         fix = f"install it with: {hint}" if hint else "check the URL, or install its plugin"
+        if hint is None:
+            import difflib
+
+            close = difflib.get_close_matches(scheme, sorted({*known, *INSTALL_HINTS}), n=1)
+            if close:
+                fix = f"did you mean {close[0]!r} ({close[0]}://...)?"
         raise UnknownBackendError(
             f"no backend for URL scheme {scheme!r} (installed: {installed}); {fix}"
         )

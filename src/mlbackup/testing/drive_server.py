@@ -106,6 +106,8 @@ class FakeDriveServer(LoopbackServer):
         self._uploads: dict[str, _Upload] = {}
         self._failures: deque[_Failure] = deque()
         self.quota_bytes: int | None = None
+        #: A Workspace account whose quota type is UNLIMITED.
+        self.unlimited = False
         self.service_account = False
         self.requests: list[tuple[str, str]] = []
         self._httpd: QuietThreadingHTTPServer | None = None
@@ -123,6 +125,7 @@ class FakeDriveServer(LoopbackServer):
             self._uploads.clear()
             self._failures.clear()
             self.quota_bytes = None
+            self.unlimited = False
             self.service_account = False
             self.requests.clear()
 
@@ -267,14 +270,17 @@ class FakeDriveServer(LoopbackServer):
         return resolved
 
     def _about(self) -> dict[str, Any]:
-        total = 0 if self.service_account else (self.quota_bytes or 15 << 30)
-        return {
+        about = {
             "kind": "drive#about",
             "rootFolderId": ROOT_ID,
-            "quotaBytesTotal": str(total),
+            "quotaType": "UNLIMITED" if self.unlimited else "LIMITED",
             "quotaBytesUsed": str(self.used_bytes()),
             "user": {"displayName": "mlbackup test", "emailAddress": "test@example.com"},
         }
+        if not self.unlimited:  # as Drive v2: an unlimited account has no total at all
+            total = 0 if self.service_account else (self.quota_bytes or 15 << 30)
+            about["quotaBytesTotal"] = str(total)
+        return about
 
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
         q = query.get("q", "").replace("'root' in parents", f"'{ROOT_ID}' in parents")
