@@ -99,3 +99,12 @@ def test_restoring_from_a_folder_with_no_backups_says_so(tmp_path, capsys):
     assert main(["restore", "model.bin", "--from", str(tmp_path / "bakcups")]) == 1
     err = capsys.readouterr().err
     assert "holds no backups at all" in err and "does not exist" in err
+
+
+def test_the_demo_takes_storage_options_like_every_command(s3_server, s3_bucket, tmp_path, capsys):
+    options = s3_server.storage_options()
+    argv = ["demo", "--to", f"s3://{s3_bucket}/demo", "--workdir", str(tmp_path / "w"), "--json"]
+    argv += [f"-o{k}={v}" for k, v in options.items()]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["byte_identical"] and summary["target"] == f"s3://{s3_bucket}/demo"

@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-write-test", action="store_true", help="skip the test write")
 
     p = sub.add_parser("demo", parents=[common], help="run the offline demo story")
-    p.add_argument("--to", dest="url", metavar="URL", help="target (default: a temp folder)")
+    target_args(p, "--to")
     p.add_argument("--workdir", type=Path, help="where the demo project goes (default: temp)")
     return parser
 
@@ -177,7 +177,13 @@ def _run(args: argparse.Namespace) -> int:
         lines: list[str] = []
         from .demo import run_demo  # only the demo needs it (and optuna)
 
-        summary = run_demo(args.url, args.workdir, say=lines.append if args.json else None)
+        config = _config(args)  # -o and MLBACKUP_STORAGE_OPTIONS, as every other command
+        summary = run_demo(
+            args.url,
+            args.workdir,
+            say=lines.append if args.json else None,
+            storage_options=config.storage_options if args.url else None,
+        )
         if args.json:
             print(json.dumps(summary.__dict__, indent=1))
         ok = summary.byte_identical and summary.trials_after_resume > summary.trials_before_loss

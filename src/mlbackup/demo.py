@@ -14,7 +14,7 @@ import random
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +99,12 @@ def run_demo(
     target_url: str | None = None,
     workdir: Path | None = None,
     say: Callable[[str], None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> DemoSummary:
-    """Run the demo; ``say`` receives the narration lines (default: print them)."""
+    """Run the demo; ``say`` receives the narration lines (default: print them);
+    ``storage_options`` are the target's (an ``endpoint_url``, credentials), as for every
+    other command."""
+    options = dict(storage_options or {})
     try:
         import optuna
     except ImportError as exc:  # pragma: no cover - optuna is in the default install
@@ -112,7 +116,7 @@ def run_demo(
     outputs = project / "outputs"
     (outputs / "hpo").mkdir(parents=True)
     url = target_url or str(work / "backup-target")
-    config = BackupConfig(target=url, source_root=project)
+    config = BackupConfig(target=url, source_root=project, storage_options=options)
     summary = DemoSummary(target=url, workdir=str(work))
     db = outputs / "hpo" / "study.db"
     storage = f"sqlite:///{db}"
@@ -128,7 +132,7 @@ def run_demo(
     )
     with BackupCallback(storage=storage, config=config) as callback:  # background mode
         study.optimize(_objective, n_trials=TRIALS_BEFORE_LOSS, callbacks=[callback])
-    with open_target(url) as target:
+    with open_target(url, **options) as target:
         summary.study_backups = len(target.versions(default_name(db, project)))
     summary.trials_before_loss = len(study.trials)
     tell(
@@ -159,7 +163,7 @@ def run_demo(
             summary.restored.append(restored.name)
         tell(f"   {restored.name}: {restored.status.value} ({restored.files_restored} files)")
     summary.byte_identical = _fingerprint([db, *made]) == before
-    with open_target(url) as target:
+    with open_target(url, **options) as target:
         for name in summary.restored:
             target.verify(name)
     tell(
