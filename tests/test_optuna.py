@@ -164,3 +164,13 @@ def test_live_study_under_four_writers(tmp_path, journal, figures):
             figures.add("live SQLite snapshots restored and integrity-checked")
         assert checked[version] >= at_submit
     assert len(open_target(tmp_path / "target").versions("study.db")) == len(checked)
+
+
+def test_resume_study_on_a_fresh_runtime_makes_the_study_folder(tmp_path, monkeypatch):
+    """The README's first line, where outputs/hpo/ does not exist yet."""
+    monkeypatch.chdir(tmp_path)
+    study = resume_study(
+        "hpo", "sqlite:///outputs/hpo/study.db", target=tmp_path / "t", direction="minimize"
+    )
+    study.optimize(lambda trial: trial.suggest_float("x", -1, 1) ** 2, n_trials=2)
+    assert (tmp_path / "outputs" / "hpo" / "study.db").is_file()

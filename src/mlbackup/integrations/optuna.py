@@ -216,6 +216,9 @@ def resume_study(
     finally:
         if owned:
             opened.close()
+    # On a fresh runtime with nothing to restore, the study's folder may not exist yet (the
+    # notebook makes it later): SQLite would fail with "unable to open database file".
+    db.parent.mkdir(parents=True, exist_ok=True)
     rdb = optuna.storages.RDBStorage(_sqlite_url(storage))
     study = optuna.create_study(
         study_name=study_name,
