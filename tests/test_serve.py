@@ -20,7 +20,7 @@ def test_a_served_store_takes_the_printed_command(store, tmp_path):
     )
     try:
         lines = [server.stdout.readline() for _ in range(4)]
-        assert lines[0].startswith(f"serving {store}"), lines + [server.stderr.read()]
+        assert lines[0].startswith(f"serving {store}"), [*lines, server.stderr.read()]
         url = lines[1].split(":", 1)[1].strip()
         options = json.loads(lines[2].split(":", 1)[1])
         command = lines[3].split(":", 1)[1].strip()
