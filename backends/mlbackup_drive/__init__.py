@@ -11,7 +11,7 @@ the mount changes:
 
 - **Staged, not confirmed.** A write to the mount returns once the file is in the VM's cache;
   Drive uploads it in the background. Results and ``BackgroundBackup.status()`` say
-  ``staged=True``; :func:`flush` (``drive.flush_and_unmount()``) waits until Drive has it all.
+  ``staged=True``; `flush()` (``drive.flush_and_unmount()``) waits until Drive has it all.
 - Errors the mount reports are named: ``EIO`` usually means the Drive quota is full,
   ``ENOTCONN`` that the mount dropped (remount), and no hard links (manifests are published
   by check-then-rename instead, under writer-tagged names, and there is no browsable tree:
@@ -19,9 +19,9 @@ the mount changes:
 - **No browsable tree** unless asked for (``browsable=true``): Drive has no hard links, so it
   would be a copy of the newest version, charged to the Drive quota again.
 - Thousands of small files are slow on the mount: a backup of more than
-  :data:`MANY_FILES` files logs a warning suggesting an archive or a bucket.
+  `MANY_FILES` files logs a warning suggesting an archive or a bucket.
 
-:func:`unconfirmed` asks the Drive API (``gdrive://``) whether Drive itself holds a backup's
+`unconfirmed()` asks the Drive API (``gdrive://``) whether Drive itself holds a backup's
 files yet, byte for byte, without unmounting.
 """
 

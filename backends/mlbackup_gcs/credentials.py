@@ -2,7 +2,7 @@
 
 gcsfs, given a token it cannot use, retries the refresh with backoff for half a minute, and with
 no token at all it quietly falls back to anonymous access. Here every ``token`` mode is turned
-into a ``google.auth`` credentials object (or ``"anon"``) up front, and :func:`refresh`
+into a ``google.auth`` credentials object (or ``"anon"``) up front, and `refresh()`
 exchanges it once, so a revoked key or a missing login is reported at once with the fix.
 """
 

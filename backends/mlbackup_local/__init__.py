@@ -6,9 +6,9 @@ power loss cannot leave a committed version whose data never reached the disk; `
 skips the flush (a process crash still loses nothing: the page cache outlives the process),
 which makes a first backup of a large tree several times faster on a slow disk.
 
-All file I/O goes through ``self.fs`` (an :class:`~mlbackup_local.osfs.OsFileSystem`, shaped like
+All file I/O goes through ``self.fs`` (an `OsFileSystem`, shaped like
 fsspec's ``LocalFileSystem``), so a test can wrap it in
-:class:`mlbackup.testing.faulty_fs.FaultyFS` and inject ``OSError`` with any errno, slow calls
+`mlbackup.testing.faulty_fs.FaultyFS` and inject ``OSError`` with any errno, slow calls
 or short writes into the real backend code.
 
 Atomicity and durability: every object is written while it is hashed to a file with no name

@@ -3,7 +3,7 @@
 A write goes to a temp file there and is renamed into place; a process killed mid-write (or a
 Colab session that dropped) leaves the temp file behind, as big as the file it was copying.
 Nothing refers to it, but on a Drive mount it would take quota forever. A live write touches
-its temp file with every chunk, so one untouched for :data:`STALE_AFTER_SECONDS` is a leftover;
+its temp file with every chunk, so one untouched for `STALE_AFTER_SECONDS` is a leftover;
 other processes writing to the same target right now are never disturbed.
 """
 

@@ -1,7 +1,7 @@
 """The few filesystem calls the local backends make, straight to ``os``.
 
 Named and shaped like fsspec's (``open``, ``info``, ``ls``, ``mv``, ...), so
-:class:`mlbackup.testing.faulty_fs.FaultyFS` wraps it as it wraps any fsspec filesystem. It
+`mlbackup.testing.faulty_fs.FaultyFS` wraps it as it wraps any fsspec filesystem. It
 replaces fsspec's ``LocalFileSystem`` here because importing that costs about 28 ms of every
 command-line run (fsspec pulls in asyncio), and its path handling about 17 µs per file.
 """
@@ -16,7 +16,7 @@ from typing import IO, Any
 __all__ = ["UNNAMED_FILES", "OsFileSystem"]
 
 #: Whether this platform can make files with no name (Linux's ``O_TMPFILE``); a filesystem may
-#: still refuse them (FUSE mounts, NFS), which :meth:`OsFileSystem.open_unnamed` reports.
+#: still refuse them (FUSE mounts, NFS), which `OsFileSystem.open_unnamed()` reports.
 UNNAMED_FILES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
 
@@ -65,7 +65,7 @@ class OsFileSystem:
 
     def open_unnamed(self, folder: str, mode: int = 0o600) -> IO[bytes]:
         """A new file with no name, on ``folder``'s filesystem, open for writing. Nothing can
-        see it until :meth:`link_unnamed` names it, and it vanishes with its descriptor if the
+        see it until `link_unnamed()` names it, and it vanishes with its descriptor if the
         process dies first. ``OSError`` (EOPNOTSUPP, EISDIR, EINVAL) where the filesystem or
         kernel has no unnamed files."""
         fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, mode)

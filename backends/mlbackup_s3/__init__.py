@@ -1,6 +1,7 @@
 """The ``s3`` backend: backups in an S3 bucket through s3fs (``pip install "mlbackup[s3]"``).
 
-URL: ``s3://<bucket>/<prefix>``. Options (keyword arguments to :func:`mlbackup.open_target`,
+URL: ``s3://<bucket>/<prefix>``. Options (keyword arguments to
+[`mlbackup.open_target()`][mlbackup.open_target],
 ``-o KEY=VALUE`` in the CLI, ``[storage_options]`` in the config file):
 
 =================  ==============================================================

@@ -91,7 +91,7 @@ def credential_source(options: Mapping[str, Any]) -> str:
 def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str) -> MLBackupError:
     """The mlbackup error for ``exc``, raised while doing ``what`` (e.g. "upload 'a.txt'").
 
-    ``where`` names the bucket and endpoint; ``source`` is :func:`credential_source`'s text.
+    ``where`` names the bucket and endpoint; ``source`` is `credential_source()`'s text.
     """
     if isinstance(exc, MLBackupError):
         return exc

@@ -44,7 +44,8 @@ def open_target_for(
     target: TargetArg, config: BackupConfig, *, reach: bool = True
 ) -> tuple[BackupTarget, bool]:
     """The given target, or one opened from a URL or the config; True if opened here. With
-    ``reach=False`` the store is not asked yet (see :meth:`BackupTarget.reach`)."""
+    ``reach=False`` the store is not asked yet (see
+    [`BackupTarget.reach()`][mlbackup.BackupTarget.reach])."""
     if isinstance(target, BackupTarget):
         return target, False
     url = str(target) if target is not None else config.target_url()
@@ -83,15 +84,16 @@ def immediate_backup_if_needed(
 
     Args:
         path: the file or folder the step produced.
-        target: a :class:`BackupTarget`, a URL or folder; default: the configured target.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], a URL or folder; default: the configured
+            target.
         backup_enabled: overrides the configured ``enabled`` setting.
         name: the name on the target; default: ``path`` relative to the source root.
         keep_last: keep only this many versions of ``name``; default: the configured value.
-        config: settings to use instead of :func:`load_config`'s.
-        progress: called after each file with a :class:`~mlbackup.ProgressEvent`.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
+        progress: called after each file with a [`ProgressEvent`][mlbackup.ProgressEvent].
 
     Returns:
-        A :class:`BackupResult`; ``result.status`` says what happened.
+        A [`BackupResult`][mlbackup.BackupResult]; ``result.status`` says what happened.
 
     Raises:
         MLBackupError: only for real failures (the target refused, the source kept changing).
@@ -158,19 +160,21 @@ def backup(
 ) -> BackupResult:
     """Back ``path`` up now, sending only what changed since the last version.
 
-    Unlike :func:`immediate_backup_if_needed`, a missing path is an error and the ``enabled``
+    Unlike [`immediate_backup_if_needed()`][mlbackup.immediate_backup_if_needed], a missing path is
+    an error and the ``enabled``
     setting is not consulted: this is the explicit call.
 
     Args:
         path: a file or folder.
-        target: a :class:`BackupTarget`, a URL or folder; default: the configured target.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], a URL or folder; default: the configured
+            target.
         name: the name on the target; default: ``path`` relative to the source root.
         keep_last: keep only this many versions; default: the configured value.
-        config: settings to use instead of :func:`load_config`'s.
-        progress: called after each file with a :class:`~mlbackup.ProgressEvent`.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
+        progress: called after each file with a [`ProgressEvent`][mlbackup.ProgressEvent].
 
     Returns:
-        A :class:`BackupResult` with status ``COPIED`` or ``UNCHANGED``.
+        A [`BackupResult`][mlbackup.BackupResult] with status ``COPIED`` or ``UNCHANGED``.
 
     Raises:
         SourceMissingError: ``path`` does not exist.
@@ -219,12 +223,13 @@ def restore(
     Args:
         name: the backup's name (see ``mlbackup ls``).
         dest: the path to create: a file path for a file backup, a folder for a folder backup.
-        target: a :class:`BackupTarget`, a URL or folder; default: the configured target.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], a URL or folder; default: the configured
+            target.
         version: the version to restore; default: the newest.
         overwrite: allow replacing an existing file or writing into a non-empty folder (files
             the backup holds are replaced; others are left alone).
-        config: settings to use instead of :func:`load_config`'s.
-        progress: called after each file with a :class:`~mlbackup.ProgressEvent`.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
+        progress: called after each file with a [`ProgressEvent`][mlbackup.ProgressEvent].
 
     Raises:
         BackupNotFoundError: no such name or version.
@@ -266,14 +271,15 @@ def restore_if_missing(
 
     Args:
         path: the local path that a previous run backed up.
-        target: a :class:`BackupTarget`, a URL or folder; default: the configured target.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], a URL or folder; default: the configured
+            target.
         name: the backup's name; default: ``path`` relative to the source root.
-        config: settings to use instead of :func:`load_config`'s.
-        progress: called after each file with a :class:`~mlbackup.ProgressEvent`.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
+        progress: called after each file with a [`ProgressEvent`][mlbackup.ProgressEvent].
 
     Returns:
-        A :class:`RestoreResult` with status ``RESTORED``, ``SKIPPED_PRESENT`` or
-        ``SKIPPED_NO_BACKUP``.
+        A [`RestoreResult`][mlbackup.RestoreResult] with status ``RESTORED``,
+            ``SKIPPED_PRESENT`` or ``SKIPPED_NO_BACKUP``.
 
     Examples:
         >>> import pathlib, tempfile

@@ -1,16 +1,16 @@
 """The backend plugin interface: the few storage operations the backup protocol needs.
 
 A backend stores opaque objects under ``/``-separated keys relative to its root. The protocol
-(what to send, where, in which order; see :mod:`mlbackup.engine` and :mod:`mlbackup.commit`)
+(what to send, where, in which order; see `mlbackup.engine` and `mlbackup.commit`)
 lives in the core and is the same for every backend; a backend only has to make each operation
 below keep its promise. The ``put_object*`` methods store the immutable, content-addressed
 objects versions refer to: their defaults are built on the plain operations, and a store with
 a cheaper way (hashing while writing, copying parts inside the store) overrides them.
-Most backends subclass :class:`mlbackup.fsspec_backend.FsspecBackend` and override only what
+Most backends subclass `mlbackup.fsspec_backend.FsspecBackend` and override only what
 their store does differently.
 
 Register a backend under the entry-point group ``mlbackup.backends`` (one entry per URL scheme)
-or at run time with :func:`mlbackup.register_backend`.
+or at run time with [`mlbackup.register_backend()`][mlbackup.register_backend].
 """
 
 from __future__ import annotations
@@ -54,28 +54,28 @@ class Backend(ABC):
     """One storage location (a folder, a bucket prefix, a Drive folder) holding backups.
 
     Class attributes:
-        hash_name: the hash that verifies data on this store (see :mod:`mlbackup.hashing`).
+        hash_name: the hash that verifies data on this store (see `mlbackup.hashing`).
         max_workers: how many transfers the engine runs at once.
         retry_policy: how each operation's transient failures are retried.
         staged_writes: writes are staged locally and confirmed by the store later.
         many_files_warning: a file count above which a backup logs a warning.
-        create_only: :meth:`write_new` is atomic against writers on other machines. Where
+        create_only: `write_new()` is atomic against writers on other machines. Where
             it is not, manifests get writer-tagged names that two writers cannot both take.
     """
 
     hash_name: ClassVar[str] = "md5"
     max_workers: ClassVar[int] = 8
-    #: How transient failures (:class:`~mlbackup.BackendUnavailableError`) are retried.
+    #: How transient failures (`BackendUnavailableError`) are retried.
     retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
     #: True where a finished write is only staged on this machine (the Colab Drive mount
     #: uploads in the background): results then say ``staged`` rather than confirmed.
     staged_writes: ClassVar[bool] = False
     #: Warn when one backup holds more files than this (stores slow with many small files).
     many_files_warning: ClassVar[int | None] = None
-    #: True where :meth:`write_new` fails for a name another writer took, whatever machine it
+    #: True where `write_new()` fails for a name another writer took, whatever machine it
     #: runs on (``O_EXCL``/``link``, S3 ``If-None-Match``, GCS ``ifGenerationMatch=0``).
     create_only: ClassVar[bool] = True
-    #: True where :meth:`touch` can refresh an object's time cheaply: an existing object is
+    #: True where `touch()` can refresh an object's time cheaply: an existing object is
     #: then reused (and touched, so retention's grace period starts again) instead of sent.
     touches: ClassVar[bool] = False
     #: The options the backend accepts, each with the type(s) its value may have;
@@ -87,7 +87,7 @@ class Backend(ABC):
         """Return the options with text values converted to their declared types.
 
         Options typed on the command line (``-o anon=true``) arrive as text. Raise
-        :class:`ConfigError` naming any unknown option or a value of the wrong type (without
+        `ConfigError` naming any unknown option or a value of the wrong type (without
         echoing the value: it may be a secret).
         """
         return check_options(cls.__name__, cls.option_types, options)
@@ -97,7 +97,7 @@ class Backend(ABC):
     def from_url(cls, url: str, options: Mapping[str, Any]) -> Backend:
         """Build the backend for ``url``; ``options`` are the store's own settings.
 
-        Raise :class:`mlbackup.ConfigError` for an option the backend does not know, listing
+        Raise `mlbackup.ConfigError` for an option the backend does not know, listing
         the valid ones.
         """
 
@@ -131,14 +131,14 @@ class Backend(ABC):
 
         Returns the stored object's info with ``checksum`` set to the hash of the bytes sent,
         computed while sending; raises if the store's own size or checksum disagree. To move
-        progress bars during a large file, call :func:`mlbackup.progress.byte_reporter`'s
+        progress bars during a large file, call `mlbackup.progress.byte_reporter()`'s
         function (when not None) with each chunk's size once it is sent.
         """
 
     def put_object(self, local_path: Path, key: str, digest: str) -> ObjectInfo:
         """Store the file as the immutable object ``key``, whose content hash must be
         ``digest``; never leave other bytes at ``key``. Raise
-        :class:`~mlbackup.SourceChangedError` if the bytes read do not hash to ``digest`` (the
+        `SourceChangedError` if the bytes read do not hash to ``digest`` (the
         file changed since it was hashed). Another writer may store the same object at the
         same moment: both write the same bytes, so either may win.
 
@@ -165,13 +165,13 @@ class Backend(ABC):
     ) -> ObjectInfo | None:
         """Store a file whose hash is not known yet as the object ``key_for(digest)``, hashing
         it while it is written (one read instead of two). None where the store needs the key
-        before the bytes (the caller then hashes first and calls :meth:`put_object`)."""
+        before the bytes (the caller then hashes first and calls `put_object()`)."""
         return None
 
     def put_object_extending(
         self, local_path: Path, key: str, digest: str, base: str, base_size: int
     ) -> ObjectInfo | None:
-        """Store the file as the object ``key`` like :meth:`put_object`, sending only what
+        """Store the file as the object ``key`` like `put_object()`, sending only what
         follows its first ``base_size`` bytes, which the caller has checked equal the object
         at ``base`` (the previous version of an appended file). None where the store cannot
         build an object from another's bytes: the caller then sends the whole file.
@@ -187,12 +187,12 @@ class Backend(ABC):
 
     @property
     def keeps_browsable_tree(self) -> bool:
-        """Whether :meth:`link` builds a browsable tree on this store (False: the backup
-        skips that step, with no request). Default: where the class overrides :meth:`link`."""
+        """Whether `link()` builds a browsable tree on this store (False: the backup
+        skips that step, with no request). Default: where the class overrides `link()`."""
         return type(self).link is not Backend.link
 
     def unlink(self, key: str) -> None:
-        """Remove what :meth:`link` put at ``key`` (a missing key is not an error)."""
+        """Remove what `link()` put at ``key`` (a missing key is not an error)."""
         self.delete(key)
 
     def adopt(self, src: str, dst: str) -> bool:
@@ -202,7 +202,7 @@ class Backend(ABC):
         return self.link(src, dst)
 
     def touch(self, key: str) -> None:
-        """Set the object's modification time to now (where :attr:`touches` is True): a
+        """Set the object's modification time to now (where `touches` is True): a
         writer about to reuse an object that no version it knows of lists does this, so
         that retention, which collects only objects untouched for its grace period, keeps it.
         Raise ``FileNotFoundError`` if it is gone."""
@@ -215,7 +215,8 @@ class Backend(ABC):
         return None if self.info(key) is None else float("inf")
 
     def open_ref(self, ref: str) -> BinaryIO:
-        """Open the object the store calls ``ref`` (see :attr:`ObjectInfo.ref`) for reading;
+        """Open the object the store calls ``ref`` (see [`ObjectInfo.ref`][mlbackup.ObjectInfo.ref])
+        for reading;
         raise ``FileNotFoundError`` if it does not exist. Only stores that set refs need it."""
         raise FileNotFoundError(ref)
 
@@ -251,7 +252,7 @@ class Backend(ABC):
         """The object's first ``limit`` bytes (all of it if it is shorter), read in as few
         requests as the store allows: restores read small files this way. Raise
         ``FileNotFoundError`` if it does not exist. The default reads through
-        :meth:`open_read`; a store where opening costs a request of its own overrides it.
+        `open_read()`; a store where opening costs a request of its own overrides it.
         """
         with self.open_read(key) as f:
             return f.read(limit)

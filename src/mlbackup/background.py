@@ -1,11 +1,14 @@
 """Background backups that never get in the training loop's way.
 
-:class:`BackgroundBackup` takes submissions from the training loop and returns at once; one
+[`BackgroundBackup`][mlbackup.BackgroundBackup] takes submissions from the training loop and returns
+at once; one
 worker thread sends them. Submissions of the same name coalesce, latest wins: if ``study.db`` is
 submitted ten times while an upload runs, the next upload sends its newest state once, and all
 ten futures get that result. A failure is recorded, logged once per kind, shown by
-:meth:`BackgroundBackup.status`, and raised by :meth:`~BackgroundBackup.flush` and
-:meth:`~BackgroundBackup.close`, never by :meth:`~BackgroundBackup.submit` unless
+[`BackgroundBackup.status()`][mlbackup.BackgroundBackup.status], and raised by
+[`flush()`][mlbackup.BackgroundBackup.flush] and
+[`close()`][mlbackup.BackgroundBackup.close], never by
+[`submit()`][mlbackup.BackgroundBackup.submit] unless
 ``strict=True``. Pending work is flushed at interpreter exit and, best effort, on SIGTERM.
 """
 
@@ -51,7 +54,7 @@ class BackgroundBackupError(MLBackupError):
 
 @dataclass
 class NameStatus:
-    """Where one name stands in a :class:`BackgroundBackup`.
+    """Where one name stands in a [`BackgroundBackup`][mlbackup.BackgroundBackup].
 
     Attributes:
         name: the backup's name.
@@ -85,16 +88,17 @@ class _Job:
 
 
 class BackgroundBackup(ClosingContext):
-    """Back paths up from a worker thread; :meth:`submit` returns immediately.
+    """Back paths up from a worker thread; `submit()` returns immediately.
 
     Args:
-        target: a :class:`BackupTarget`, a URL or folder; default: the configured target.
-        config: settings to use instead of :func:`load_config`'s.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], a URL or folder; default: the configured
+            target.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
         keep_last: versions kept per name; default: the configured value.
-        max_pending: how many distinct names may wait at once; :meth:`submit` blocks beyond
+        max_pending: how many distinct names may wait at once; `submit()` blocks beyond
             that (coalescing keeps one entry per name, so this bounds memory, not updates).
-        strict: raise a recorded failure from the next :meth:`submit`.
-        retries: how often a transient failure (:class:`BackendUnavailableError`) is retried,
+        strict: raise a recorded failure from the next `submit()`.
+        retries: how often a transient failure (`BackendUnavailableError`) is retried,
             with exponential backoff from ``backoff`` seconds.
         backoff: the first retry's delay.
         exit_timeout: at interpreter exit (or SIGTERM), how long to wait for pending backups;
@@ -158,7 +162,8 @@ class BackgroundBackup(ClosingContext):
     def submit(
         self, path: PathArg, name: str | None = None, *, missing_ok: bool = False
     ) -> Future[BackupResult]:
-        """Queue a backup of ``path``; returns a future of its :class:`BackupResult`.
+        """Queue a backup of ``path``; returns a future of its
+        [`BackupResult`][mlbackup.BackupResult].
 
         Returns in microseconds unless ``max_pending`` distinct names are already waiting.
         If ``name`` is already queued, this submission joins it and the newest state is sent.
@@ -292,7 +297,7 @@ class BackgroundBackup(ClosingContext):
         """Wait until everything submitted so far is sent (or failed).
 
         Returns:
-            :meth:`status` once idle.
+            `status()` once idle.
 
         Raises:
             TimeoutError: work is still pending after ``timeout`` seconds.
@@ -320,7 +325,7 @@ class BackgroundBackup(ClosingContext):
         return names
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, stop the worker and release the target. Raises as :meth:`flush` does."""
+        """Flush, stop the worker and release the target. Raises as `flush()` does."""
         with self._lock:
             if self._closed:
                 return

@@ -46,7 +46,7 @@ class BucketURL:
 def parse_bucket_url(
     url: str, schemes: tuple[str, ...], bucket_pattern: re.Pattern[str], bucket_rules: str
 ) -> BucketURL:
-    """Split ``url`` into bucket and prefix, or raise :class:`ConfigError` saying what to fix."""
+    """Split ``url`` into bucket and prefix, or raise `ConfigError` saying what to fix."""
     parts = urlsplit(url)
     example = f"{schemes[0]}://<bucket>/<prefix>"
     if parts.scheme not in schemes or not parts.netloc:
@@ -74,7 +74,7 @@ def public_endpoint(endpoint: str | None) -> str | None:
 class BucketBackend(FsspecBackend):
     """A backend storing objects under ``<bucket>/<prefix>`` of an object store.
 
-    Subclasses implement :meth:`translate_error`, the one place their store's exceptions
+    Subclasses implement `translate_error()`, the one place their store's exceptions
     become mlbackup errors.
     """
 
@@ -107,7 +107,7 @@ class BucketBackend(FsspecBackend):
 
     def holding_up_to_a_part(self, local_path: Path) -> AbstractContextManager[None]:
         """Hold the budget for reading ``local_path`` whole (at most a part: bigger files are
-        read part by part, each under :func:`~mlbackup.memory_budget.read_parts_reusing`)."""
+        read part by part, each under `read_parts_reusing()`)."""
         try:
             size = local_path.stat().st_size
         except OSError:
@@ -148,7 +148,7 @@ class BucketBackend(FsspecBackend):
         return self.browsable and self.copy_object(src, dst)
 
     def copy_object(self, src: str, dst: str) -> bool:
-        """A server-side copy (what :meth:`link` makes when the tree is browsable)."""
+        """A server-side copy (what `link()` makes when the tree is browsable)."""
         return super().link(src, dst)
 
     def adopt(self, src: str, dst: str) -> bool:

@@ -13,10 +13,10 @@ succeeds, every committed version keeps its number, and "newest" is the highest 
 with other versions and names, and a writer may be about to commit a version that reuses them,
 so nothing is deleted at once. The hashes the dropped versions listed are written to a
 *candidate* file under ``.mlbackup/gc/`` first, then the manifests are deleted. A later
-retention, at least :data:`GRACE_SECONDS` after a candidate file was written, *sweeps*: it reads
+retention, at least `GRACE_SECONDS` after a candidate file was written, *sweeps*: it reads
 every manifest of every name and deletes a candidate object only if none lists it and the
 object itself was not written or touched within the grace period either (a writer reusing an
-object that no version it knows lists touches it first, see :mod:`mlbackup.objects`). The
+object that no version it knows lists touches it first, see `mlbackup.objects`). The
 sweep also marks every other unlisted object (left by a killed run) as a candidate for the
 next one. A retention killed at any point leaves only garbage that a later one collects.
 """

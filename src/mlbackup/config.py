@@ -64,10 +64,11 @@ _warned_local_default = False
 
 @dataclass(frozen=True)
 class BackupConfig:
-    """Settings shared by every backup call; build one with :func:`load_config`.
+    """Settings shared by every backup call; build one with [`load_config()`][mlbackup.load_config].
 
     Attributes:
-        enabled: when false, :func:`~mlbackup.immediate_backup_if_needed` skips.
+        enabled: when false, [`immediate_backup_if_needed()`][mlbackup.immediate_backup_if_needed]
+            skips.
         target: the target URL or folder; ``None`` picks the default (see module docs).
         storage_options: the backend's own options (credentials included: never shown).
         source_root: backup names are paths relative to this folder.

@@ -2,7 +2,7 @@
 
 Set ``MLBACKUP_CRASH_AT=<point>[:<n>]`` in a child process and it sends itself SIGKILL the
 ``n``-th time (default 1st) it reaches ``<point>``. Unset, each call is one dictionary lookup.
-The points are listed in :data:`POINTS`; tests sweep all of them (see ``tests/test_crash.py``).
+The points are listed in `POINTS`; tests sweep all of them (see ``tests/test_crash.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Preflight checks before a long run: is the target reachable and writable, with which
 credentials, how much room is left, and will the outputs suit it.
 
-``mlbackup doctor`` prints these; :func:`run_doctor` returns them for code.
+``mlbackup doctor`` prints these; `run_doctor()` returns them for code.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Finding:
 
 @dataclass
 class DoctorReport:
-    """Everything :func:`run_doctor` found.
+    """Everything `run_doctor()` found.
 
     Attributes:
         target: the target's URL.

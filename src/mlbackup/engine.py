@@ -4,16 +4,16 @@
    newest committed manifest. Equal signatures are unchanged without reading a byte. A file
    whose signature differs is hashed; if its hash equals the recorded one it is not sent.
 2. **Transfer.** Each new or changed file is stored as the immutable object of its hash
-   (:mod:`mlbackup.objects`), hashed while it is sent and verified against what the store
+   (`mlbackup.objects`), hashed while it is sent and verified against what the store
    reports; an object that exists already is not sent again. Nothing any version refers to is
    written, moved or deleted.
 3. **Commit.** After a durability barrier, the manifest is created as the next free version
-   (:mod:`mlbackup.commit`): a writer that loses a race to another commits the next number.
-4. **Browsable tree** (:mod:`mlbackup.browsable`) and **retention** (``keep_last``), after the
+   (`mlbackup.commit`): a writer that loses a race to another commits the next number.
+4. **Browsable tree** (`mlbackup.browsable`) and **retention** (``keep_last``), after the
    commit and never needed by a reader.
 
 A kill -9 at any point leaves every committed version restorable (see ``tests/test_crash.py``,
-which kills the process at each of :data:`mlbackup.crashpoints.POINTS`).
+which kills the process at each of `mlbackup.crashpoints.POINTS`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Errors raised by mlbackup.
 
-Every error is an :class:`MLBackupError`, and most also inherit from the builtin exception a
+Every error is an `MLBackupError`, and most also inherit from the builtin exception a
 caller would naturally catch (``FileNotFoundError``, ``PermissionError``, ...), so
 ``except FileNotFoundError`` keeps working around mlbackup calls. Each message names the problem
 and the fix. No message ever contains a credential.
 
-Skips are not errors: :class:`~mlbackup.BackupResult` says when a backup was skipped and why.
+Skips are not errors: [`BackupResult`][mlbackup.BackupResult] says when a backup was skipped and
+why.
 
 ::
 

@@ -1,6 +1,6 @@
 """A backend over any fsspec filesystem: the base class most backends extend.
 
-It implements every :class:`~mlbackup.backend.Backend` operation with plain fsspec calls. What
+It implements every `Backend` operation with plain fsspec calls. What
 it cannot promise on an arbitrary store (atomic create-only writes, a checksum the store
 computes) is marked below; a backend for a real store overrides those methods with the store's
 own mechanism (``O_EXCL`` and ``os.replace`` locally, ``If-None-Match`` on S3, ...).
@@ -34,7 +34,7 @@ class FsspecBackend(Backend):
         url: the display URL (no credentials).
     """
 
-    #: fsspec has no create-only write in general (see :meth:`write_new`).
+    #: fsspec has no create-only write in general (see `write_new()`).
     create_only: ClassVar[bool] = False
 
     def __init__(self, fs: Any, root: str, url: str) -> None:

@@ -76,7 +76,7 @@ def hash_file(path: Path, name: str) -> tuple[int, str]:
 
 
 def hash_file_and_prefix(path: Path, name: str, prefix: int) -> tuple[int, str, str | None]:
-    """Like :func:`hash_file`, plus the digest of the first ``prefix`` bytes (None if the file
+    """Like `hash_file()`, plus the digest of the first ``prefix`` bytes (None if the file
     is not longer than that): equal to the old version's digest, the file was appended to.
 
     Example:

@@ -18,7 +18,7 @@
 The name is percent-quoted into one path segment so that two names can never share a
 ``.mlbackup`` folder (``a`` and ``a/manifests`` stay apart). Format 1 (release 0.1.0) kept the
 newest version at the plain keys and older bytes under ``names/<quoted name>/objects/``; those
-keys are still read (:func:`legacy_object_key`), never written.
+keys are still read (`legacy_object_key()`), never written.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ManifestKey(NamedTuple):
 
 
 def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid backup name, else raise :class:`ConfigError`."""
+    """Return ``name`` if it is a valid backup name, else raise `ConfigError`."""
     parts = name.split("/")
     if (
         not name
@@ -85,7 +85,7 @@ def check_name(name: str) -> str:
 
 def check_digest(digest: str, hash_name: str) -> str:
     """Return ``digest`` if it is a hex digest of ``hash_name``, else raise
-    :class:`IntegrityError`: a manifest's ``hash`` becomes part of a key, so it must never be a
+    `IntegrityError`: a manifest's ``hash`` becomes part of a key, so it must never be a
     path (``../../home/u/.bashrc``) or anything but the hash it claims to be."""
     length = _DIGEST_HEX.get(hash_name)
     if length is None or len(digest) != length or not _HEX.match(digest):
@@ -134,7 +134,7 @@ def objects_prefix() -> str:
 
 def object_key(digest: str) -> str:
     """The key of the object holding the bytes whose digest is ``digest`` (already checked by
-    :func:`check_digest` or computed here)."""
+    `check_digest()` or computed here)."""
     return f"{objects_prefix()}/{digest}"
 
 

@@ -39,7 +39,7 @@ from .layout import check_digest
 
 __all__ = ["FORMAT", "MAX_MANIFEST_BYTES", "FileEntry", "Manifest", "check_relative_path"]
 
-#: The format this release writes; it reads format 1 too (see :mod:`mlbackup.layout`).
+#: The format this release writes; it reads format 1 too (see `mlbackup.layout`).
 FORMAT = "mlbackup.manifest/2"
 _READABLE = {"mlbackup.manifest/1": 1, FORMAT: 2}
 #: Longest ``ref`` (a store's object ID) a manifest may hold.
@@ -54,7 +54,7 @@ Kind = Literal["file", "dir"]
 
 
 def check_relative_path(path: str, *, allow_empty: bool = False) -> str:
-    """Return ``path`` if it is a safe relative POSIX path, else raise :class:`UnsafePathError`.
+    """Return ``path`` if it is a safe relative POSIX path, else raise `UnsafePathError`.
 
     Safe means: no absolute path, no ``..`` or ``.`` component, no empty component, no NUL and
     no backslash, so that joining it under a destination can never leave the destination.
@@ -174,7 +174,7 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes, *, where: str) -> Manifest:
         """Parse a manifest; ``where`` names its location for error messages. One larger
-        than :data:`MAX_MANIFEST_BYTES` is refused unparsed."""
+        than `MAX_MANIFEST_BYTES` is refused unparsed."""
         if len(data) > MAX_MANIFEST_BYTES:
             raise IntegrityError(
                 f"manifest {where} is larger than the {MAX_MANIFEST_BYTES >> 20} MiB a reader "

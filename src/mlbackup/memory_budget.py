@@ -5,7 +5,7 @@ Bucket backends send small files from memory and large ones in parts; with eight
 to hundreds of MB. Each worker takes its buffer's size from one shared budget before reading and
 gives it back once the request is done, so memory stays near the budget whatever the number of
 workers. A buffer larger than the whole budget still goes through, alone. Parts are read into
-buffers the budget lends and takes back (:func:`read_parts_reusing`).
+buffers the budget lends and takes back (`read_parts_reusing()`).
 """
 
 from __future__ import annotations

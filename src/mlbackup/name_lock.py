@@ -1,7 +1,7 @@
 """Backups of one name on this machine queue, one after the other.
 
 Correctness does not depend on it: versions are immutable and commits cannot collide (see
-:mod:`mlbackup.commit`), so writers on different machines, which no lock here can see, are
+`mlbackup.commit`), so writers on different machines, which no lock here can see, are
 safe too. Queueing saves work: the second writer of a name starts from the first one's
 version and sends only what differs. Each backup holds an exclusive ``flock`` on a lock file
 keyed by what the target *is* (``Backend.lock_key``: the resolved folder, however it was

@@ -1,13 +1,13 @@
 """Storing a file's bytes as an immutable, content-addressed object (storage format 2).
 
-Every version refers to objects at ``.mlbackup/objects/<hash>`` (see :mod:`mlbackup.layout`),
+Every version refers to objects at ``.mlbackup/objects/<hash>`` (see `mlbackup.layout`),
 which are written once and never changed: writing an object that already exists is a no-op, or
 rewrites the same bytes, so writers racing on one name, or on two names that share files,
 cannot harm each other. An object is published only after its bytes were checked to hash to
 its key; the backend's ``put_object*`` methods keep that promise on each store.
 
 Reusing an object that exists already needs care against retention, which collects objects
-no manifest lists once they are older than a grace period (:mod:`mlbackup.commit`): an object
+no manifest lists once they are older than a grace period (`mlbackup.commit`): an object
 the previous version lists is live; any other is *touched* first where the store can do that
 cheaply, else sent again, so that its age starts over.
 """
@@ -29,7 +29,8 @@ __all__ = ["Stored", "check_expected", "store_object"]
 @dataclass(frozen=True)
 class Stored:
     """Where a file's bytes went, how many of them were sent, and whether this call created
-    the object (so that a backup that fails takes it back: :meth:`Backend.withdraw`)."""
+    the object (so that a backup that fails takes it back:
+    [`Backend.withdraw()`][mlbackup.Backend.withdraw])."""
 
     info: ObjectInfo
     sent: int
@@ -82,7 +83,7 @@ def store_object(
 
 
 def check_expected(local_path: Path, got: str, expected: str | None) -> None:
-    """For a backend's ``put_object``: raise :class:`~mlbackup.SourceChangedError` if the bytes
+    """For a backend's ``put_object``: raise `SourceChangedError` if the bytes
     read hash to ``got`` but the object goes up under ``expected`` (the file changed since it
     was hashed): such bytes must never be published there."""
     if expected is not None and got != expected:

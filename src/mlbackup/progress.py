@@ -1,8 +1,9 @@
 """Progress reports for long transfers.
 
 Backup and restore calls accept ``progress=callback``; the callback receives a
-:class:`ProgressEvent` after each file, and while a large file is sent, after each chunk the
-backend reports (see :func:`byte_reporter`). It runs on a worker thread: keep it quick.
+[`ProgressEvent`][mlbackup.ProgressEvent] after each file, and while a large file is sent, after
+each chunk the
+backend reports (see `byte_reporter()`). It runs on a worker thread: keep it quick.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def byte_reporter() -> ByteSink | None:
 
 @contextmanager
 def reporting_bytes_to(sink: ByteSink | None) -> Iterator[None]:
-    """Route :func:`byte_reporter` calls made in this thread, inside the block, to ``sink``."""
+    """Route `byte_reporter()` calls made in this thread, inside the block, to ``sink``."""
     token = _byte_sink.set(sink)
     try:
         yield
@@ -97,7 +98,7 @@ class ProgressCounter:
 
     @contextmanager
     def chunks(self, path: str) -> Iterator[list[int]]:
-        """Around one file's transfer: chunks reported through :func:`byte_reporter` count as
+        """Around one file's transfer: chunks reported through `byte_reporter()` count as
         they go. Yields their running total; on an error they are taken back (not on an
         interrupt: a bar that jumps back to 0% at Ctrl-C would misstate how far it got), else
         the caller settles them: ``add(path, size - sent[0])``, or ``add(path, -sent[0],

@@ -1,6 +1,6 @@
 """A one-line progress bar for a terminal: files and bytes done, rate and time left.
 
-It is a :data:`~mlbackup.ProgressCallback`, so it plugs into ``backup``, ``restore`` and the
+It is a `ProgressCallback`, so it plugs into ``backup``, ``restore`` and the
 CLI alike. Nothing is drawn for transfers shorter than ``delay``; the line is redrawn at most
 every ``interval`` seconds.
 """

@@ -3,7 +3,7 @@
 Client libraries log more than they should at DEBUG: botocore writes the signed request (the
 access key ID in ``Credential=``, the session-token header) and its canonical form. Backends
 register each secret they are given or find (options, environment, profile files) with
-:func:`register_secret`; from then on a log record factory replaces it with ``***`` in every
+`register_secret()`; from then on a log record factory replaces it with ``***`` in every
 record's message before any handler sees it. Credentials in the well-known shapes of request
 headers (``Credential=``, ``X-Amz-Security-Token``, ``Authorization: Bearer``) are replaced
 whatever their source, including ones fetched from instance metadata that mlbackup never saw.

@@ -62,7 +62,7 @@ def register_backend(scheme: str, backend: type[Backend] | str, *, clobber: bool
 
     Args:
         scheme: the URL scheme, e.g. ``"myscheme"`` for ``myscheme://...``.
-        backend: a :class:`~mlbackup.backend.Backend` subclass, or ``"module:attr"`` naming one.
+        backend: a `Backend` subclass, or ``"module:attr"`` naming one.
         clobber: replace a backend already registered for ``scheme``.
 
     Raises:

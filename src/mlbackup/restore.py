@@ -2,7 +2,7 @@
 
 Every file is downloaded to a temp file beside its final path and hash-checked; only when all
 of them pass is any moved into place (``os.replace``), so a damaged backup changes nothing and
-raises an :class:`~mlbackup.IntegrityError` listing every bad file. Paths come from the manifest
+raises an `IntegrityError` listing every bad file. Paths come from the manifest
 and are checked (no ``..``, no absolute paths); folders are created one component at a time and
 a symlink or file in the way is refused, so nothing is ever written outside the destination.
 Stale SQLite ``-wal``/``-shm``/``-journal`` siblings are removed before a database is placed:

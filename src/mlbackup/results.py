@@ -1,7 +1,8 @@
 """What backup, restore, listing and verification calls return.
 
 Skips are results, not exceptions: a workflow step that calls
-:func:`~mlbackup.immediate_backup_if_needed` reads ``result.status`` to learn what happened.
+[`immediate_backup_if_needed()`][mlbackup.immediate_backup_if_needed] reads ``result.status`` to
+learn what happened.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class BackupResult(_Result):
     """The outcome of one backup call.
 
     Attributes:
-        status: what happened; see :class:`BackupStatus`.
+        status: what happened; see [`BackupStatus`][mlbackup.BackupStatus].
         name: the backup's name on the target (``None`` when skipped before naming).
         version: the committed version (the new one, or the unchanged latest), else ``None``.
         files_sent: files uploaded by this call.
@@ -121,7 +122,7 @@ class RestoreResult(_Result):
     """The outcome of one restore call.
 
     Attributes:
-        status: what happened; see :class:`RestoreStatus`.
+        status: what happened; see [`RestoreStatus`][mlbackup.RestoreStatus].
         name: the backup's name.
         version: the version restored, else ``None``.
         dest: where it was (or would have been) written.
@@ -143,7 +144,8 @@ class RestoreResult(_Result):
 
 @dataclass(frozen=True)
 class BackupInfo(_Result):
-    """One committed version of a backup, as listed by :meth:`BackupTarget.list`.
+    """One committed version of a backup, as listed by
+    [`BackupTarget.list()`][mlbackup.BackupTarget.list].
 
     Attributes:
         name: the backup's name.
@@ -166,7 +168,7 @@ class BackupInfo(_Result):
 class VerifyResult(_Result):
     """A verification that passed: every file is present with its recorded size and hash.
 
-    A failed verification raises :class:`~mlbackup.IntegrityError` listing the damage.
+    A failed verification raises `IntegrityError` listing the damage.
     """
 
     name: str

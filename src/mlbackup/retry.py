@@ -1,7 +1,7 @@
 """The retry policy: which backend calls are tried again, how often, how long apart.
 
 Backends translate their store's failures into mlbackup errors; only
-:class:`~mlbackup.BackendUnavailableError` (timeouts, resets, 5xx, 429/SlowDown) is retried,
+`BackendUnavailableError` (timeouts, resets, 5xx, 429/SlowDown) is retried,
 with exponential backoff and full jitter, honouring ``Retry-After``, within an overall deadline:
 a retry starts only if it could end in time, judged by how long the failed try took, so a
 store that accepts connections and never answers ends an operation within the deadline (each
@@ -9,7 +9,7 @@ backend bounds one try by its clients' timeouts). Permanent errors (permissions,
 bucket, bad input) raise at once.
 
 Every backend operation goes through its backend's policy (see
-:class:`mlbackup.retrying_backend.RetryingBackend`, which also settles ambiguous retries).
+`mlbackup.retrying_backend.RetryingBackend`, which also settles ambiguous retries).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every backend operation under the backend's retry policy, and ambiguous retries settled.
 
 Retrying a create is not safe blindly: if a create-only write's response was lost, the retry
-finds the object and cannot tell whose it is. :class:`RetryingBackend` settles that by looking
+finds the object and cannot tell whose it is. `RetryingBackend` settles that by looking
 (are the stored bytes ours?), and a move whose response was lost by checking where the object is.
 """
 

@@ -1,7 +1,7 @@
 """What to back up, and consistent copies of it.
 
-:func:`scan` lists a file or folder without reading any data: a stat per entry, from which the
-cheap change signature (``sig``) is made. :func:`readable_copy` yields a path whose bytes are a
+`scan()` lists a file or folder without reading any data: a stat per entry, from which the
+cheap change signature (``sig``) is made. `readable_copy()` yields a path whose bytes are a
 consistent state of one source file:
 
 - a SQLite database (recognised by its header, not its name) is snapshotted in one step with
@@ -13,7 +13,7 @@ consistent state of one source file:
 Left out of folders, and reported: symlinks (never followed, so nothing outside the tree is
 read), sockets, FIFOs and devices (opening a FIFO would block), our own snapshot temp files,
 the ``-wal``/``-shm``/``-journal`` siblings of a database (the snapshot already holds their data)
-and, unless asked for, credential files (see :mod:`mlbackup.credential_files`).
+and, unless asked for, credential files (see `mlbackup.credential_files`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ APPEND_LOG_SUFFIXES = (".log", ".jsonl", ".journal")
 #: SQLite's and Python's default busy timeout is 5 s: warn when a snapshot holds its read lock
 #: for half of that, since a writer waiting that long is close to "database is locked".
 SNAPSHOT_WARN_SECONDS = 2.5
-#: Databases up to this size are snapshotted through memory (see :func:`snapshot_sqlite`).
+#: Databases up to this size are snapshotted through memory (see `snapshot_sqlite()`).
 MEMORY_SNAPSHOT_BYTES = 64 << 20
 
 
@@ -112,13 +112,13 @@ def _wal_stat(path: Path) -> os.stat_result | None:
 
 
 def current_signature(path: Path, *, wal: bool = True) -> str:
-    """The signature of the file at ``path`` now (see :func:`signature`); ``wal=False`` skips
+    """The signature of the file at ``path`` now (see `signature()`); ``wal=False`` skips
     the look for a WAL (for a file the scan found without one)."""
     return current_state(path, wal=wal)[1]
 
 
 def current_state(path: Path, *, wal: bool = True) -> tuple[os.stat_result, str]:
-    """The file's stat now and its signature (see :func:`current_signature`)."""
+    """The file's stat now and its signature (see `current_signature()`)."""
     st = path.stat()
     return st, signature(st, _wal_stat(path) if wal else None)
 
@@ -237,7 +237,7 @@ def readable_copy(source: SourceFile) -> Iterator[tuple[Path, SnapshotKind]]:
 
     ``kind`` is ``"sqlite"`` or ``"log"`` for a snapshot, consistent by construction, and
     ``"plain"`` for the file itself: then the caller must check that it did not change while
-    it was read (compare :func:`signature` before and after).
+    it was read (compare `signature()` before and after).
     """
     kind: SnapshotKind
     if source.abspath.suffix in APPEND_LOG_SUFFIXES:
@@ -283,7 +283,7 @@ def snapshot_sqlite(db: Path) -> Path:
 
     Uses the online backup API in one step (``pages=-1``): the step-wise form restarts on every
     write and may never finish under a busy writer. A database up to
-    :data:`MEMORY_SNAPSHOT_BYTES` is copied into memory, checked there and written out in one
+    `MEMORY_SNAPSHOT_BYTES` is copied into memory, checked there and written out in one
     write (several times faster than SQLite writing the copy page by page, and the read lock is
     held for less); a larger one is copied straight into the temp file, unjournaled. The temp
     file sits on the source's own disk (falling back to the system temp folder if that is

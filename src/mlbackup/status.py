@@ -66,7 +66,7 @@ def format_age(seconds: float) -> str:
 def backup_status(
     target: BackupTarget, *, confirm: Confirmer | None = None, now: datetime | None = None
 ) -> list[NameReport]:
-    """One :class:`NameReport` per name on ``target``, by name.
+    """One `NameReport` per name on ``target``, by name.
 
     Args:
         target: the target to describe.

@@ -1,11 +1,11 @@
 """BackupTarget: the backend-neutral view of a backup location.
 
 It lists versions, reads manifests, locates each file's bytes and checks them; committing and
-retention are in :mod:`mlbackup.commit`, storing objects in :mod:`mlbackup.objects`. The backup
-and restore protocols (:mod:`mlbackup.engine`, :mod:`mlbackup.restore`) are built on it; a
+retention are in `mlbackup.commit`, storing objects in `mlbackup.objects`. The backup
+and restore protocols (`mlbackup.engine`, [`mlbackup.restore`][mlbackup.restore]) are built on it; a
 backend only stores objects.
 
-Where a file's bytes live (see :mod:`mlbackup.layout`): a format-2 version's entries are the
+Where a file's bytes live (see `mlbackup.layout`): a format-2 version's entries are the
 immutable objects ``.mlbackup/objects/<hash>`` (on Drive, the file the entry's ``ref`` names).
 A format-1 version (release 0.1.0) kept its newest bytes at the plain keys and older ones under
 ``names/<name>/objects/<hash>``; the first format-2 backup of such a name puts the plain files'
@@ -59,7 +59,8 @@ class DataLocation:
 class BackupTarget(ClosingContext):
     """A backup location: one backend plus the protocol's bookkeeping.
 
-    Build one with :func:`open_target`. It is a context manager; leaving it closes the backend.
+    Build one with [`open_target()`][mlbackup.open_target]. It is a context manager; leaving it
+    closes the backend.
 
     Examples:
         >>> import tempfile
@@ -76,7 +77,8 @@ class BackupTarget(ClosingContext):
 
     def reach(self) -> None:
         """Check that the store is there and answers (once: later calls return at once).
-        :func:`open_target` does this; a target opened without it (background mode, which
+        [`open_target()`][mlbackup.open_target] does this; a target opened without it (background
+        mode, which
         must not wait on the network in a constructor) does it before its first backup."""
         if not self._reached:
             self.backend.check()
@@ -194,7 +196,7 @@ class BackupTarget(ClosingContext):
         return self.manifest(name)
 
     def read_manifest(self, name: str, version: int) -> Manifest:
-        """Read the manifest of a version known to exist; see :meth:`manifest`.
+        """Read the manifest of a version known to exist; see `manifest()`.
 
         Raises:
             BackupNotFoundError: the version is gone (another writer's retention dropped it,
@@ -223,7 +225,7 @@ class BackupTarget(ClosingContext):
         return manifest
 
     def delete_manifest(self, name: str, version: int) -> None:
-        """Drop one version (retention only: see :mod:`mlbackup.commit`)."""
+        """Drop one version (retention only: see `mlbackup.commit`)."""
         self.backend.delete(self.manifest_key_of(name, version))
 
     def listed_digests(self) -> set[str]:
@@ -253,7 +255,7 @@ class BackupTarget(ClosingContext):
                 self.backend.delete(layout.legacy_object_key(name, digest))
 
     def list(self, name: str | None = None) -> list[BackupInfo]:
-        """One :class:`BackupInfo` per committed version, by name then version.
+        """One [`BackupInfo`][mlbackup.BackupInfo] per committed version, by name then version.
 
         Args:
             name: only this backup's versions; default all.
@@ -430,8 +432,10 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
 
 
 def open_target_unreached(url: str | PathLike[str], **options: Any) -> BackupTarget:
-    """:func:`open_target` without the network: the URL and options are checked (bad input
-    raises here), the store is first asked by :meth:`BackupTarget.reach` or the first call
+    """[`open_target()`][mlbackup.open_target] without the network: the URL and options are checked
+    (bad input
+    raises here), the store is first asked by [`BackupTarget.reach()`][mlbackup.BackupTarget.reach]
+    or the first call
     that needs it. For constructors that must return at once, such as background mode's."""
     text = str(url)
     backend_class = get_backend_class(_split_scheme(text))

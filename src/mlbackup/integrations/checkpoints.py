@@ -25,7 +25,7 @@ class CheckpointSender(ClosingContext):
     """Back checkpoints up in the background (or inline) and log failures instead of raising.
 
     Training must go on when the store is down: a failed backup is logged and kept in
-    :attr:`failures`, and the next checkpoint is tried as usual.
+    `failures`, and the next checkpoint is tried as usual.
     """
 
     def __init__(

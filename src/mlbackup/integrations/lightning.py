@@ -50,14 +50,15 @@ class BackupCheckpointCallback(pl.Callback, ClosingContext):
     or the end of training. In background mode (the default) training goes on at once. A file
     that ``save_top_k`` removes before its turn is skipped; one that was sent stays on the
     target. At the end of training everything is flushed. A failed backup never stops
-    training: it is logged and kept in :attr:`failures`.
+    training: it is logged and kept in `failures`.
 
     Args:
-        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
+            one.
         background: send from a worker thread (True) or inline (False).
         name_prefix: names on the target are ``name_prefix/<file name>``; default: each file's
-            path relative to the source root (what :func:`resume_checkpoint` assumes too).
-        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+            path relative to the source root (what `resume_checkpoint()` assumes too).
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
         keep_last: versions kept per name (``last.ckpt`` gets one per save); default: the
             configured value.
 
@@ -155,9 +156,10 @@ def resume_checkpoint(
 
     Args:
         dirpath: ``ModelCheckpoint``'s ``dirpath``.
-        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
-        name_prefix: as given to :class:`BackupCheckpointCallback`.
-        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
+            one.
+        name_prefix: as given to `BackupCheckpointCallback`.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
 
     Examples:
         >>> import tempfile

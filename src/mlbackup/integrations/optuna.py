@@ -64,19 +64,20 @@ class BackupCallback(ClosingContext):
     """An Optuna callback backing the study database up after every ``every_n_trials`` trials.
 
     In background mode (the default) the call returns at once and a worker sends the newest
-    state; failures never interrupt ``study.optimize`` and are raised by :meth:`flush` or
-    :meth:`close`. Use it as a context manager, or call :meth:`close` after optimizing. With
+    state; failures never interrupt ``study.optimize`` and are raised by `flush()` or
+    `close()`. Use it as a context manager, or call `close()` after optimizing. With
     backup disabled (the ``enabled`` setting), it sends nothing.
 
     Args:
-        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
+            one.
         storage: the study's SQLite storage URL (or the database path).
         every_n_trials: back up after every N-th finished trial.
         background: send from a worker thread (True) or inline (False).
         name: the database's name on the target; default: its path relative to the source root.
         sampler_path: if given, the study's sampler is pickled there and backed up with the
-            database, so a resumed study samples reproducibly (see :func:`resume_study`).
-        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+            database, so a resumed study samples reproducibly (see `resume_study()`).
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
         keep_last: versions kept; default: the configured value.
 
     Examples:
@@ -186,12 +187,13 @@ def resume_study(
     Args:
         study_name: the study's name.
         storage: its SQLite storage URL (or database path).
-        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
+            one.
         name: the database's name on the target; default: its path relative to the source root.
         sampler: the sampler to use when no pickled one is restored.
-        sampler_path: where :class:`BackupCallback` pickled the sampler; restored and unpickled
+        sampler_path: where `BackupCallback` pickled the sampler; restored and unpickled
             if present (only unpickle files you wrote yourself).
-        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
         **create_study_kwargs: passed to ``optuna.create_study`` (``direction``, ...).
 
     Examples:

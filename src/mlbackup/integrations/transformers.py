@@ -51,18 +51,19 @@ class BackupTrainerCallback(TrainerCallback, ClosingContext):
       rotation deletes old folders, and a folder must not vanish while it is being sent.
     * At the end of training the final model (and tokenizer or processor, if the Trainer has
       one) is saved to ``output_dir/final_dir`` and backed up, and everything is flushed.
-    * A failed backup never stops training: it is logged and kept in :attr:`failures`.
+    * A failed backup never stops training: it is logged and kept in `failures`.
 
-    Call :meth:`close` after ``trainer.train()``, or use the callback as a context manager.
+    Call `close()` after ``trainer.train()``, or use the callback as a context manager.
 
     Args:
-        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
+            one.
         background: send from a worker thread (True) or inline at each save (False).
         name_prefix: names on the target are ``name_prefix/checkpoint-N``; default: the
-            output folder's path relative to the source root (what :func:`resume_checkpoint`
+            output folder's path relative to the source root (what `resume_checkpoint()`
             looks under by default too).
         final_dir: the final model's folder inside ``output_dir``; None skips the final save.
-        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
         keep_last: versions kept per name; default: the configured value.
 
     Attributes:
@@ -168,9 +169,10 @@ def resume_checkpoint(
 
     Args:
         output_dir: the Trainer's ``output_dir``.
-        target: a :class:`~mlbackup.BackupTarget`, URL or folder; default: the configured one.
-        name_prefix: as given to :class:`BackupTrainerCallback`.
-        config: settings to use instead of :func:`~mlbackup.load_config`'s.
+        target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
+            one.
+        name_prefix: as given to `BackupTrainerCallback`.
+        config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
 
     Examples:
         >>> import tempfile

@@ -1,15 +1,15 @@
 """Test support shipped with mlbackup, for our tests and our users' own.
 
-- :mod:`mlbackup.testing.memory`: the in-process ``memory://`` backend.
-- :mod:`mlbackup.testing.contract`: the backend contract suite (needs pytest); a backend passes
+- `mlbackup.testing.memory`: the in-process ``memory://`` backend.
+- `mlbackup.testing.contract`: the backend contract suite (needs pytest); a backend passes
   it with one line per backend, see that module.
-- :mod:`mlbackup.testing.s3_server`, :mod:`mlbackup.testing.gcs_server`,
-  :mod:`mlbackup.testing.drive_server`: real-protocol test servers on loopback (moto's S3, the
+- `mlbackup.testing.s3_server`, `mlbackup.testing.gcs_server`,
+  `mlbackup.testing.drive_server`: real-protocol test servers on loopback (moto's S3, the
   GCS emulator with an OAuth token endpoint, a fake Drive v2 API);
-  :mod:`mlbackup.testing.fixtures`: pytest fixtures starting them.
-- the fault kit: :mod:`mlbackup.testing.fault_proxy` (an HTTP proxy injecting canned answers,
+  `mlbackup.testing.fixtures`: pytest fixtures starting them.
+- the fault kit: `mlbackup.testing.fault_proxy` (an HTTP proxy injecting canned answers,
   resets, lost responses, silence, refusals, latency and a bandwidth cap between a client
-  library and any of those servers), :mod:`mlbackup.testing.faulty_fs` (errno faults, slow and
+  library and any of those servers), `mlbackup.testing.faulty_fs` (errno faults, slow and
   held calls and truncated writes in the ``file`` and ``drive`` backends' filesystem) and
-  :mod:`mlbackup.testing.crash` (a backup in a child process, SIGKILLed at a chosen instant).
+  `mlbackup.testing.crash` (a backup in a child process, SIGKILLed at a chosen instant).
 """

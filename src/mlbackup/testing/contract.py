@@ -1,7 +1,7 @@
 """The backend contract suite: what every backend must do, run unchanged over each of them.
 
 A backend passes it by providing one fixture, ``target_factory``, which returns a function
-opening a *new* :class:`~mlbackup.BackupTarget` object on the same (initially empty) storage
+opening a *new* [`BackupTarget`][mlbackup.BackupTarget] object on the same (initially empty) storage
 each time it is called, as a second machine would::
 
     # tests/contract/test_mybackend.py
@@ -150,7 +150,7 @@ class BackendFixtures:
 
 
 class BackendOperationTests:
-    """The raw operations of :class:`~mlbackup.backend.Backend`."""
+    """The raw operations of `Backend`."""
 
     def test_put_then_info_and_read(self, target: BackupTarget, scratch: Path) -> None:
         data = os.urandom(70_000)

@@ -3,12 +3,12 @@
 Instants (pick one):
 
 - ``at_point``: a named point of the protocol (``"before-commit"``, ``"after-put:3"``, ...;
-  see :data:`mlbackup.crashpoints.POINTS`): the child kills itself there;
+  see `mlbackup.crashpoints.POINTS`): the child kills itself there;
 - ``after_progress``: after the child reported that many files sent;
 - ``after_seconds``: at a time after the backup started (after the child's imports and the
   opening of the target; pick it with a seeded ``random.Random`` within the backup's duration);
 - ``after_requests`` with ``proxy``: once the server has acted on the child's k-th request
-  through a :class:`~mlbackup.testing.fault_proxy.FaultProxy`, before the child hears back.
+  through a `FaultProxy`, before the child hears back.
 
 Then check what a user would: every committed version restores byte for byte, and the next
 backup finishes the job::

@@ -8,7 +8,7 @@ quota), ``touch``, a storage quota (and service accounts, which have none), and 
 failures: 403 with a Drive reason, 429 with ``Retry-After``, 5xx.
 
 Point a ``gdrive://`` target at it with ``api_endpoint=server.endpoint_url``; credentials go to
-an :class:`~mlbackup.testing.gcs_server.OAuthTokenServer` through the key's ``token_uri``.
+an `OAuthTokenServer` through the key's ``token_uri``.
 """
 
 from __future__ import annotations

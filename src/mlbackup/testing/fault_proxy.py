@@ -1,6 +1,6 @@
 """A fault-injecting HTTP proxy on loopback, between a client library and a test server.
 
-Point the client's ``endpoint_url`` at :attr:`FaultProxy.endpoint_url`; requests pass through
+Point the client's ``endpoint_url`` at `FaultProxy.endpoint_url`; requests pass through
 to the upstream server unchanged until a fault is armed::
 
     with FaultProxy(s3_server.endpoint_url) as proxy:
@@ -14,16 +14,16 @@ Faults:
 
 - canned answers for the next K requests (any status, headers and body: 503 SlowDown, 500,
   429 with ``Retry-After``, 403 with a Drive reason), or for each request with a seeded
-  probability (:meth:`FaultProxy.answer_randomly`);
-- a connection reset after N bytes of a request body (:meth:`FaultProxy.reset_after`);
-- a response lost after the server acted on the request (:meth:`FaultProxy.lose_responses`);
-- accept-then-silence: the request is read and never answered (:meth:`FaultProxy.silence_next`);
-- refused connections: every new connection is reset at once (:attr:`FaultProxy.refusing`);
-- added latency (:attr:`FaultProxy.latency`) and a bandwidth cap (:attr:`FaultProxy.bandwidth`);
-- a hook run after the K-th request reached the server (:meth:`FaultProxy.after_request`),
+  probability (`FaultProxy.answer_randomly()`);
+- a connection reset after N bytes of a request body (`FaultProxy.reset_after()`);
+- a response lost after the server acted on the request (`FaultProxy.lose_responses()`);
+- accept-then-silence: the request is read and never answered (`FaultProxy.silence_next()`);
+- refused connections: every new connection is reset at once (`FaultProxy.refusing`);
+- added latency (`FaultProxy.latency`) and a bandwidth cap (`FaultProxy.bandwidth`);
+- a hook run after the K-th request reached the server (`FaultProxy.after_request()`),
   which crash trials use to SIGKILL a client at that instant.
 
-Every request is logged (:attr:`FaultProxy.log`) so a test can count retries. Faults are
+Every request is logged (`FaultProxy.log`) so a test can count retries. Faults are
 consumed in order and random ones come from a seeded generator, so runs are deterministic.
 """
 
@@ -130,7 +130,7 @@ class FaultProxy(LoopbackServer):
         self._truncate_reset = True
         self.latency = 0.0
         self.log: list[LoggedRequest] = []
-        #: Faults injected since the proxy was made (not reset by :meth:`clear`).
+        #: Faults injected since the proxy was made (not reset by `clear()`).
         self.injected_total = 0
         self._httpd: QuietThreadingHTTPServer | None = None
 
@@ -151,7 +151,7 @@ class FaultProxy(LoopbackServer):
     def refuse_writes(
         self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> None:
-        """Answer every PUT, POST, PATCH and DELETE with ``status`` until :meth:`clear`, and
+        """Answer every PUT, POST, PATCH and DELETE with ``status`` until `clear()`, and
         forward reads: credentials that may read but not write."""
         with self._lock:
             self._read_only = CannedAnswer(status, body, dict(headers or {}))
@@ -175,7 +175,7 @@ class FaultProxy(LoopbackServer):
         self, header: str, path_contains: str, status: int, body: bytes = b""
     ) -> None:
         """Answer every request that carries ``header`` and whose path holds ``path_contains``
-        with ``status`` until :meth:`clear`: a server without that feature (``x-amz-copy-source``
+        with ``status`` until `clear()`: a server without that feature (``x-amz-copy-source``
         with ``partNumber=``: no ``UploadPartCopy``)."""
         with self._lock:
             self._unsupported[(header.lower(), path_contains)] = CannedAnswer(status, body)
@@ -241,7 +241,7 @@ class FaultProxy(LoopbackServer):
             self._random_answer = (probability, CannedAnswer(status, body, dict(headers or {})))
 
     def silence_next(self, count: int) -> None:
-        """Read the next ``count`` requests and never answer them (until :meth:`stop`): the
+        """Read the next ``count`` requests and never answer them (until `stop()`): the
         client's read timeout is what ends them."""
         with self._lock:
             self._silent += count

@@ -11,18 +11,18 @@ it reaches the real backend code with the faults a disk or a FUSE mount produces
 Faults, each on the k-th call (and the ``times - 1`` calls after it) of one method, optionally
 only for paths containing a given text:
 
-- :meth:`FaultyFS.fail`: raise ``OSError`` with a chosen errno (``EIO``, ``ENOSPC``,
-  ``EACCES``, ``ENOTCONN``, ``ETIMEDOUT``, ``EDQUOT``, ...); :meth:`FaultyFS.fail_randomly`
+- `FaultyFS.fail()`: raise ``OSError`` with a chosen errno (``EIO``, ``ENOSPC``,
+  ``EACCES``, ``ENOTCONN``, ``ETIMEDOUT``, ``EDQUOT``, ...); `FaultyFS.fail_randomly()`
   does so with a seeded probability;
-- :meth:`FaultyFS.slow`: add a delay; :meth:`FaultyFS.hold`: block until the test releases
+- `FaultyFS.slow()`: add a delay; `FaultyFS.hold()`: block until the test releases
   the hold (to test that nothing waits on the target, or to look at the disk mid-backup,
   without timing anything);
-- :meth:`FaultyFS.truncate_writes`: a file opened for writing keeps only its first N bytes,
+- `FaultyFS.truncate_writes()`: a file opened for writing keeps only its first N bytes,
   silently, as a disk that lost data would.
 
 ``write`` names the ``write()`` method of files the filesystem opened; every other name is a
 filesystem method (``open``, ``mv``, ``link``, ``info``, ``ls``, ``rm_file``, ``makedirs``,
-``cat_file``, ...). Every call is logged (:attr:`FaultyFS.log`) and counted (:meth:`count`).
+``cat_file``, ...). Every call is logged (`FaultyFS.log`) and counted (`count()`).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ _OPEN_FOR_WRITING = "open:write"
 
 
 class Hold:
-    """Calls held by :meth:`FaultyFS.hold`: :attr:`arrived` is set when the first one is
-    waiting; :meth:`release` lets them all go."""
+    """Calls held by `FaultyFS.hold()`: `arrived` is set when the first one is
+    waiting; `release()` lets them all go."""
 
     def __init__(self) -> None:
         self.arrived = threading.Event()
@@ -99,7 +99,7 @@ class FaultyFS:
 
     Args:
         fs: the filesystem to wrap (its other attributes stay reachable).
-        seed: seeds :meth:`fail_randomly`, so a run is reproducible.
+        seed: seeds `fail_randomly()`, so a run is reproducible.
     """
 
     def __init__(self, fs: Any, *, seed: int = 0) -> None:
@@ -139,7 +139,7 @@ class FaultyFS:
     def hold(
         self, method: str, *, on_call: int = 1, times: int = 1_000_000, path_contains: str = ""
     ) -> Hold:
-        """Block calls of ``method`` until the returned :class:`Hold` is released."""
+        """Block calls of ``method`` until the returned `Hold` is released."""
         hold = Hold()
         self._arm(_Fault(method, on_call, times, path_contains, hold=hold))
         return hold
@@ -271,12 +271,12 @@ def _label(fault: _Fault) -> str:
 def faulty_target(
     url: str | PathLike[str], *, retry: RetryPolicy | None = None, seed: int = 0, **options: Any
 ) -> tuple[BackupTarget, FaultyFS]:
-    """Open ``url`` like :func:`~mlbackup.open_target`, with its filesystem wrapped in a
-    :class:`FaultyFS` (for backends built on fsspec: ``file``, ``drive``).
+    """Open ``url`` like [`open_target()`][mlbackup.open_target], with its filesystem wrapped in a
+    `FaultyFS` (for backends built on fsspec: ``file``, ``drive``).
 
     Args:
         retry: replaces the backend's retry policy (e.g. with short waits for a test).
-        seed: seeds :meth:`FaultyFS.fail_randomly`.
+        seed: seeds `FaultyFS.fail_randomly()`.
     """
     target = open_target(url, **options)
     backend = target.backend

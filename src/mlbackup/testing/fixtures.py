@@ -5,13 +5,13 @@
 Each server starts once per session, on first use, and is emptied before every test that asks
 for a bucket. Fixtures:
 
-- ``s3_server``: a :class:`~mlbackup.testing.s3_server.MotoS3Server`;
+- ``s3_server``: a `MotoS3Server`;
   ``s3_bucket``: the name of an empty bucket on it.
-- ``gcs_server``: a :class:`~mlbackup.testing.gcs_server.GCSEmulator`;
+- ``gcs_server``: a `GCSEmulator`;
   ``gcs_bucket``: the name of an empty bucket on it.
-- ``drive_api_server``: a :class:`~mlbackup.testing.drive_server.FakeDriveServer`;
+- ``drive_api_server``: a `FakeDriveServer`;
   ``drive_api``: the same server, emptied for this test.
-- ``google_token_server``: an :class:`~mlbackup.testing.gcs_server.OAuthTokenServer`;
+- ``google_token_server``: an `OAuthTokenServer`;
   ``gcs_key_file``: a service-account key file whose token endpoint is that server.
 """
 

@@ -5,11 +5,11 @@ Needs ``gcp-storage-emulator`` (in the ``testing`` extra). gcsfs must be importe
 swaps in a gRPC client that stalls against any emulator.
 
 The emulator as shipped ignores generation preconditions, which the backend relies on to commit
-manifests create-only; :class:`GCSEmulator` enforces ``ifGenerationMatch`` on every upload, as
+manifests create-only; `GCSEmulator` enforces ``ifGenerationMatch`` on every upload, as
 GCS does, and answers ``412 conditionNotMet``. It also sets ``TCP_NODELAY``, without which each
 small upload waits on delayed ACKs.
 
-:class:`OAuthTokenServer` is Google's OAuth token endpoint in miniature, so the service-account
+`OAuthTokenServer` is Google's OAuth token endpoint in miniature, so the service-account
 credential path (signing a JWT, exchanging it for a token) runs for real in tests, including
 a rejected key.
 """
@@ -197,7 +197,8 @@ class GCSEmulator(LoopbackServer):
         obj["size"] = str(len(data))
 
     def storage_options(self, **extra: Any) -> dict[str, Any]:
-        """Options for :func:`mlbackup.open_target` that reach this emulator anonymously."""
+        """Options for [`mlbackup.open_target()`][mlbackup.open_target] that reach this emulator
+        anonymously."""
         return {"endpoint_url": self.endpoint_url, "token": "anon", "project": "test", **extra}
 
 

@@ -46,7 +46,7 @@ class QuietHTTPServer(HTTPServer):
 
 
 class QuietThreadingHTTPServer(ThreadingMixIn, QuietHTTPServer):
-    """:class:`QuietHTTPServer` serving each connection in its own thread."""
+    """`QuietHTTPServer` serving each connection in its own thread."""
 
     daemon_threads = True
 

@@ -1,15 +1,15 @@
 """An S3 server on loopback for tests: moto's server, which s3fs and botocore really talk to.
 
 Needs ``moto[server]`` (in the ``testing`` extra). Use it from pytest through the fixtures in
-:mod:`mlbackup.testing.fixtures`, or directly::
+`mlbackup.testing.fixtures`, or directly::
 
     with MotoS3Server() as server:
         server.create_bucket("backups")
         target = open_target("s3://backups/run1", **server.storage_options())
 
-moto accepts any credentials by default. :meth:`MotoS3Server.requiring_signatures` switches
+moto accepts any credentials by default. `MotoS3Server.requiring_signatures()` switches
 on moto's IAM mode, where S3 answers a wrong key or secret as AWS does (``InvalidAccessKeyId``,
-``SignatureDoesNotMatch``), and :meth:`MotoS3Server.create_access_key` makes a valid pair.
+``SignatureDoesNotMatch``), and `MotoS3Server.create_access_key()` makes a valid pair.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class MotoS3Server(LoopbackServer):
     def storage_options(
         self, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET, **extra: Any
     ) -> dict[str, Any]:
-        """Options for :func:`mlbackup.open_target` that reach this server."""
+        """Options for [`mlbackup.open_target()`][mlbackup.open_target] that reach this server."""
         return {"endpoint_url": self.endpoint_url, "key": key, "secret": secret, **extra}
 
     def client(
