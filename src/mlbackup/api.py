@@ -161,8 +161,7 @@ def backup(
     """Back ``path`` up now, sending only what changed since the last version.
 
     Unlike [`immediate_backup_if_needed()`][mlbackup.immediate_backup_if_needed], a missing path is
-    an error and the ``enabled``
-    setting is not consulted: this is the explicit call.
+    an error and the ``enabled`` setting is not consulted: this is the explicit call.
 
     Args:
         path: a file or folder.

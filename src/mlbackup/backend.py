@@ -216,8 +216,8 @@ class Backend(ABC):
 
     def open_ref(self, ref: str) -> BinaryIO:
         """Open the object the store calls ``ref`` (see [`ObjectInfo.ref`][mlbackup.ObjectInfo.ref])
-        for reading;
-        raise ``FileNotFoundError`` if it does not exist. Only stores that set refs need it."""
+        for reading; raise ``FileNotFoundError`` if it does not exist. Only stores that set refs
+        need it."""
         raise FileNotFoundError(ref)
 
     @abstractmethod

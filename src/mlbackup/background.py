@@ -1,15 +1,13 @@
 """Background backups that never get in the training loop's way.
 
 [`BackgroundBackup`][mlbackup.BackgroundBackup] takes submissions from the training loop and returns
-at once; one
-worker thread sends them. Submissions of the same name coalesce, latest wins: if ``study.db`` is
-submitted ten times while an upload runs, the next upload sends its newest state once, and all
-ten futures get that result. A failure is recorded, logged once per kind, shown by
+at once; one worker thread sends them. Submissions of the same name coalesce, latest wins: if
+``study.db`` is submitted ten times while an upload runs, the next upload sends its newest state
+once, and all ten futures get that result. A failure is recorded, logged once per kind, shown by
 [`BackgroundBackup.status()`][mlbackup.BackgroundBackup.status], and raised by
-[`flush()`][mlbackup.BackgroundBackup.flush] and
-[`close()`][mlbackup.BackgroundBackup.close], never by
-[`submit()`][mlbackup.BackgroundBackup.submit] unless
-``strict=True``. Pending work is flushed at interpreter exit and, best effort, on SIGTERM.
+[`flush()`][mlbackup.BackgroundBackup.flush] and [`close()`][mlbackup.BackgroundBackup.close],
+never by [`submit()`][mlbackup.BackgroundBackup.submit] unless ``strict=True``. Pending work is
+flushed at interpreter exit and, best effort, on SIGTERM.
 """
 
 from __future__ import annotations

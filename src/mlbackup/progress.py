@@ -2,8 +2,7 @@
 
 Backup and restore calls accept ``progress=callback``; the callback receives a
 [`ProgressEvent`][mlbackup.ProgressEvent] after each file, and while a large file is sent, after
-each chunk the
-backend reports (see `byte_reporter()`). It runs on a worker thread: keep it quick.
+each chunk the backend reports (see `byte_reporter()`). It runs on a worker thread: keep it quick.
 """
 
 from __future__ import annotations

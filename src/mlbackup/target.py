@@ -78,8 +78,8 @@ class BackupTarget(ClosingContext):
     def reach(self) -> None:
         """Check that the store is there and answers (once: later calls return at once).
         [`open_target()`][mlbackup.open_target] does this; a target opened without it (background
-        mode, which
-        must not wait on the network in a constructor) does it before its first backup."""
+        mode, which must not wait on the network in a constructor) does it before its first
+        backup."""
         if not self._reached:
             self.backend.check()
             self._reached = True
@@ -433,10 +433,9 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
 
 def open_target_unreached(url: str | PathLike[str], **options: Any) -> BackupTarget:
     """[`open_target()`][mlbackup.open_target] without the network: the URL and options are checked
-    (bad input
-    raises here), the store is first asked by [`BackupTarget.reach()`][mlbackup.BackupTarget.reach]
-    or the first call
-    that needs it. For constructors that must return at once, such as background mode's."""
+    (bad input raises here), and the store is first asked by
+    [`BackupTarget.reach()`][mlbackup.BackupTarget.reach] or the first call that needs it. For
+    constructors that must return at once, such as background mode's."""
     text = str(url)
     backend_class = get_backend_class(_split_scheme(text))
     options = dict(options)
