@@ -5,6 +5,7 @@ A FaultProxy sits between the client library and the real-protocol test server a
 cuts chosen requests as an overloaded or flaky store would, and logs every request.
 """
 
+import json
 import os
 import time
 
@@ -310,3 +311,26 @@ def test_the_next_backup_aborts_stale_multipart_uploads_under_its_prefix(
     left = client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
     assert [u["UploadId"] for u in left] == [theirs["UploadId"]]
     assert ours["UploadId"] not in [u["UploadId"] for u in left]
+
+
+def test_the_cli_against_a_silent_store_ends_typed_within_its_deadline(s3_server, s3_bucket, model):
+    """The command line has the same bound; here with shortened timeouts (the default ones are
+    measured above), so that the row takes seconds."""
+    import subprocess
+    import sys
+
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        options = s3_server.storage_options(endpoint_url=proxy.endpoint_url, read_timeout=1)
+        args = [f"-o{k}={v}" for k, v in {**options, "deadline": 3}.items()]
+        proxy.silence_next(10_000)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "mlbackup", "backup", str(model), "--to",
+             f"s3://{s3_bucket}/run", *args, "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        proxy.release_silenced()
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["type"] == "BackendUnavailableError"
+    assert elapsed < 20, elapsed
