@@ -70,3 +70,22 @@ def test_every_install_hint_names_a_real_extra():
     extras = set(pyproject["project"]["optional-dependencies"])
     named = {m for hint in INSTALL_HINTS.values() for m in re.findall(r"mlbackup\[(\w+)\]", hint)}
     assert named <= extras, named - extras
+
+
+def test_every_installed_backend_runs_the_contract_suite():
+    """Each entry point's backend (aliases such as local and gcs share one) is opened by a
+    class of tests/contract/, which runs the one contract suite over it."""
+    import re
+    from importlib.metadata import entry_points
+    from pathlib import Path
+
+    from mlbackup.registry import ENTRY_POINT_GROUP, get_backend_class
+
+    contract = Path(__file__).with_name("contract")
+    sources = "\n".join(p.read_text() for p in contract.glob("test_*.py"))
+    assert "class Test" in sources and "BackendContractTests" in sources
+    schemes = set(re.findall(r'f?"([a-z][a-z0-9+.-]*)://', sources)) | {"file"}
+    covered = {get_backend_class(s) for s in schemes}
+    installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    missing = sorted(s for s in installed if get_backend_class(s) not in covered)
+    assert missing == []
