@@ -60,7 +60,20 @@ def readers_own(tmp_path: Path) -> dict[str, object]:
     }
 
 
+@pytest.fixture
+def logging_as_it_was():
+    """A page may set up logging (as a user would): put it back for the tests after it."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("mlbackup")
+    handlers, level = list(root.handlers), ours.level
+    yield
+    root.handlers[:] = handlers
+    ours.setLevel(level)
+
+
 @pytest.mark.parametrize("page", PAGE_IDS)
+@pytest.mark.usefixtures("logging_as_it_was")
 def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     """In a project folder holding the outputs the pages name, with a Drive mount where Colab
     has one (``/content/drive`` maps to a folder of the test)."""
