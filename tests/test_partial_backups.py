@@ -107,3 +107,15 @@ def test_files_left_out_by_rule_do_not_make_a_backup_partial(tree, tmp_path):
     (tree / ".env").write_text("TOKEN=x")
     result = backup(tree, target=tmp_path / "t", name="run")
     assert not result.partial and len(result.skipped_entries) == 2
+
+
+def test_doctor_says_beforehand_that_a_backup_would_be_partial(tree, tmp_path, monkeypatch):
+    from mlbackup import run_doctor
+
+    real_access = os.access
+    locked = str(tree / "b.bin")
+    monkeypatch.setattr(os, "access", lambda p, m: str(p) != locked and real_access(p, m))
+    report = run_doctor(str(tmp_path / "t"), paths=[tree])
+    problems = [f.message for f in report.findings if f.level == "problem"]
+    assert any("b.bin: unreadable" in m and "partial" in m for m in problems)
+    assert not report.ok

@@ -6,6 +6,7 @@ credentials, how much room is left, and will the outputs suit it.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -284,3 +285,8 @@ def _layout(report: DoctorReport, target: BackupTarget, path: Path) -> None:
         report.add("ok", "layout", f"{path}: {count:,} files")
     for reason in scanned.skipped:
         report.add("warning", "layout", f"{path}: {reason} (left out of backups)")
+    unreadable = [
+        f"{f.path}: unreadable" for f in scanned.files if not os.access(f.abspath, os.R_OK)
+    ]
+    for reason in scanned.failed + unreadable:
+        report.add("problem", "layout", f"{path}: {reason} (a backup would be partial)")
