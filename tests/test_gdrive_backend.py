@@ -210,7 +210,7 @@ def test_doctor_finds_and_repairs_duplicates(drive_api, options, capsys):
     assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags]) == 1
     out = capsys.readouterr().out
     assert "ok       reachable:" in out and "ok       credentials: a service account" in out
-    assert "PROBLEM  duplicates: a.txt: 2 files with this name on Drive" in out
+    assert "PROBLEM  duplicates: a.txt: 2 files with this name on the store" in out
     assert "--repair" in out
     assert main(["doctor", "--from", "gdrive://root/runs/exp1", *flags, "--repair", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["repaired"] == 1

@@ -3,13 +3,15 @@
 import os
 from pathlib import Path
 
+from mlbackup_drive import is_drive_path
+
 import mlbackup.config
 from mlbackup import (
     BackupConfig,
     BackupStatus,
     backup,
     immediate_backup_if_needed,
-    is_drive_path,
+    is_on_mounted_store,
     is_on_target,
     load_config,
     open_target,
@@ -70,8 +72,8 @@ def test_drive_path_is_skipped(project, target_dir, monkeypatch, tmp_path):
     on_drive = mount / "MyDrive" / "runs" / "model.onnx"
     on_drive.parent.mkdir(parents=True)
     on_drive.write_bytes(b"onnx")
-    assert is_drive_path(on_drive)
-    assert not is_drive_path(project)
+    assert is_drive_path(on_drive) and is_on_mounted_store(on_drive)
+    assert not is_drive_path(project) and not is_on_mounted_store(project)
     r = immediate_backup_if_needed(on_drive, target=target_dir)
     assert r.status is BackupStatus.SKIPPED_ALREADY_ON_TARGET
     assert not target_dir.exists()

@@ -1,6 +1,7 @@
 """The public surface: exported, sorted, typed, documented."""
 
 import inspect
+import re
 from pathlib import Path
 
 import mlbackup
@@ -20,7 +21,7 @@ def test_fixed_names_exist():
         "restore",
         "restore_if_missing",
         "is_on_target",
-        "is_drive_path",
+        "is_on_mounted_store",
     ):
         assert callable(getattr(mlbackup, name))
     assert callable(mlbackup.BackupTarget.list) and callable(mlbackup.BackupTarget.verify)
@@ -57,3 +58,16 @@ def test_no_docstring_carries_a_raw_sphinx_role():
         if role.search(line)
     ]
     assert found == []
+
+
+def test_the_core_names_no_store_but_where_it_documents_the_hooks():
+    """Drive lives in its plugins: the core (the test kit aside) imports no backend by name,
+    and mentions Drive only where backend.py documents the hooks a store answers."""
+    core = Path(mlbackup.__file__).parent
+    modules = [f for f in core.rglob("*.py") if "testing" not in f.relative_to(core).parts]
+    importing = [
+        f.name for f in modules if re.search(r"^\s*(from|import) mlbackup_", f.read_text(), re.M)
+    ]
+    naming_drive = [f.name for f in modules if "drive" in f.read_text().lower()]
+    assert importing == []
+    assert naming_drive == ["backend.py"]

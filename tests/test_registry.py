@@ -1,5 +1,7 @@
 """Backends are plugins: entry points and run-time registration."""
 
+import re
+
 import pytest
 
 from mlbackup import (
@@ -9,7 +11,7 @@ from mlbackup import (
     open_target,
     register_backend,
 )
-from mlbackup.registry import _registered
+from mlbackup.registry import _registered, get_backend_class
 from mlbackup.testing.memory import MemoryBackend
 
 
@@ -58,18 +60,53 @@ def test_a_mistyped_scheme_gets_the_nearest_one_and_no_test_backend_is_offered()
     assert "memory" not in available_backends()
 
 
-def test_every_install_hint_names_a_real_extra():
+def test_every_plugin_names_a_real_extra_for_its_client_library():
+    """Each shipped plugin names the extra that installs its client (one place: the plugin's
+    own needs_extra), and that extra exists; a missing client gets the pip command."""
     import re
     from pathlib import Path
 
     import tomllib
 
-    from mlbackup.registry import INSTALL_HINTS
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    extras = set(pyproject["project"]["optional-dependencies"])
-    named = {m for hint in INSTALL_HINTS.values() for m in re.findall(r"mlbackup\[(\w+)\]", hint)}
+    root = Path(__file__).parents[1]
+    extras = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
+    named = {
+        m
+        for f in (root / "backends").rglob("*.py")
+        for m in re.findall(r'needs_extra\("(\w+)"', f.read_text())
+    }
+    assert named == {"s3", "gcs", "gdrive"}
     assert named <= extras, named - extras
+
+
+@pytest.mark.parametrize(
+    ("scheme", "client", "plugin"),
+    [
+        ("s3", "s3fs", "mlbackup_s3"),
+        ("gs", "gcsfs", "mlbackup_gcs"),
+        ("gdrive", "pydrive2", "mlbackup_gdrive"),
+    ],
+)
+def test_a_missing_client_library_names_its_extra(monkeypatch, scheme, client, plugin):
+    import sys
+
+    monkeypatch.setitem(sys.modules, client, None)  # as on a machine without the extra
+    for module in [m for m in sys.modules if m == plugin or m.startswith(plugin + ".")]:
+        monkeypatch.delitem(sys.modules, module)
+    extra = {"gs": "gcs"}.get(scheme, scheme)
+    with pytest.raises(UnknownBackendError, match=re.escape(f'pip install "mlbackup[{extra}]"')):
+        get_backend_class(scheme)
+
+
+def test_the_fast_path_to_the_local_backend_agrees_with_its_entry_points():
+    from importlib.metadata import entry_points
+
+    from mlbackup.registry import _BUILTIN
+
+    installed = {ep.name: ep.value for ep in entry_points(group="mlbackup.backends")}
+    assert all(installed[scheme] == spec for scheme, spec in _BUILTIN.items())
 
 
 def test_every_installed_backend_runs_the_contract_suite():

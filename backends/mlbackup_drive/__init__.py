@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,10 +39,19 @@ from urllib.parse import unquote, urlsplit
 from mlbackup_local import LocalBackend
 
 from mlbackup.errors import BackendUnavailableError, ConfigError, TargetMissingError
-from mlbackup.paths import COLAB_DRIVE_MOUNT, drive_mount_root
+from mlbackup.paths import is_within
 from mlbackup.target import BackupTarget
 
-__all__ = ["MANY_FILES", "DriveMountBackend", "flush", "mount_if_needed", "unconfirmed"]
+__all__ = [
+    "MANY_FILES",
+    "MOUNT_ROOT_ENV",
+    "DriveMountBackend",
+    "drive_mount_root",
+    "flush",
+    "is_drive_path",
+    "mount_if_needed",
+    "unconfirmed",
+]
 
 log = logging.getLogger("mlbackup.drive")  # under the one mlbackup logger
 
@@ -49,6 +59,30 @@ log = logging.getLogger("mlbackup.drive")  # under the one mlbackup logger
 MANY_FILES = 2000
 
 _DISCONNECTED = {errno.ENOTCONN, errno.ESTALE, errno.ENODEV, errno.ECONNABORTED}
+
+#: Where Drive is mounted when not on Colab (tests, or a mount elsewhere).
+MOUNT_ROOT_ENV = "MLBACKUP_DRIVE_MOUNT_ROOT"
+COLAB_DRIVE_MOUNT = "/content/drive"
+
+
+def drive_mount_root() -> Path:
+    """Where Google Drive is mounted: ``/content/drive`` on Colab, else as configured.
+
+    ``$MLBACKUP_DRIVE_MOUNT_ROOT`` overrides it (tests, or a mount elsewhere).
+    """
+    return Path(os.environ.get(MOUNT_ROOT_ENV) or COLAB_DRIVE_MOUNT)
+
+
+def is_drive_path(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` lies on the mounted Google Drive (it is backed up by Drive itself).
+
+    Examples:
+        >>> is_drive_path("/content/drive/MyDrive/runs/study.db")
+        True
+        >>> is_drive_path("/content/outputs/study.db")
+        False
+    """
+    return is_within(path, drive_mount_root())
 
 
 def _on_colab() -> bool:
@@ -156,6 +190,23 @@ class DriveMountBackend(LocalBackend):
     many_files_warning: ClassVar[int | None] = MANY_FILES
     # "durable" is the local folder's; the mount decides when data reaches Drive.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"browsable": bool}
+    environment: ClassVar[tuple[str, ...]] = (MOUNT_ROOT_ENV,)
+    staged_advice: ClassVar[str] = (
+        "Drive uploads it in the background; `mlbackup status --confirm colab=true` checks "
+        "whether it has, mlbackup_drive.flush() waits for it before the runtime ends"
+    )
+
+    @classmethod
+    def mount_root(cls) -> Path | None:
+        return drive_mount_root()
+
+    @classmethod
+    def default_target(cls, project: str) -> str | None:
+        my_drive = drive_mount_root() / "MyDrive"
+        return str(my_drive / "mlbackup" / project) if my_drive.is_dir() else None
+
+    def unconfirmed(self, target: BackupTarget, name: str, options: Mapping[str, Any]) -> list[str]:
+        return unconfirmed(target, name, **options)
 
     def __init__(self, root: Path, display: str, *, browsable: bool = False) -> None:
         super().__init__(root)

@@ -18,10 +18,13 @@ from typing import Any, ClassVar, cast
 # against emulators). It must be set before gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
-import gcsfs
-import google_crc32c  # a dependency of gcsfs (through google-cloud-storage)
-from fsspec.asyn import sync
-from gcsfs.core import initiate_upload, upload_chunk
+from mlbackup.registry import needs_extra
+
+with needs_extra("gcs"):
+    import gcsfs
+    import google_crc32c  # a dependency of gcsfs (through google-cloud-storage)
+    from fsspec.asyn import sync
+    from gcsfs.core import initiate_upload, upload_chunk
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url

@@ -13,6 +13,11 @@ from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from mlbackup.backend import Backend, ObjectInfo
+from mlbackup.registry import needs_extra
+
+with needs_extra("gdrive"):  # the client itself is imported when a target is opened
+    import pydrive2  # noqa: F401
+
 from mlbackup.errors import ConfigError, MLBackupError, SourceChangedError, TargetError
 from mlbackup.hashing import hash_file
 from mlbackup.progress import byte_reporter
@@ -64,6 +69,10 @@ class GDriveBackend(Backend):
     create_only: ClassVar[bool] = False
     touches: ClassVar[bool] = True
     max_workers: ClassVar[int] = 4
+    no_room_advice: ClassVar[str] = (
+        "a service account owns no storage: use a shared drive, or a user's login; else free "
+        "space in the Drive or choose another target"
+    )
     # Drive throttles in bursts (429, 403 rateLimitExceeded): more tries, honouring Retry-After.
     retry_policy: ClassVar[RetryPolicy] = RetryPolicy(attempts=6, base_delay=1.0, max_delay=32.0)
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {

@@ -14,7 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-import s3fs  # the s3 extra; when missing, loading this plugin fails and names the extra
+from mlbackup.registry import needs_extra
+
+with needs_extra("s3"):  # when missing, loading this plugin fails and names the extra
+    import s3fs
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url

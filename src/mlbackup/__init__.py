@@ -40,7 +40,7 @@ from .errors import (
     UnknownBackendError,
     UnsafePathError,
 )
-from .paths import default_name, is_drive_path, is_on_target, is_url
+from .paths import default_name, is_on_mounted_store, is_on_target, is_url
 from .progress import ProgressCallback, ProgressEvent
 from .registry import available_backends, register_backend
 from .results import (
@@ -138,7 +138,7 @@ __all__ = [
     "backup_status",
     "default_name",
     "immediate_backup_if_needed",
-    "is_drive_path",
+    "is_on_mounted_store",
     "is_on_target",
     "is_url",
     "load_config",

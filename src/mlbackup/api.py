@@ -79,7 +79,7 @@ def immediate_backup_if_needed(
 
     The one call every step (tuning, training, conversion, benchmarking) makes. In order: skip if
     backup is disabled; skip if ``path`` does not exist; skip if it already lives on backup
-    storage (inside the target, on the Drive mount, or a URL); otherwise back it up, sending only
+    storage (inside the target, on a mounted store, or a URL); otherwise back it up, sending only
     what changed since the last version. Skips are results, not errors.
 
     Args:

@@ -10,7 +10,10 @@ Most backends subclass `mlbackup.fsspec_backend.FsspecBackend` and override only
 their store does differently.
 
 Register a backend under the entry-point group ``mlbackup.backends`` (one entry per URL scheme)
-or at run time with [`mlbackup.register_backend()`][mlbackup.register_backend].
+or at run time with [`mlbackup.register_backend()`][mlbackup.register_backend]. A store that
+a sync client mounts as a local folder (the Colab Drive mount) also declares its class under
+``mlbackup.mounts``, so the core can ask it `Backend.mount_root()` and
+`Backend.default_target()` without importing every backend.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from .errors import SourceChangedError
 from .options import check_options
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .target import BackupTarget
 
 __all__ = ["Backend", "ObjectInfo"]
 
@@ -81,6 +87,32 @@ class Backend(ABC):
     #: The options the backend accepts, each with the type(s) its value may have;
     #: ``from_url`` rejects any other name or type.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
+    #: The ``MLBACKUP_*`` environment variables the backend itself reads (the Drive mount's
+    #: ``MLBACKUP_DRIVE_MOUNT_ROOT``): known names, so the config does not warn about them.
+    environment: ClassVar[tuple[str, ...]] = ()
+    #: What turns staged writes into confirmed ones, for `staged_writes` stores (the Drive
+    #: mount: ``mlbackup_drive.flush()``): what ``doctor`` and ``status`` tell the user.
+    staged_advice: ClassVar[str] = ""
+    #: What to do when the store reports no room left: what ``doctor`` tells the user.
+    no_room_advice: ClassVar[str] = "free space there or choose another target"
+
+    @classmethod
+    def mount_root(cls) -> Path | None:
+        """The local folder where a sync client mounts this store on this machine (the Colab
+        Drive mount), or None: files under it are already on backup storage, so an immediate
+        backup skips them, and with no target configured backups go there when it is mounted.
+
+        The core asks only the backends that declare themselves in the ``mlbackup.mounts``
+        entry-point group (besides ``mlbackup.backends``), so it need not import every backend
+        to know; see `mlbackup.registry.mounted_backends`.
+        """
+        return None
+
+    @classmethod
+    def default_target(cls, project: str) -> str | None:
+        """The target for ``project`` when none is configured and this store is at hand (a
+        mounted Drive: a folder in My Drive), else None. Asked of ``mlbackup.mounts`` only."""
+        return None
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,6 +322,18 @@ class Backend(ABC):
         """Room left on the store where it reports a limit (a disk, a Drive quota); None
         where it has none to report (buckets)."""
         return None
+
+    def unconfirmed(self, target: BackupTarget, name: str, options: Mapping[str, Any]) -> list[str]:
+        """For `staged_writes` stores: the files of ``name``'s newest version that the store
+        itself does not hold yet (``[]``: all confirmed), checked with ``options`` (the Drive
+        mount asks the Drive API with the ``gdrive`` backend's options).
+
+        Raises:
+            ConfigError: the store does not stage writes, so there is nothing to confirm.
+        """
+        from .errors import ConfigError
+
+        raise ConfigError(f"{self.url} does not stage writes: every backup is confirmed")
 
     def close(self) -> None:  # noqa: B027 - a hook: most backends hold nothing to release
         """Release connections and temporary state."""

@@ -62,8 +62,8 @@ class NameStatus:
         behind_seconds: how long the oldest submission not yet committed has waited (0 if none).
         last_error: the last failure's message, cleared by the next success.
         failures: failed attempts so far.
-        staged: the last commit is only staged on this machine (the Colab Drive mount), not
-            yet confirmed by Drive.
+        staged: the last commit is only staged on this machine (a mounted store), not
+            yet confirmed by the store.
     """
 
     name: str

@@ -1,12 +1,13 @@
 """The browsable tree: the newest version as plain files, derived after the commit.
 
-``<root>/<name>/<path>`` shows the newest version in a file browser, the Drive UI or a bucket
-console, and lets a tool read a checkpoint in place (``from_pretrained`` on a mounted folder).
-It is built from objects by ``Backend.link`` (a hard link on local folders, a server-side copy
-on buckets, a shortcut on the Drive API), so it costs little room. It is never read by mlbackup
-and never trusted: the commit does not wait for it, and a crash or a second writer may leave it
-a version behind, never a committed version damaged. ``names/<name>/browsable.json`` records
-which version it shows, so the next backup updates only what differs from that one.
+``<root>/<name>/<path>`` shows the newest version in a file browser, a cloud folder's web
+page or a bucket console, and lets a tool read a checkpoint in place (``from_pretrained`` on a
+mounted folder). It is built from objects by ``Backend.link`` (a hard link on local folders, a
+server-side copy on buckets, what the store offers elsewhere), so it costs little room. It is
+never read by mlbackup and never trusted: the commit does not wait for it, and a crash or a
+second writer may leave it a version behind, never a committed version damaged.
+``names/<name>/browsable.json`` records which version it shows, so the next backup updates only
+what differs from that one.
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         type=_option,
         metavar="KEY=VALUE",
-        help="on the Drive mount, ask the Drive API (gdrive options, repeatable; e.g. "
-        "colab=true) whether Drive holds each backup yet",
+        help="for a target that stages writes, ask the store whether it holds each backup yet "
+        "(the options its check takes, repeatable; see the backend's docs)",
     )
 
     p = sub.add_parser(
@@ -124,7 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", type=Path, help="outputs you are about to back up")
     target_args(p, "--from")
-    p.add_argument("--repair", action="store_true", help="trash older duplicates on Drive")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove older duplicates of a name, on stores that allow them",
+    )
     p.add_argument("--no-write-test", action="store_true", help="skip the test write")
 
     p = sub.add_parser("demo", parents=[common], help="run the offline demo story")
@@ -280,12 +284,10 @@ def _status(args: argparse.Namespace, target: BackupTarget) -> None:
 
     confirm = None
     if args.confirm_options and target.backend.staged_writes:
-        import mlbackup_drive  # only the Drive mount stages writes
-
-        api = dict(args.confirm_options)
+        options = dict(args.confirm_options)
 
         def confirm(t: BackupTarget, name: str) -> list[str]:
-            return mlbackup_drive.unconfirmed(t, name, **api)
+            return t.backend.unconfirmed(t, name, options)
 
     reports = backup_status(target, confirm=confirm)
     lines = [f"{'NAME':40} {'VERSION':>7} {'FILES':>7} {'SIZE':>9}  {'BACKED UP':13} STATE"]
@@ -296,8 +298,7 @@ def _status(args: argparse.Namespace, target: BackupTarget) -> None:
     ]
     if target.backend.staged_writes and confirm is None and reports:
         lines.append(
-            "staged: on this machine; Drive uploads it in the background (check with "
-            "--confirm colab=true; mlbackup_drive.flush() waits for it)"
+            f"staged: on this machine, not yet on the store; {target.backend.staged_advice}"
         )
     _emit(
         args,

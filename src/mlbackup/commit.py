@@ -3,7 +3,7 @@
 **Commit.** A manifest is created, never replaced. Where the store has create-only writes
 (``Backend.create_only``: ``O_EXCL``/``link``, S3 ``If-None-Match``, GCS
 ``ifGenerationMatch=0``) its key is ``<version>.json`` and a writer that finds the version taken
-commits the next one. Elsewhere (the Drive API, the Drive mount) the key carries a random tag,
+commits the next one. Elsewhere (stores without create-only writes) the key carries a random tag,
 ``<version>-<tag>.json``, so two writers can never write the same key; after writing, a writer
 lists the versions, and if another manifest holds its number it withdraws its own and takes
 the next one (a writer that saw itself alone has committed). Either way the user's call

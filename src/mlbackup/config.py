@@ -22,9 +22,9 @@ source_root        MLBACKUP_SOURCE_ROOT          names are paths relative to thi
 keep_last          MLBACKUP_KEEP_LAST            versions kept per name (default: all)
 =================  ============================  ===========================================
 
-With no target configured, backups go to the Colab Drive mount when it is mounted
-(``<mount>/MyDrive/mlbackup/<project>``), else to a folder under the user's data directory, with
-a one-time warning that such a backup does not survive the loss of the machine.
+With no target configured, backups go where a mounted store at hand says
+(``Backend.default_target``; see the backends' docs), else to a folder under the user's data
+directory, with a one-time warning that such a backup does not survive the loss of the machine.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .paths import DRIVE_MOUNT_ENV, drive_mount_root
 
 __all__ = ["BackupConfig", "load_config"]
 
@@ -56,8 +55,16 @@ _ENV_KEYS = {
     "MLBACKUP_INCLUDE_CREDENTIAL_FILES": "include_credential_files",
 }
 # Read elsewhere, but still ours: known so that a typo in any other MLBACKUP_ name is caught.
-# Read elsewhere (mlbackup.name_lock, mlbackup.crashpoints, the Drive mount), not settings.
-_OTHER_ENV = {"MLBACKUP_CONFIG", DRIVE_MOUNT_ENV, "MLBACKUP_CRASH_AT", "MLBACKUP_LOCK_DIR"}
+# Read elsewhere (mlbackup.name_lock, mlbackup.crashpoints), not settings.
+_OTHER_ENV = {"MLBACKUP_CONFIG", "MLBACKUP_CRASH_AT", "MLBACKUP_LOCK_DIR"}
+
+
+def _known_environment() -> set[str]:
+    """Our own variables: the settings, those read elsewhere, and the mounted backends'."""
+    from .registry import mounted_backends
+
+    return set(_ENV_KEYS) | _OTHER_ENV | {n for b in mounted_backends() for n in b.environment}
+
 
 _warned_local_default = False
 
@@ -100,9 +107,11 @@ class BackupConfig:
         if self.target:
             return self.target
         project = self.source_root.name or "default"
-        mount = drive_mount_root() / "MyDrive"
-        if mount.is_dir():
-            return str(mount / "mlbackup" / project)
+        from .registry import mounted_backends
+
+        for backend in mounted_backends():  # a mounted store at hand
+            if (url := backend.default_target(project)) is not None:
+                return url
         import platformdirs  # here: most commands name their target, and it costs 4 ms
 
         folder = Path(platformdirs.user_data_dir("mlbackup")) / "targets" / project
@@ -110,7 +119,7 @@ class BackupConfig:
             _warned_local_default = True
             log.warning(
                 "no backup target configured: backing up to %s, which does NOT survive the loss "
-                "of this machine; set MLBACKUP_TARGET (e.g. a Drive folder or gs://bucket/path)",
+                "of this machine; set MLBACKUP_TARGET (e.g. a mounted cloud folder or gs://bucket/path)",
                 folder,
             )
         return str(folder)
@@ -250,11 +259,11 @@ def load_config(
         if not key.startswith(ENV_PREFIX) or key in _OTHER_ENV:
             continue
         if key not in _ENV_KEYS:
-            # An environment carries other programs' variables (a benchmark harness's own
-            # MLBACKUP_*): a warning naming the nearest setting, where a file's typo is an error.
-            log.warning(
-                "%s; ignored", _unknown_key(key, set(_ENV_KEYS) | _OTHER_ENV, "the environment")
-            )
+            known = _known_environment()
+            if key not in known:
+                # An environment carries other programs' variables (a benchmark harness's own
+                # MLBACKUP_*): a warning naming the nearest one, where a file's typo is an error.
+                log.warning("%s; ignored", _unknown_key(key, known, "the environment"))
             continue
         from_env[_ENV_KEYS[key]] = value
     settings.update(_normalise(from_env, "the environment", cwd))

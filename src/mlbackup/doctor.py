@@ -55,7 +55,7 @@ class DoctorReport:
         credentials: where the credentials come from, in words (never the credentials).
         free_bytes: room left where the store reports it, else None.
         backups: how many names hold a committed backup.
-        duplicates: Drive keys held by several files (key -> file IDs).
+        duplicates: keys held by several stored files, where the store allows it (key -> IDs).
         repaired: older duplicates moved to the trash with ``repair=True``.
     """
 
@@ -93,8 +93,9 @@ def run_doctor(
         url: the target URL or folder.
         options: the backend's storage options.
         paths: outputs you are about to back up: checked against the room left and the
-            target's layout limits (thousands of small files on the Drive mount).
-        repair: on Drive, move older duplicates of a name to the trash.
+            target's layout limits (`Backend.many_files_warning`).
+        repair: remove leftovers of interrupted backups and, on stores that allow duplicate
+            names, older duplicates of a name.
         write_test: write and delete a small object, to prove the credentials may write.
 
     Examples:
@@ -132,7 +133,7 @@ def _check(
         _write_test(report, target)
     report.free_bytes = backend.free_bytes()
     needed = sum(_size(p) for p in paths)
-    _space(report, needed)
+    _space(report, needed, backend.no_room_advice)
     names = target.names()
     report.backups = len(names)
     report.add("ok", "backups", f"{report.backups} backups on the target")
@@ -141,8 +142,7 @@ def _check(
         report.add(
             "warning",
             "staged",
-            "writes are staged on this machine until Drive uploads them: call "
-            "mlbackup_drive.flush() before the runtime ends",
+            f"writes are staged on this machine until the store has them: {backend.staged_advice}",
         )
     for path in paths:
         _layout(report, target, path)
@@ -152,7 +152,7 @@ def _check(
         report.add(
             "problem" if not repair else "ok",
             "duplicates",
-            f"{key}: {len(ids)} files with this name on Drive (the newest is read)",
+            f"{key}: {len(ids)} files with this name on the store (the newest is read)",
         )
     if report.duplicates and repair:
         report.repaired = backend.repair_duplicates()
@@ -234,7 +234,7 @@ def _write_test(report: DoctorReport, target: BackupTarget) -> None:
         report.add("ok", "write", "a test object was written and deleted")
 
 
-def _space(report: DoctorReport, needed: int) -> None:
+def _space(report: DoctorReport, needed: int, no_room_advice: str) -> None:
     free = report.free_bytes
     if free is None:
         report.add("ok", "space", "the store reports no size limit")
@@ -249,8 +249,7 @@ def _space(report: DoctorReport, needed: int) -> None:
         report.add(
             "problem",
             "space",
-            "no room left (a Drive service account owns no storage: use a shared drive, or "
-            "a user's login); free space there or choose another target",
+            f"no room left: {no_room_advice}",
         )
     elif free < LOW_FREE_BYTES:
         report.add("warning", "space", f"only {format_bytes(free)} free")
@@ -279,7 +278,7 @@ def _layout(report: DoctorReport, target: BackupTarget, path: Path) -> None:
             "warning",
             "layout",
             f"{path} holds {count:,} files ({small:,} under 1 MB); {target.url} handles each "
-            "file with a round trip: archive them (one .tar or .zip) or use a bucket or gdrive",
+            "file with a round trip: archive them (one .tar or .zip) or use another kind of target",
         )
     else:
         report.add("ok", "layout", f"{path}: {count:,} files")

@@ -100,7 +100,7 @@ class BackendPermissionError(TargetError, PermissionError):
 
 
 class TargetMissingError(TargetError):
-    """The bucket (or Drive folder) the target URL names does not exist.
+    """The bucket (or folder) the target URL names does not exist.
 
     Deliberately not a ``FileNotFoundError``: the backup protocol reads that as "no such
     object", and a missing bucket must never look like an empty backup.

@@ -1,7 +1,7 @@
 """Content hashes used to verify backed-up data.
 
 Each backend names the hash it verifies with: the store's own checksum where the store reports
-one (``md5`` for Drive, GCS and single-part S3 objects), else a fast one (``xxh128``, about 30 GB/s
+one (``md5`` for GCS, single-part S3 objects and others), else a fast one (``xxh128``, about 30 GB/s
 here against md5's 0.9 GB/s) where we compute both sides ourselves.
 """
 

@@ -13,7 +13,7 @@ verified; readers trust nothing else. One manifest per version, never replaced::
       "files": [                             # sorted by path
         {"path": "", "size": 28672, "hash": "9f...", "mtime_ns": 1764340800123456789,
          "mode": 420, "sig": "28672:1764340800123456789", "sqlite": true,
-         "ref": "1AbC..."}                 # only where the store names objects by ID (Drive)
+         "ref": "1AbC..."}                 # only where the store names objects by ID
       ],
       "dirs": [],                            # empty folders of a "dir" backup
       "meta": {}                             # free-form, e.g. the mlbackup version
@@ -91,8 +91,8 @@ class FileEntry:
     mode: int = 0o644
     sig: str = ""
     sqlite: bool = False
-    #: The store's own ID of the object holding the bytes, where it names objects by ID
-    #: (Drive); None elsewhere (the object is found by its hash).
+    #: The store's own ID of the object holding the bytes, where it names objects by ID;
+    #: None elsewhere (the object is found by its hash).
     ref: str | None = None
 
     def to_json(self) -> dict[str, Any]:

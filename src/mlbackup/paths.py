@@ -15,25 +15,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "default_name",
-    "drive_mount_root",
-    "is_drive_path",
     "is_inside_target_root",
+    "is_on_mounted_store",
     "is_on_target",
     "is_url",
+    "is_within",
 ]
 
-DRIVE_MOUNT_ENV = "MLBACKUP_DRIVE_MOUNT_ROOT"
-COLAB_DRIVE_MOUNT = "/content/drive"
-
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def drive_mount_root() -> Path:
-    """Where Google Drive is mounted: ``/content/drive`` on Colab, else as configured.
-
-    ``$MLBACKUP_DRIVE_MOUNT_ROOT`` overrides it (tests, or a mount elsewhere).
-    """
-    return Path(os.environ.get(DRIVE_MOUNT_ENV) or COLAB_DRIVE_MOUNT)
 
 
 def is_url(path: str | PathLike[str]) -> bool:
@@ -46,34 +35,47 @@ def is_url(path: str | PathLike[str]) -> bool:
     return bool(_URL_RE.match(os.fspath(path)))
 
 
-def _is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def _resolved(path: str | PathLike[str]) -> Path:
     return Path(os.path.realpath(os.fspath(path)))
 
 
-def is_drive_path(path: str | PathLike[str]) -> bool:
-    """True if ``path`` lies on the mounted Google Drive (it is backed up by Drive itself).
+def is_within(path: str | PathLike[str], root: str | PathLike[str]) -> bool:
+    """True if local ``path`` is ``root`` or lies under it, symlinks resolved.
 
     Examples:
-        >>> is_drive_path("/content/drive/MyDrive/runs/study.db")
-        True
-        >>> is_drive_path("/content/outputs/study.db")
-        False
+        >>> is_within("/srv/runs/exp1/model.bin", "/srv/runs"), is_within("/srv/x", "/srv/runs")
+        (True, False)
     """
     if is_url(path):
         return False
-    return _is_within(_resolved(path), _resolved(drive_mount_root()))
+    resolved, top = _resolved(path), _resolved(root)
+    return resolved == top or top in resolved.parents
+
+
+def is_on_mounted_store(path: str | PathLike[str]) -> bool:
+    """True if ``path`` lies in a folder a sync client keeps on storage: a mounted
+    backend's `Backend.mount_root()` holds it.
+
+    Examples:
+        >>> is_on_mounted_store("/srv/outputs/study.db")
+        False
+    """
+    from .registry import mounted_backends
+
+    for backend in mounted_backends():
+        root = backend.mount_root()
+        if root is not None and is_within(path, root):
+            return True
+    return False
 
 
 def is_on_target(path: str | PathLike[str], target: BackupTarget) -> bool:
     """True if ``path`` already lives on backup storage, so copying it would be pointless.
 
-    That is: a URL (remote storage), a path on the Google Drive mount, or a path inside the
-    target's own folder (for local targets). Checked before every immediate backup, so that a
-    workflow step writing straight to Drive is skipped instead of copying a file onto itself.
+    That is: a URL (remote storage), a path on a mounted store (`is_on_mounted_store()`), or a
+    path inside the target's own folder (for local targets). Checked before every immediate
+    backup, so that a workflow step writing straight to storage is skipped instead of copying
+    a file onto itself.
 
     Examples:
         >>> import tempfile
@@ -83,13 +85,13 @@ def is_on_target(path: str | PathLike[str], target: BackupTarget) -> bool:
         >>> is_on_target(f"{folder}/outputs/model.onnx", target), is_on_target("/srv/x", target)
         (True, False)
     """
-    return is_url(path) or is_drive_path(path) or is_inside_target_root(path, target)
+    return is_url(path) or is_inside_target_root(path, target) or is_on_mounted_store(path)
 
 
 def is_inside_target_root(path: str | PathLike[str], target: BackupTarget) -> bool:
     """True if ``path`` lies inside a local target's own folder."""
     root = target.local_root
-    return root is not None and not is_url(path) and _is_within(_resolved(path), _resolved(root))
+    return root is not None and is_within(path, root)
 
 
 def default_name(path: str | PathLike[str], source_root: str | PathLike[str]) -> str:

@@ -12,14 +12,18 @@ Backends are plugins, ours included: the core imports none of them by name. Two 
        from mlbackup import register_backend
        register_backend("myscheme", MyBackend)            # or "my_package.backend:MyBackend"
 
-Entry points are loaded lazily, on the first URL that needs them. A scheme that is known but not
-installed (``s3`` without s3fs, say) gets an error naming the extra to install.
+Entry points are loaded lazily, on the first URL that needs them. A plugin whose client
+library is missing (``s3`` without s3fs, say) gets an error naming the extra to install: the
+plugin wraps that import in `needs_extra()`, so each plugin names its own extra.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, UnknownBackendError
@@ -27,18 +31,41 @@ from .errors import ConfigError, UnknownBackendError
 if TYPE_CHECKING:
     from .backend import Backend
 
-__all__ = ["available_backends", "get_backend_class", "register_backend"]
+__all__ = [
+    "MissingExtraError",
+    "available_backends",
+    "get_backend_class",
+    "mounted_backends",
+    "needs_extra",
+    "register_backend",
+]
+
+
+class MissingExtraError(ImportError):
+    """A plugin's client library is not installed; the message says what to install."""
+
+    def __init__(self, extra: str, package: str, cause: ImportError) -> None:
+        self.install = f'pip install "{package}[{extra}]"'
+        super().__init__(f"{cause}; install it with: {self.install}")
+
+
+@contextmanager
+def needs_extra(extra: str, package: str = "mlbackup") -> Iterator[None]:
+    """Wrap a plugin's imports of its client library, so a missing one names the extra.
+
+    Examples:
+        >>> with needs_extra("s3"):
+        ...     import json  # a plugin imports s3fs here
+    """
+    try:
+        yield
+    except ImportError as exc:
+        raise MissingExtraError(extra, package, exc) from exc
+
 
 ENTRY_POINT_GROUP = "mlbackup.backends"
-
-#: Schemes we know of, with what to install when none serves them.
-INSTALL_HINTS: dict[str, str] = {
-    "s3": 'pip install "mlbackup[s3]"',
-    "gs": 'pip install "mlbackup[gcs]"',
-    "gcs": 'pip install "mlbackup[gcs]"',
-    "gdrive": 'pip install "mlbackup[gdrive]"',
-    "drive": "reinstall mlbackup (the Drive mount backend needs no extra)",
-}
+#: Backends a sync client mounts as a local folder (see `Backend.mount_root()`).
+MOUNTS_GROUP = "mlbackup.mounts"
 #: Backends that exist for tests (in ``mlbackup.testing``): served, never offered as storage.
 _TEST_ONLY_MODULE = "mlbackup.testing."
 
@@ -82,15 +109,33 @@ def register_backend(scheme: str, backend: type[Backend] | str, *, clobber: bool
     _registered[scheme] = backend
 
 
-#: The built-in local backends, found without reading installed packages' metadata (which
-#: costs more than the rest of a CLI's no-change backup); every other scheme is an entry point.
+#: The local folder backend's entry points, found without reading installed packages' metadata
+#: (which costs more than the rest of a CLI's no-change backup); a test checks they agree.
 _BUILTIN = {"file": "mlbackup_local:LocalBackend", "local": "mlbackup_local:LocalBackend"}
 
 
-def _entry_points() -> dict[str, str]:
+def _entry_points(group: str = ENTRY_POINT_GROUP) -> dict[str, str]:
     from importlib.metadata import entry_points  # imported when first needed: it is slow
 
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {ep.name: ep.value for ep in entry_points(group=group)}
+
+
+@functools.cache
+def _mount_specs() -> tuple[str, ...]:
+    return tuple(sorted(set(_entry_points(MOUNTS_GROUP).values())))
+
+
+def mounted_backends() -> list[type[Backend]]:
+    """The installed backends of stores a sync client mounts as a local folder (the
+    ``mlbackup.mounts`` entry points), for `Backend.mount_root()`; one that cannot be imported
+    is left out (it serves no path then)."""
+    found = []
+    for spec in _mount_specs():
+        try:
+            found.append(_load(spec))
+        except ImportError:
+            continue
+    return found
 
 
 def available_backends() -> list[str]:
@@ -124,23 +169,25 @@ def get_backend_class(scheme: str) -> type[Backend]:
     if found is None:
         known = available_backends()
         installed = ", ".join(known) or "none"
-        hint = INSTALL_HINTS.get(scheme)
-        fix = f"install it with: {hint}" if hint else "check the URL, or install its plugin"
-        if hint is None:
-            import difflib
+        fix = "check the URL, or install its plugin"
+        import difflib
 
-            close = difflib.get_close_matches(scheme, sorted({*known, *INSTALL_HINTS}), n=1)
-            if close:
-                fix = f"did you mean {close[0]!r} ({close[0]}://...)?"
+        close = difflib.get_close_matches(scheme, known, n=1)
+        if close:
+            fix = f"did you mean {close[0]!r} ({close[0]}://...)?"
         raise UnknownBackendError(
             f"no backend for URL scheme {scheme!r} (installed: {installed}); {fix}"
         )
     if isinstance(found, str):
         try:
             found = _load(found)
-        except ImportError as exc:
-            hint = INSTALL_HINTS.get(scheme, f"reinstall the plugin serving {scheme!r}")
+        except MissingExtraError as exc:
             raise UnknownBackendError(
-                f"the backend for {scheme!r} could not be imported ({exc}); {hint}"
+                f"the backend for {scheme!r} needs a library that is not installed ({exc})"
+            ) from exc
+        except ImportError as exc:
+            raise UnknownBackendError(
+                f"the backend for {scheme!r} could not be imported ({exc}); reinstall the "
+                f"plugin serving {scheme!r}"
             ) from exc
     return found

@@ -34,7 +34,7 @@ class BackupStatus(str, enum.Enum):
     SKIPPED_MISSING = "skipped_missing"
     """The path does not exist (yet)."""
     SKIPPED_ALREADY_ON_TARGET = "skipped_already_on_target"
-    """The path already lives on backup storage (inside the target, the Drive mount, a URL)."""
+    """The path already lives on backup storage (inside the target, a mounted store, a URL)."""
 
 
 class RestoreStatus(str, enum.Enum):
@@ -90,9 +90,9 @@ class BackupResult(_Result):
         partial: the committed version lacks files of the source because of errors (see
             ``failed_entries``); the command line exits 23 then.
         seconds: wall time of the call.
-        staged: the target only staged the data on this machine (the Colab Drive mount): it
+        staged: the target only staged the data on this machine (a mounted store): it
             is safe from a crash of this process but not yet from the loss of the machine
-            until Drive has uploaded it (see ``docs/backends/drive.md``).
+            until the store has uploaded it (``Backend.staged_advice`` says how to wait).
     """
 
     status: BackupStatus

@@ -27,10 +27,10 @@ class NameReport:
         age_seconds: how long ago that was.
         files: files in the newest version.
         bytes: their total size.
-        state: ``committed`` (the store has it); on the Drive mount ``staged`` (on this
-            machine, Drive uploads it later), or, when checked, ``confirmed`` or
-            ``unconfirmed`` (Drive does not hold every file yet).
-        unconfirmed: with a check, the keys Drive does not hold yet.
+        state: ``committed`` (the store has it); on a mounted store ``staged`` (on this
+            machine, the store uploads it later), or, when checked, ``confirmed`` or
+            ``unconfirmed`` (the store does not hold every file yet).
+        unconfirmed: with a check, the keys the store does not hold yet.
     """
 
     name: str
@@ -70,8 +70,8 @@ def backup_status(
 
     Args:
         target: the target to describe.
-        confirm: for staged targets (the Drive mount), a function asking Drive which files of
-            a name it does not hold yet, such as ``mlbackup_drive.unconfirmed`` with API options.
+        confirm: for staged targets, a function asking the store which files of a name it
+            does not hold yet, such as one calling ``target.backend.unconfirmed``.
         now: the time ages are measured from (default: now).
 
     Examples:

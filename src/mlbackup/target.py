@@ -6,7 +6,8 @@ and restore protocols (`mlbackup.engine`, [`mlbackup.restore`][mlbackup.restore]
 backend only stores objects.
 
 Where a file's bytes live (see `mlbackup.layout`): a format-2 version's entries are the
-immutable objects ``.mlbackup/objects/<hash>`` (on Drive, the file the entry's ``ref`` names).
+immutable objects ``.mlbackup/objects/<hash>`` (where the store names objects by ID, the
+object the entry's ``ref`` names).
 A format-1 version (release 0.1.0) kept its newest bytes at the plain keys and older ones under
 ``names/<name>/objects/<hash>``; the first format-2 backup of such a name puts the plain files'
 bytes under ``.mlbackup/objects/`` before the browsable tree changes, so every format-1 entry
@@ -337,7 +338,7 @@ class BackupTarget(ClosingContext):
                 return io.BytesIO(self.backend.read_at_most(key, size + 1))
 
         if location.entry.ref is not None:
-            return self.backend.open_ref(location.entry.ref)  # the one object Drive names
+            return self.backend.open_ref(location.entry.ref)  # the one object the store names
         keys = (location.key, *location.fallbacks)
         for key in keys[:-1]:
             try:
@@ -403,8 +404,8 @@ def open_target(url: str | PathLike[str], **options: Any) -> BackupTarget:
 
     Args:
         url: a folder path (the local backend), or a URL whose scheme picks the backend:
-            ``file://``, ``s3://``, ``gs://``, ``gdrive://``, ``drive://``, ``memory://``, or any
-            scheme an installed plugin serves.
+            ``file://`` or any scheme an installed plugin serves
+            (`mlbackup.available_backends()`; ``s3://`` and ``gs://`` among them).
         **options: the backend's own storage options, e.g. ``endpoint_url`` for S3; and, for
             every backend, ``deadline``: the seconds one operation may take with its retries
             (default: the backend's policy, 45 s unless it says otherwise).
