@@ -30,15 +30,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from mlbackup_local import LocalBackend
 
-from mlbackup.errors import BackendUnavailableError, ConfigError, TargetMissingError
+from mlbackup.error_table import Rule
+from mlbackup.errors import BackendUnavailableError, ConfigError, TargetError, TargetMissingError
 from mlbackup.paths import is_within
 from mlbackup.target import BackupTarget
 
@@ -245,16 +245,18 @@ class DriveMountBackend(LocalBackend):
         self.copy(src, dst)
         return True
 
-    @contextmanager
-    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except OSError as exc:
-            if exc.errno in _DISCONNECTED:
-                raise BackendUnavailableError(
-                    f"{operation} {key!r} on {self.url} failed: the Drive mount is "
-                    f"disconnected ({errno.errorcode.get(exc.errno or 0, exc.errno)}); remount "
-                    "it (drive.mount('/content/drive', force_remount=True)) and retry"
-                ) from exc
-            with super().translate_errors(operation, key):
-                raise  # the local backend's translation (quota as EIO, disk full, denied)
+    error_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            BackendUnavailableError,
+            "the Drive mount is disconnected ({code}); remount it "
+            "(drive.mount('/content/drive', force_remount=True)) and retry",
+            codes=frozenset(errno.errorcode[n] for n in _DISCONNECTED),
+        ),
+        Rule(
+            TargetError,
+            "an I/O error ({code}); on the Drive mount this usually means the Drive quota is "
+            "full: free space in Drive (empty the trash) and retry",
+            codes=frozenset({"EIO"}),
+        ),
+        *LocalBackend.error_rules,  # quota as EIO aside: disk full, denied, links
+    )

@@ -8,37 +8,52 @@ source, never a credential.
 
 from __future__ import annotations
 
+from mlbackup.error_table import HTTP_RULES, Facts, Rule
+from mlbackup.error_table import translate as translate_with
 from mlbackup.errors import (
     BackendPermissionError,
-    BackendUnavailableError,
     MLBackupError,
-    TargetError,
     is_transport_failure,
 )
 
-__all__ = ["translate"]
+__all__ = ["facts", "translate"]
+
+#: What each GCS status means, and what the user does about it.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        BackendPermissionError,
+        "Google rejected the credentials from {source}; log in again or create a new key, "
+        "then retry",
+        codes=frozenset({"RefreshError"}),
+        statuses=frozenset({401}),
+    ),
+    Rule(
+        BackendPermissionError,
+        "access denied to the credentials from {source}; grant them roles/storage.objectAdmin "
+        "on bucket {bucket!r}, or use other credentials",
+        codes=frozenset({"Forbidden"}),
+        statuses=frozenset({403}),
+    ),
+    *HTTP_RULES,
+)
+
+
+def facts(exc: BaseException) -> Facts:
+    """What gcsfs's failure says: ``HttpError.code``, google-auth's ``RefreshError``, or the
+    bare ``OSError("Forbidden")`` it raises for a 403."""
+    code = getattr(exc, "code", None)
+    name = type(exc).__name__
+    if name == "RefreshError":
+        reason = name
+    elif isinstance(exc, OSError) and str(exc).startswith("Forbidden"):
+        reason = "Forbidden"
+    else:
+        reason = ""
+    status = code if isinstance(code, int) else 0
+    return Facts(status, reason, None, is_transport_failure(exc))
 
 
 def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str) -> MLBackupError:
     """The mlbackup error for ``exc``, raised while doing ``what`` (e.g. "upload 'a.txt'")."""
-    if isinstance(exc, MLBackupError):
-        return exc
-    code = getattr(exc, "code", None)
-    name = type(exc).__name__
-    if name == "RefreshError" or code == 401:
-        return BackendPermissionError(
-            f"{what} on {where}: Google rejected the credentials from {source}; log in again "
-            "or create a new key, then retry"
-        )
-    if code == 403 or (isinstance(exc, OSError) and str(exc).startswith("Forbidden")):
-        return BackendPermissionError(
-            f"{what} on {where}: access denied to the credentials from {source}; grant them "
-            f"roles/storage.objectAdmin on bucket {bucket!r}, or use other credentials"
-        )
-    if code == 429 or (isinstance(code, int) and code >= 500) or is_transport_failure(exc):
-        return BackendUnavailableError(
-            f"{what} on {where} failed after retries ({code or name}): GCS could not be "
-            "reached or is overloaded; check the network and endpoint_url, then retry "
-            "(background backups retry by themselves)"
-        )
-    return TargetError(f"{what} on {where} failed: {name}: {exc}")
+    context = {"source": source, "bucket": bucket, "service": "GCS"}
+    return translate_with(exc, facts(exc), RULES, what=what, where=where, context=context)

@@ -6,19 +6,20 @@ import hashlib
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from mlbackup.backend import Backend, ObjectInfo
+from mlbackup.error_table import translating
 from mlbackup.registry import needs_extra
 
 with needs_extra("gdrive"):  # the client itself is imported when a target is opened
     import pydrive2  # noqa: F401
 
-from mlbackup.errors import ConfigError, MLBackupError, SourceChangedError, TargetError
+from mlbackup.errors import ConfigError, SourceChangedError, TargetError
 from mlbackup.hashing import hash_file
 from mlbackup.progress import byte_reporter
 from mlbackup.retry import RetryPolicy
@@ -130,21 +131,16 @@ class GDriveBackend(Backend):
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (MLBackupError, FileNotFoundError, FileExistsError):
-            raise
-        except Exception as exc:
-            source = self._auth.source if self._auth else "the configured credentials"
-            service_account = bool(self._auth and self._auth.service_account)
-            translated = translate(
-                exc, what=what, where=self._url, source=source, service_account=service_account
-            )
-            if translated is exc:
-                raise
-            raise translated from exc
+    def _translated(self, what: str) -> AbstractContextManager[None]:
+        return translating(lambda exc: self._translate_error(exc, what))
+
+    def _translate_error(self, exc: Exception, what: str) -> Exception:
+        # Asked at failure time: a failure while authorizing has no source yet.
+        source = self._auth.source if self._auth else "the configured credentials"
+        service_account = bool(self._auth and self._auth.service_account)
+        return translate(
+            exc, what=what, where=self._url, source=source, service_account=service_account
+        )
 
     def _http(self) -> Any:
         http = getattr(self._local, "http", None)

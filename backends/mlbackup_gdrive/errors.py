@@ -1,4 +1,4 @@
-"""Drive API failures turned into mlbackup errors, in one place.
+"""Drive API failures turned into mlbackup errors: the Drive codes of the one translation.
 
 googleapiclient raises ``HttpError`` with the status and, in the JSON body, a Drive ``reason``:
 rate limits (429, 403 ``rateLimitExceeded``/``userRateLimitExceeded``) and 5xx are transient;
@@ -8,28 +8,78 @@ rate limits (429, 403 ``rateLimitExceeded``/``userRateLimitExceeded``) and 5xx a
 from __future__ import annotations
 
 import json
-import socket
-from typing import Any
 
+from mlbackup.error_table import HTTP_RULES, Facts, Rule, parse_retry_after
+from mlbackup.error_table import translate as translate_with
 from mlbackup.errors import (
     BackendPermissionError,
     BackendUnavailableError,
     ConfigError,
-    MLBackupError,
-    TargetError,
     TargetMissingError,
+    is_transport_failure,
 )
 
-__all__ = ["drive_reason", "translate"]
+__all__ = ["facts", "translate"]
 
-_RATE_LIMITS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"})
+_QUOTA = frozenset({"storageQuotaExceeded"})
+#: pydrive2's complaints about its settings or saved credentials.
+_UNUSABLE = frozenset({"InvalidConfigError", "SettingsError", "InvalidCredentialsError"})
+#: What each Drive reason (or status) means, and what the user does about it; the quota rule
+#: is the one that differs for a service account (`translate` picks the table).
+_RULES: tuple[Rule, ...] = (
+    Rule(ConfigError, "{source} is not usable: {exc}", codes=_UNUSABLE),
+    Rule(
+        BackendUnavailableError,
+        "failed after retries ({code}): Drive is throttling or unavailable; retry later "
+        "(background backups retry by themselves)",
+        codes=frozenset({"rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"}),
+        statuses=frozenset({429, *range(500, 600)}),
+    ),
+    Rule(
+        BackendPermissionError,
+        "Drive denied access to {source} ({code}); share the folder with that account (as "
+        "Editor) or use other credentials",
+        statuses=frozenset({401, 403}),
+    ),
+    Rule(
+        TargetMissingError,
+        "Drive has no such file or folder ({code}); check the folder ID in the URL and that it "
+        "is shared with the account",
+        statuses=frozenset({404}),
+    ),
+    *HTTP_RULES,
+)
+USER_RULES: tuple[Rule, ...] = (
+    Rule(
+        BackendPermissionError,
+        "the Drive storage quota is full (storageQuotaExceeded); free space in Drive (empty "
+        "the trash), buy storage, or choose another target",
+        codes=_QUOTA,
+    ),
+    *_RULES,
+)
+SERVICE_ACCOUNT_RULES: tuple[Rule, ...] = (
+    Rule(
+        BackendPermissionError,
+        "Drive refused the upload (storageQuotaExceeded) because service accounts have no "
+        "storage quota of their own ({source}); back up into a shared drive the service "
+        "account is a member of (gdrive://<shared-drive-folder-id>/...), or use OAuth user "
+        "credentials (credentials_file=...)",
+        codes=_QUOTA,
+    ),
+    *_RULES,
+)
 
 
-def drive_reason(exc: BaseException) -> tuple[int, str, float | None]:
-    """``(status, Drive reason, Retry-After seconds)`` of an ``HttpError`` (0, "" otherwise)."""
+def facts(exc: BaseException) -> Facts:
+    """What the Drive API client's failure says: an ``HttpError``'s status, the Drive
+    ``reason`` in its JSON body and its ``Retry-After``; or pydrive2's settings errors."""
+    name = type(exc).__name__
+    # Not any OSError: pydrive2's settings errors are IOErrors too (they match by name).
+    transport = is_transport_failure(exc)
     resp = getattr(exc, "resp", None)
     if resp is None:
-        return 0, "", None
+        return Facts(0, name if name in _UNUSABLE else "", None, transport)
     status = int(getattr(resp, "status", 0) or 0)
     reason = ""
     try:
@@ -37,62 +87,16 @@ def drive_reason(exc: BaseException) -> tuple[int, str, float | None]:
         reason = str(errors[0].get("reason", "")) if errors else ""
     except (ValueError, KeyError, TypeError, AttributeError):
         pass
-    retry_after: float | None = None
     header = resp.get("retry-after") if hasattr(resp, "get") else None
-    if header is not None:
-        try:
-            retry_after = float(header)
-        except ValueError:
-            retry_after = None
-    return status, reason, retry_after
+    return Facts(status, reason, parse_retry_after(header), transport)
 
 
 def translate(
     exc: Exception, *, what: str, where: str, source: str, service_account: bool
 ) -> Exception:
     """The mlbackup error for ``exc``; ``exc`` itself for a missing file (FileNotFoundError)."""
-    if isinstance(exc, (MLBackupError, FileNotFoundError, FileExistsError)):
+    if isinstance(exc, FileNotFoundError):
         return exc
-    if type(exc).__name__ in ("InvalidConfigError", "SettingsError", "InvalidCredentialsError"):
-        return ConfigError(f"{what} on {where}: {source} is not usable: {exc}")
-    status, reason, retry_after = drive_reason(exc)
-    if reason == "storageQuotaExceeded":
-        if service_account:
-            return BackendPermissionError(
-                f"{what} on {where}: Drive refused the upload (storageQuotaExceeded) because "
-                f"service accounts have no storage quota of their own ({source}); back up "
-                "into a shared drive the service account is a member of "
-                "(gdrive://<shared-drive-folder-id>/...), or use OAuth user credentials "
-                "(credentials_file=...)"
-            )
-        return BackendPermissionError(
-            f"{what} on {where}: the Drive storage quota is full (storageQuotaExceeded); free "
-            "space in Drive (empty the trash), buy storage, or choose another target"
-        )
-    if status == 429 or status >= 500 or (status == 403 and reason in _RATE_LIMITS):
-        return BackendUnavailableError(
-            f"{what} on {where} failed after retries ({reason or status}): Drive is "
-            "throttling or unavailable; retry later (background backups retry by themselves)",
-            retry_after=retry_after,
-        )
-    if status in (401, 403):
-        return BackendPermissionError(
-            f"{what} on {where}: Drive denied access to {source} ({reason or status}); share "
-            "the folder with that account (as Editor) or use other credentials"
-        )
-    if status == 404:
-        return TargetMissingError(
-            f"{what} on {where}: Drive has no such file or folder ({reason or 404}); check "
-            "the folder ID in the URL and that it is shared with the account"
-        )
-    if isinstance(exc, (socket.timeout, ConnectionError, TimeoutError)) or _is_transport(exc):
-        return BackendUnavailableError(
-            f"{what} on {where}: Drive could not be reached ({type(exc).__name__}); check "
-            "the network and retry"
-        )
-    return TargetError(f"{what} on {where} failed: {type(exc).__name__}: {exc}")
-
-
-def _is_transport(exc: Any) -> bool:
-    # Not any OSError: pydrive2's settings errors are IOErrors too.
-    return type(exc).__module__.startswith("httplib2") or isinstance(exc, socket.gaierror)
+    rules = SERVICE_ACCOUNT_RULES if service_account else USER_RULES
+    context = {"source": source, "service": "Drive"}
+    return translate_with(exc, facts(exc), rules, what=what, where=where, context=context)

@@ -36,13 +36,13 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from mlbackup.backend import ObjectInfo
+from mlbackup.error_table import Facts, Rule, translate
 from mlbackup.errors import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -69,6 +69,12 @@ _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 #: Errors a network or FUSE filesystem reports for a moment's trouble: retried by the policy.
 _TRANSIENT = {errno.ETIMEDOUT, errno.EAGAIN, errno.EBUSY, errno.EINTR}
+
+
+def _errno_names(numbers: set[int]) -> frozenset[str]:
+    return frozenset(errno.errorcode[n] for n in numbers)
+
+
 #: What link() answers on a filesystem without hard links (FUSE mounts, FAT, some NAS).
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
 #: What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files.
@@ -187,39 +193,41 @@ class LocalBackend(FsspecBackend):
             )
         self._inside.add(folder)
 
-    @contextmanager
-    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except (FileNotFoundError, FileExistsError):
-            raise
-        except OSError as exc:
-            where = f"{operation} {key!r} in {self.root}"
-            if exc.errno in _TRANSIENT:
-                raise BackendUnavailableError(
-                    f"{where} failed for a moment ({errno.errorcode.get(exc.errno or 0)}); "
-                    "retrying; if it persists, check the disk or mount"
-                ) from exc
-            if exc.errno in _FULL:
-                raise TargetError(
-                    f"{where} failed: the disk is full; free space there or choose another target"
-                ) from exc
-            if exc.errno in _DENIED:
-                raise BackendPermissionError(
-                    f"{where} failed: permission denied; make the folder writable or choose "
-                    "another target"
-                ) from exc
-            if exc.errno == errno.ELOOP:
-                raise UnsafePathError(
-                    f"{where} refused: it is a symlink on the target; mlbackup never follows "
-                    "links there (was it planted?): remove the link"
-                ) from exc
-            if exc.errno == errno.EIO:
-                raise TargetError(
-                    f"{where} failed with an I/O error (on a Google Drive mount this usually "
-                    "means the Drive quota is full); check the storage and retry"
-                ) from exc
-            raise TargetError(f"{where} failed: {exc}") from exc
+    #: What each errno means here, and what the user does about it.
+    error_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            BackendUnavailableError,
+            "failed for a moment ({code}); retrying; if it persists, check the disk or mount",
+            codes=_errno_names(_TRANSIENT),
+        ),
+        Rule(
+            TargetError,
+            "the disk is full; free space there or choose another target",
+            codes=_errno_names(_FULL),
+        ),
+        Rule(
+            BackendPermissionError,
+            "permission denied; make the folder writable or choose another target",
+            codes=_errno_names(_DENIED),
+        ),
+        Rule(
+            UnsafePathError,
+            "refused: it is a symlink on the target; mlbackup never follows links there (was "
+            "it planted?): remove the link",
+            codes=_errno_names({errno.ELOOP}),
+        ),
+        Rule(
+            TargetError,
+            "an I/O error ({code}); check the storage and retry",
+            codes=_errno_names({errno.EIO}),
+        ),
+    )
+
+    def translate_error(self, exc: Exception, what: str) -> Exception:
+        if not isinstance(exc, OSError) or isinstance(exc, FileNotFoundError):
+            return exc
+        facts = Facts(code=errno.errorcode.get(exc.errno or 0, ""))
+        return translate(exc, facts, self.error_rules, what=what, where=str(self.root))
 
     def _tmp_dir(self) -> str:
         """This thread's temp folder. Workers creating and renaming files in one shared folder

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlbackup.error_table import HTTP_RULES, Facts, Rule, parse_retry_after
+from mlbackup.error_table import translate as translate_with
 from mlbackup.errors import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -21,24 +23,61 @@ from mlbackup.errors import (
     is_transport_failure,
 )
 
-__all__ = ["credential_source", "error_code", "not_implemented", "translate"]
+__all__ = ["credential_source", "error_code", "facts", "not_implemented", "translate"]
 
-#: Codes meaning the credentials themselves were rejected.
-_BAD_CREDENTIALS = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "AuthorizationHeaderMalformed",
-    }
-)
-#: Codes meaning the credentials are valid but may not do this.
-_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem", "403"})
-#: Codes worth another try later.
-_TRANSIENT = frozenset(
-    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
+#: What each S3 error code (or HTTP status) means, and what the user does about it.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        BackendPermissionError,
+        "S3 rejected the credentials from {source} ({code}); fix the key and secret "
+        "(mistyped, revoked, or meant for another endpoint or region)",
+        codes=frozenset(
+            {
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "ExpiredToken",
+                "InvalidToken",
+                "TokenRefreshRequired",
+                "AuthorizationHeaderMalformed",
+            }
+        ),
+    ),
+    Rule(
+        BackendPermissionError,
+        "no AWS credentials were found in {source}; pass key and secret (or profile) as "
+        "storage options, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use anon=true "
+        "for a public bucket",
+        codes=frozenset({"NoCredentialsError", "PartialCredentialsError"}),
+    ),
+    Rule(
+        BackendPermissionError,
+        "access denied to the credentials from {source} ({code}); grant them s3:ListBucket, "
+        "s3:GetObject, s3:PutObject and s3:DeleteObject on bucket {bucket!r}, or use other "
+        "credentials",
+        codes=frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem"}),
+        statuses=frozenset({403}),
+    ),
+    Rule(
+        TargetMissingError,
+        "the bucket does not exist; create it (aws s3 mb s3://{bucket}) or fix the bucket "
+        "name in the URL",
+        codes=frozenset({"NoSuchBucket"}),
+    ),
+    Rule(
+        TargetError,
+        "this S3 server does not implement the request ({code}); use a store with the full "
+        "S3 API, such as AWS S3 or MinIO",
+        codes=frozenset({"NotImplemented"}),
+        statuses=frozenset({501}),
+    ),
+    Rule(
+        BackendUnavailableError,
+        HTTP_RULES[0].fix,
+        codes=frozenset(
+            {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
+        ),
+    ),
+    *HTTP_RULES,
 )
 
 
@@ -59,19 +98,26 @@ def not_implemented(exc: BaseException) -> bool:
     return code == "NotImplemented" or status == 501
 
 
-def retry_after(exc: BaseException) -> float | None:
-    """The ``Retry-After`` seconds the server sent with the failure behind ``exc``, if any."""
+def _retry_after(exc: BaseException) -> float | None:
     for link in exception_chain(exc):
         response = getattr(link, "response", None)
         if isinstance(response, Mapping):
             headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            value = headers.get("retry-after")
-            if value is not None:
-                try:
-                    return float(value)
-                except ValueError:
-                    return None  # an HTTP date: fall back to our own backoff
+            if "retry-after" in headers:
+                return parse_retry_after(headers["retry-after"])
     return None
+
+
+def facts(exc: BaseException) -> Facts:
+    """What the failure behind ``exc`` says: botocore's error code and status under s3fs's
+    ``OSError``, or the name of botocore's credential errors, which carry no code."""
+    code, status = error_code(exc)
+    if not code:
+        names = {type(link).__name__ for link in exception_chain(exc)}
+        code = next(
+            (n for n in ("NoCredentialsError", "PartialCredentialsError") if n in names), ""
+        )
+    return Facts(status, code, _retry_after(exc), is_transport_failure(exc))
 
 
 def credential_source(options: Mapping[str, Any]) -> str:
@@ -93,42 +139,5 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
 
     ``where`` names the bucket and endpoint; ``source`` is `credential_source()`'s text.
     """
-    if isinstance(exc, MLBackupError):
-        return exc
-    code, status = error_code(exc)
-    names = {type(link).__name__ for link in exception_chain(exc)}
-    if code in _BAD_CREDENTIALS:
-        return BackendPermissionError(
-            f"{what} on {where}: S3 rejected the credentials from {source} ({code}); fix "
-            "the key and secret (mistyped, revoked, or meant for another endpoint or region)"
-        )
-    if "NoCredentialsError" in names or "PartialCredentialsError" in names:
-        return BackendPermissionError(
-            f"{what} on {where}: no AWS credentials were found in {source}; pass key and "
-            "secret (or profile) as storage options, set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or use anon=true for a public bucket"
-        )
-    if code in _DENIED or status == 403:
-        return BackendPermissionError(
-            f"{what} on {where}: access denied to the credentials from {source} "
-            f"({code or status}); grant them s3:ListBucket, s3:GetObject, s3:PutObject and "
-            f"s3:DeleteObject on bucket {bucket!r}, or use other credentials"
-        )
-    if code == "NoSuchBucket":
-        return TargetMissingError(
-            f"{what} on {where}: the bucket does not exist; create it "
-            f"(aws s3 mb s3://{bucket}) or fix the bucket name in the URL"
-        )
-    if not_implemented(exc):
-        return TargetError(
-            f"{what} on {where}: this S3 server does not implement the request "
-            f"({code or status}); use a store with the full S3 API, such as AWS S3 or MinIO"
-        )
-    if code in _TRANSIENT or status >= 500 or status == 429 or is_transport_failure(exc):
-        return BackendUnavailableError(
-            f"{what} on {where} failed after retries ({code or type(exc).__name__}): S3 "
-            "could not be reached or is overloaded; check the network and endpoint_url, "
-            "then retry (background backups retry by themselves)",
-            retry_after=retry_after(exc),
-        )
-    return TargetError(f"{what} on {where} failed: {code or type(exc).__name__}: {exc}")
+    context = {"source": source, "bucket": bucket, "service": "S3"}
+    return translate_with(exc, facts(exc), RULES, what=what, where=where, context=context)

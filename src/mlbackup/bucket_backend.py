@@ -6,14 +6,13 @@ translation point, and never letting the filesystem (which holds the credentials
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, MLBackupError, exception_chain
+from .errors import ConfigError, exception_chain
 from .fsspec_backend import FsspecBackend
 from .memory_budget import MemoryBudget
 
@@ -118,26 +117,9 @@ class BucketBackend(FsspecBackend):
         """The store's name for ``key`` (the prefix joined on)."""
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def translate_error(self, exc: Exception, what: str) -> Exception:
-        """The mlbackup error for the store's ``exc`` raised while doing ``what``; ``exc``
-        itself to let it through (``FileNotFoundError`` for a missing object)."""
-        raise NotImplementedError
-
     def confirm_absent(self, exc: FileNotFoundError, what: str) -> None:
         translated = self.translate_error(exc, what)
         if translated is not exc:
-            raise translated from exc
-
-    @contextmanager
-    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except (FileExistsError, MLBackupError):
-            raise
-        except Exception as exc:
-            translated = self.translate_error(exc, f"{operation} {key!r}" if key else operation)
-            if translated is exc:
-                raise
             raise translated from exc
 
     @property

@@ -9,12 +9,13 @@ own mechanism (``O_EXCL`` and ``os.replace`` locally, ``If-None-Match`` on S3, .
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 
 from .backend import Backend, ObjectInfo
+from .error_table import translating
 from .errors import TargetError
 from .hashing import hash_bytes, hash_file
 
@@ -50,19 +51,23 @@ class FsspecBackend(Backend):
         """The filesystem path of ``key``."""
         return f"{self.root}/{key}" if key else self.root
 
-    @contextmanager
-    def translate_errors(self, operation: str, key: str) -> Iterator[None]:
-        """Turn the store's exceptions into mlbackup errors; override per store.
+    def translate_errors(self, operation: str, key: str) -> AbstractContextManager[None]:
+        """Turn the store's exceptions in the block into mlbackup errors (`translate_error`).
 
         ``FileNotFoundError`` and ``FileExistsError`` pass through unchanged: the protocol
         relies on them.
         """
-        try:
-            yield
-        except (FileNotFoundError, FileExistsError):
-            raise
-        except OSError as exc:
-            raise TargetError(f"{operation} {key!r} on {self.url} failed: {exc}") from exc
+        what = f"{operation} {key!r}" if key else operation
+        return translating(lambda exc: self.translate_error(exc, what))
+
+    def translate_error(self, exc: Exception, what: str) -> Exception:
+        """The mlbackup error for the store's ``exc`` raised while doing ``what``; ``exc``
+        itself to let it through (``FileNotFoundError`` for a missing object). Stores map
+        their codes with `mlbackup.error_table`; by default any other ``OSError`` is a
+        `TargetError`."""
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            return TargetError(f"{what} on {self.url} failed: {exc}")
+        return exc
 
     def confirm_absent(self, exc: FileNotFoundError, what: str) -> None:
         """Raise unless ``exc`` really means "no such key or folder". Filesystems also say

@@ -7,13 +7,16 @@ finds the object and cannot tell whose it is. `RetryingBackend` settles that by 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .backend import Backend, ObjectInfo
 from .errors import BackendUnavailableError
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .target import BackupTarget
 
 __all__ = ["RetryingBackend"]
 
@@ -32,6 +35,8 @@ class RetryingBackend(Backend):
         self.many_files_warning = inner.many_files_warning  # type: ignore[misc]
         self.create_only = inner.create_only  # type: ignore[misc]
         self.touches = inner.touches  # type: ignore[misc]
+        self.staged_advice = inner.staged_advice  # type: ignore[misc]
+        self.no_room_advice = inner.no_room_advice  # type: ignore[misc]
 
     @classmethod
     def from_url(cls, url: str, options: Any) -> Backend:  # pragma: no cover - never registered
@@ -65,6 +70,9 @@ class RetryingBackend(Backend):
 
     def check(self) -> None:
         self._call("open", self.inner.check)
+
+    def unconfirmed(self, target: BackupTarget, name: str, options: Mapping[str, Any]) -> list[str]:
+        return self.inner.unconfirmed(target, name, options)  # its requests retry on their own
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         return self._call(f"upload {key!r}", lambda: self.inner.put_file(local_path, key))
