@@ -113,14 +113,14 @@ def test_a_file_that_shrinks_during_the_copy_is_read_again_whole(s3, tmp_path, m
     _, target = s3
     path = backed_up_then_appended(target, tmp_path)
     backend_class = type(target.backend.inner)
-    extend = backend_class._extend
+    copy_parts = backend_class._copy_parts
 
-    def shrinks_first(self, local_path, *args):
+    def shrinks_first(self, session, local_path, *args):
         with open(local_path, "r+b") as f:  # a writer truncates it while the copy runs
             f.truncate(6 * MiB)
-        return extend(self, local_path, *args)
+        return copy_parts(self, session, local_path, *args)
 
-    monkeypatch.setattr(backend_class, "_extend", shrinks_first)
+    monkeypatch.setattr(backend_class, "_copy_parts", shrinks_first)
     result = backup(path, target=target, name="weights.bin")
     assert result.version == 2
     restore("weights.bin", tmp_path / "back", target=target)

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import time
 
-import mlbackup_s3.backend
 import pytest
 from canary import CANARY_SECRET, CANARY_TOKEN, assert_no_canary
 
+import mlbackup.bucket_backend
 from mlbackup import (
     BackendPermissionError,
     IntegrityError,
@@ -237,8 +237,8 @@ def test_s3_failed_multipart_upload_is_aborted_and_old_data_stays(s3_store, tmp_
     backup(big, target=target, name="model.bin")
     first = big.read_bytes()
     big.write_bytes(os.urandom(11 * MiB))
-    reader = _failing_after_first_part(mlbackup_s3.backend.read_parts_reusing)
-    monkeypatch.setattr(mlbackup_s3.backend, "read_parts_reusing", reader)
+    reader = _failing_after_first_part(mlbackup.bucket_backend.read_parts_reusing)
+    monkeypatch.setattr(mlbackup.bucket_backend, "read_parts_reusing", reader)
     with pytest.raises(SourceError, match="Input/output error"):
         backup(big, target=target, name="model.bin")
     uploads = s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket)
@@ -251,13 +251,11 @@ def test_s3_failed_multipart_upload_is_aborted_and_old_data_stays(s3_store, tmp_
 
 
 def test_gcs_failed_resumable_upload_leaves_no_object(gcs_store, tmp_path, monkeypatch):
-    import mlbackup_gcs.backend
-
     big = tmp_path / "model.bin"
     big.write_bytes(os.urandom(MiB))
     target = open_target(f"gs://{gcs_store.bucket}/run", **gcs_store.options(part_size=256 << 10))
-    reader = _failing_after_first_part(mlbackup_gcs.backend.read_parts_reusing)
-    monkeypatch.setattr(mlbackup_gcs.backend, "read_parts_reusing", reader)
+    reader = _failing_after_first_part(mlbackup.bucket_backend.read_parts_reusing)
+    monkeypatch.setattr(mlbackup.bucket_backend, "read_parts_reusing", reader)
     with pytest.raises(SourceError, match="Input/output error"):
         backup(big, target=target, name="model.bin")
     assert gcs_store.names() == []

@@ -39,6 +39,7 @@ from mlbackup_local import LocalBackend
 
 from mlbackup.error_table import Rule
 from mlbackup.errors import BackendUnavailableError, ConfigError, TargetError, TargetMissingError
+from mlbackup.hashing import copy_hashing, new_hasher
 from mlbackup.paths import is_within
 from mlbackup.target import BackupTarget
 
@@ -168,13 +169,9 @@ def unconfirmed(target: BackupTarget, name: str, **api_options: Any) -> list[str
 
 
 def _md5_of(target: BackupTarget, key: str) -> tuple[int, str]:
-    import hashlib
-
-    md5, size = hashlib.md5(), 0
+    md5 = new_hasher("md5")
     with target.backend.open_read(key) as f:
-        while chunk := f.read(1 << 20):
-            md5.update(chunk)
-            size += len(chunk)
+        size = copy_hashing(f, None, md5)
     return size, md5.hexdigest()
 
 

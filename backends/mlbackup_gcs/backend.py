@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
@@ -28,11 +29,9 @@ with needs_extra("gcs"):
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
-from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, TargetError, TargetMissingError
-from mlbackup.hashing import CHUNK_SIZE, new_hasher, read_small_file
+from mlbackup.hashing import copy_hashing, new_hasher, read_small_file
 from mlbackup.layout import tmp_prefix
-from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.objects import check_expected as _check_expected
 from mlbackup.retry import RetryPolicy
 
@@ -184,45 +183,20 @@ class GCSBackend(BucketBackend):
             return self._put_resumable(local_path, key, expected)
 
     def _put_resumable(self, local_path: Path, key: str, expected: str | None) -> ObjectInfo:
-        name = self.object_name(key)
         total = local_path.stat().st_size
-        location = sync(self.fs.loop, initiate_upload, self.fs, self.bucket, name, _CONTENT_TYPE)
-        whole = new_hasher("md5")
-        offset = 0
-        stored: Any = None
-        try:
-            parts = read_parts_reusing(self.upload_budget, local_path, self.part_size, whole)
-            for part in parts:
-                if offset + len(part) >= total:  # the last part publishes the object
-                    _check_expected(local_path, whole.hexdigest(), expected)
-                # The declared total must hold: a file that grew or shrank since stat() is
-                # caught below as a size mismatch, and the engine reads it again.
-                stored = sync(
-                    self.fs.loop,
-                    upload_chunk,
-                    self.fs,
-                    location,
-                    part,
-                    offset,
-                    total,
-                    _CONTENT_TYPE,
-                )
-                offset += len(part)
-                del part  # released with its share of the budget, not at the next read
-                crash_point("after-part")
-        except BaseException:
-            # Cancel the session: an unfinished resumable upload is invisible, but drop it.
-            with contextlib.suppress(Exception):  # best effort: the original error matters
-                self.fs.call("DELETE", location)
-            raise
-        digest = whole.hexdigest()
-        if offset != total or not isinstance(stored, Mapping):
+        session = _Resumable(self.fs, self.bucket, self.object_name(key), total)
+        # The declared total must hold: a file that grew or shrank since stat() is caught
+        # below as a size mismatch, and the engine reads it again.
+        size, digest, stored = self.send_in_parts(
+            session, local_path, total=total, expected=expected, part_size=self.part_size
+        )
+        if size != total or not isinstance(stored, Mapping):
             raise TargetError(
-                f"upload of {key!r} to {self.where} did not complete: {offset} of {total} "
+                f"upload of {key!r} to {self.where} did not complete: {size} of {total} "
                 "bytes were read (the file changed while it was sent); retry the backup"
             )
-        self._check_md5(key, stored, offset, digest)
-        return ObjectInfo(key, offset, digest)
+        self._check_md5(key, stored, size, digest)
+        return ObjectInfo(key, size, digest)
 
     def put_object_extending(
         self, local_path: Path, key: str, digest: str, base: str, base_size: int
@@ -235,14 +209,11 @@ class GCSBackend(BucketBackend):
         if not 0 < tail_size <= self.part_size:
             return None
         with self.upload_budget.hold(2 * tail_size):  # the tail's pieces, then the tail
-            md5, crc, pieces = new_hasher("md5"), _Crc32c(), []
+            md5, crc, pieces = new_hasher("md5"), _Crc32c(), io.BytesIO()
             with open(local_path, "rb") as f:
-                while chunk := f.read(CHUNK_SIZE):
-                    md5.update(chunk)
-                    crc.update(chunk)
-                    if f.tell() > base_size:
-                        pieces.append(chunk[max(0, base_size - (f.tell() - len(chunk))) :])
-            tail = b"".join(pieces)
+                copy_hashing(f, None, md5, crc, limit=base_size)
+                copy_hashing(f, pieces, md5, crc)
+            tail = pieces.getvalue()
             del pieces
             _check_expected(local_path, md5.hexdigest(), digest)
             if not tail or len(tail) > self.part_size:
@@ -371,3 +342,26 @@ def _filesystem(options: Mapping[str, Any], token: Any) -> Any:
         if name in options:
             kwargs[name] = options[name]
     return gcsfs.GCSFileSystem(**kwargs)
+
+
+class _Resumable:
+    """One GCS resumable upload session: the part that completes the declared total
+    publishes the object, and its answer is the object's metadata."""
+
+    def __init__(self, fs: Any, bucket: str, name: str, total: int) -> None:
+        self._fs = fs
+        self._total = total
+        self._location = sync(fs.loop, initiate_upload, fs, bucket, name, _CONTENT_TYPE)
+        self._stored: Any = None
+
+    def send(self, part: bytearray, offset: int) -> None:
+        self._stored = sync(
+            self._fs.loop, upload_chunk, self._fs, self._location, part, offset, self._total,
+            _CONTENT_TYPE,
+        )  # fmt: skip
+
+    def finish(self, size: int) -> Any:
+        return self._stored  # the last chunk finished it
+
+    def abort(self) -> None:
+        self._fs.call("DELETE", self._location)  # an unfinished session is invisible anyway

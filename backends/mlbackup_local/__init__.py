@@ -52,9 +52,8 @@ from mlbackup.errors import (
     UnsafePathError,
 )
 from mlbackup.fsspec_backend import FsspecBackend
-from mlbackup.hashing import CHUNK_SIZE, new_hasher
+from mlbackup.hashing import copy_hashing, new_hasher
 from mlbackup.layout import objects_prefix, tmp_prefix
-from mlbackup.progress import byte_reporter
 
 from .leftovers import remove_stale_temp_files
 from .osfs import UNNAMED_FILES, OsFileSystem
@@ -372,15 +371,8 @@ class LocalBackend(FsspecBackend):
         """Copy ``local_path`` into the open ``out``; its size, digest and modification time
         (ns). Raises if fewer bytes reached the disk than were sent (a full disk that lies)."""
         hasher = new_hasher(self.hash_name)
-        size = 0
-        sent = byte_reporter()
         with open(local_path, "rb") as src:
-            while chunk := src.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-                if sent is not None:
-                    sent(len(chunk))
+            size = copy_hashing(src, out, hasher, progress=True)
         out.flush()
         st = os.fstat(out.fileno())
         written = st.st_size  # what the disk holds, not what we sent

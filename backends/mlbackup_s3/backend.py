@@ -21,11 +21,9 @@ with needs_extra("s3"):  # when missing, loading this plugin fails and names the
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
-from mlbackup.crashpoints import crash_point
 from mlbackup.errors import ConfigError, SourceChangedError, SourceError, TargetError
-from mlbackup.hashing import new_hasher, read_small_file
+from mlbackup.hashing import Hasher, copy_hashing, new_hasher, read_small_file
 from mlbackup.layout import objects_prefix
-from mlbackup.memory_budget import read_parts_reusing
 from mlbackup.objects import check_expected as _check_expected
 from mlbackup.progress import byte_reporter
 from mlbackup.redaction import install as install_redaction
@@ -219,49 +217,20 @@ class S3Backend(BucketBackend):
         self._check_etag(key, response, md5.hexdigest())
         return ObjectInfo(key, len(data), md5.hexdigest())
 
-    def _put_multipart(self, local_path: Path, key: str, expected: str | None) -> tuple[int, str]:
-        # Bigger parts for huge files: S3 allows at most MAX_PARTS.
+    def _part_size_for(self, local_path: Path) -> tuple[int, int]:
+        """The file's size, and the part size for it: bigger parts for huge files (S3 allows
+        at most MAX_PARTS)."""
         file_size = local_path.stat().st_size
-        part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
+        return file_size, max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
+
+    def _put_multipart(self, local_path: Path, key: str, expected: str | None) -> tuple[int, str]:
+        file_size, part_size = self._part_size_for(local_path)
         self._abort_stale_uploads()
-        upload_id = self._call("create_multipart_upload", key)["UploadId"]
-        whole = new_hasher("md5")
-        parts: list[dict[str, Any]] = []
-        part_digests: list[bytes] = []
-        size = 0
-        try:
-            for data in read_parts_reusing(self.upload_budget, local_path, part_size, whole):
-                number = len(parts) + 1
-                digest = hashlib.md5(data).digest()
-                response = self._call(
-                    "upload_part",
-                    key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ContentMD5=_b64(digest),
-                )
-                size += len(data)
-                del data  # released with its share of the budget, not at the next read
-                self._check_etag(f"{key} (part {number})", response, digest.hex())
-                parts.append({"PartNumber": number, "ETag": response["ETag"]})
-                crash_point("after-part")
-                part_digests.append(digest)
-            _check_expected(local_path, whole.hexdigest(), expected)
-            done = self._call(
-                "complete_multipart_upload",
-                key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException:
-            # Parts of an unfinished upload are invisible but billed: drop them.
-            with contextlib.suppress(Exception):
-                self._call("abort_multipart_upload", key, UploadId=upload_id)
-            raise
-        expected = f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(parts)}"
-        self._check_etag(key, done, expected)
-        return size, whole.hexdigest()
+        session = _Multipart(self, key)
+        size, digest, _ = self.send_in_parts(
+            session, local_path, total=file_size, expected=expected, part_size=part_size
+        )
+        return size, digest
 
     def put_object_extending(
         self, local_path: Path, key: str, digest: str, base: str, base_size: int
@@ -271,19 +240,24 @@ class S3Backend(BucketBackend):
         checked against the md5 of the same local bytes."""
         if base_size < MIN_PART_SIZE or not self._copies_parts:
             return None  # every part but the last must hold 5 MiB
-        file_size = local_path.stat().st_size
-        part_size = max(self.part_size, -(-file_size // (MAX_PARTS - 1) // MiB) * MiB)
+        file_size, part_size = self._part_size_for(local_path)
         # As few copied parts as S3 allows: each is one request, and servers may read the
         # whole source object for each.
         copies = -(-base_size // MAX_COPY_PART)
         bounds = [base_size * i // copies for i in range(copies + 1)]
         with self.translate_errors("upload", key):
-            upload_id = self._call("create_multipart_upload", key)["UploadId"]
+            session = _Multipart(self, key)
             try:
-                return self._extend(local_path, key, upload_id, base, bounds, part_size, digest)
+                whole = new_hasher("md5")
+                self._copy_parts(session, local_path, base, bounds, whole)
+                size, sent, _ = self.send_in_parts(
+                    session, local_path, total=file_size, expected=digest, part_size=part_size,
+                    start=bounds[-1], hasher=whole,
+                )  # fmt: skip
+                return ObjectInfo(key, size, sent)
             except BaseException as exc:
                 with contextlib.suppress(Exception):
-                    self._call("abort_multipart_upload", key, UploadId=upload_id)
+                    session.abort()
                 if isinstance(exc, FileNotFoundError) or error_code(exc)[0] == "NoSuchKey":
                     return None  # the base went away: send the whole file
                 if isinstance(exc, SourceChangedError):
@@ -297,69 +271,20 @@ class S3Backend(BucketBackend):
                     return None
                 raise
 
-    def _extend(
-        self,
-        local_path: Path,
-        key: str,
-        upload_id: str,
-        base: str,
-        bounds: list[int],
-        part_size: int,
-        digest: str,
-    ) -> ObjectInfo:
-        whole = new_hasher("md5")
+    def _copy_parts(
+        self, session: _Multipart, local_path: Path, base: str, bounds: list[int], whole: Hasher
+    ) -> None:
+        """Copy ``base``'s bytes between ``bounds`` into the upload, one part per range, each
+        checked against the md5 of the same local bytes."""
         sent = byte_reporter()
-        parts: list[dict[str, Any]] = []
-        part_digests: list[bytes] = []
-        source = {"Bucket": self.bucket, "Key": self.object_name(base)}
         with open(local_path, "rb") as f:
             for start, end in itertools.pairwise(bounds):
                 local = hashlib.md5()
-                remaining = end - start
-                while remaining:
-                    chunk = f.read(min(remaining, MiB))
-                    if not chunk:
-                        raise SourceError(f"{local_path} shrank while it was read")
-                    local.update(chunk)
-                    whole.update(chunk)
-                    remaining -= len(chunk)
-                number = len(parts) + 1
-                copied = self._call(
-                    "upload_part_copy",
-                    key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource=source,
-                    CopySourceRange=f"bytes={start}-{end - 1}",
-                )
-                result = copied["CopyPartResult"]
-                self._check_etag(f"{key} (copied part {number})", result, local.hexdigest())
-                parts.append({"PartNumber": number, "ETag": result["ETag"]})
-                part_digests.append(local.digest())
+                if copy_hashing(f, None, local, whole, limit=end - start) < end - start:
+                    raise SourceError(f"{local_path} shrank while it was read")
+                session.copy(base, start, end, local.digest())
                 if sent is not None:
                     sent(end - start)
-        size = bounds[-1]
-        tail = read_parts_reusing(self.upload_budget, local_path, part_size, whole, start=size)
-        for data in tail:
-            number = len(parts) + 1
-            part_md5 = hashlib.md5(data).digest()
-            response = self._call(
-                "upload_part", key, UploadId=upload_id, PartNumber=number, Body=data,
-                ContentMD5=_b64(part_md5),
-            )  # fmt: skip
-            size += len(data)
-            del data
-            self._check_etag(f"{key} (part {number})", response, part_md5.hex())
-            parts.append({"PartNumber": number, "ETag": response["ETag"]})
-            part_digests.append(part_md5)
-        _check_expected(local_path, whole.hexdigest(), digest)
-        done = self._call(
-            "complete_multipart_upload", key, UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
-        )  # fmt: skip
-        expected = f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(parts)}"
-        self._check_etag(key, done, expected)
-        return ObjectInfo(key, size, whole.hexdigest())
 
     def _check_etag(self, what: str, response: Mapping[str, Any], expected: str) -> None:
         etag = _etag(response)
@@ -484,3 +409,53 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
     fs = s3fs.S3FileSystem(**kwargs)
     fs.retries = 1  # no third loop in s3fs: botocore's and ours are enough
     return fs
+
+
+class _Multipart:
+    """One S3 multipart upload: each part's ETag checked as it comes back, and the whole
+    object's (the md5 of the part md5s) when it is completed."""
+
+    def __init__(self, backend: S3Backend, key: str) -> None:
+        self._backend = backend
+        self._key = key
+        self._upload_id = backend._call("create_multipart_upload", key)["UploadId"]
+        self._parts: list[dict[str, Any]] = []
+        self._digests: list[bytes] = []
+        self._aborted = False
+
+    def _add(self, what: str, answer: Mapping[str, Any], digest: bytes) -> None:
+        number = len(self._parts) + 1
+        self._backend._check_etag(f"{self._key} ({what} {number})", answer, digest.hex())
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._digests.append(digest)
+
+    def send(self, part: bytearray, offset: int) -> None:
+        digest = hashlib.md5(part).digest()
+        answer = self._backend._call(
+            "upload_part", self._key, UploadId=self._upload_id,
+            PartNumber=len(self._parts) + 1, Body=part, ContentMD5=_b64(digest),
+        )  # fmt: skip
+        self._add("part", answer, digest)
+
+    def copy(self, base: str, start: int, end: int, digest: bytes) -> None:
+        source = {"Bucket": self._backend.bucket, "Key": self._backend.object_name(base)}
+        answer = self._backend._call(
+            "upload_part_copy", self._key, UploadId=self._upload_id,
+            PartNumber=len(self._parts) + 1, CopySource=source,
+            CopySourceRange=f"bytes={start}-{end - 1}",
+        )  # fmt: skip
+        self._add("copied part", answer["CopyPartResult"], digest)
+
+    def finish(self, size: int) -> Any:
+        done = self._backend._call(
+            "complete_multipart_upload", self._key, UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )  # fmt: skip
+        whole = f"{hashlib.md5(b''.join(self._digests)).hexdigest()}-{len(self._parts)}"
+        self._backend._check_etag(self._key, done, whole)
+        return done
+
+    def abort(self) -> None:
+        if not self._aborted:
+            self._aborted = True
+            self._backend._call("abort_multipart_upload", self._key, UploadId=self._upload_id)

@@ -5,18 +5,22 @@ translation point, and never letting the filesystem (which holds the credentials
 
 from __future__ import annotations
 
+import contextlib
 import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar, Protocol, cast
 from urllib.parse import urlsplit
 
+from .crashpoints import crash_point
 from .errors import ConfigError, exception_chain
 from .fsspec_backend import FsspecBackend
-from .memory_budget import MemoryBudget
+from .hashing import Hasher, new_hasher
+from .memory_budget import MemoryBudget, read_parts_reusing
+from .objects import check_expected
 
-__all__ = ["BucketBackend", "BucketURL", "parse_bucket_url", "public_endpoint"]
+__all__ = ["BucketBackend", "BucketURL", "PartSession", "parse_bucket_url", "public_endpoint"]
 
 #: Bytes read ahead per open object when restoring or verifying.
 READ_BLOCK = 8 << 20
@@ -40,6 +44,21 @@ class BucketURL:
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.root}"
+
+
+class PartSession(Protocol):
+    """One upload in parts that stays invisible until finished (an S3 multipart upload, a
+    GCS resumable session), driven by `BucketBackend.send_in_parts()`."""
+
+    def send(self, part: bytearray, offset: int) -> None:
+        """Send the part of the file starting at ``offset`` (checking what the store says
+        it received); the buffer is reused once this returns."""
+
+    def finish(self, size: int) -> Any:
+        """Publish the object of ``size`` bytes; the store's answer."""
+
+    def abort(self) -> None:
+        """Drop the unfinished upload (its parts are invisible, but may be billed)."""
 
 
 def parse_bucket_url(
@@ -112,6 +131,47 @@ class BucketBackend(FsspecBackend):
         except OSError:
             size = 0  # the read that follows reports the problem
         return self.upload_budget.hold(min(size, self.part_size))
+
+    def send_in_parts(
+        self,
+        session: PartSession,
+        local_path: Path,
+        *,
+        total: int,
+        expected: str | None,
+        part_size: int,
+        start: int = 0,
+        hasher: Hasher | None = None,
+    ) -> tuple[int, str, Any]:
+        """Send ``local_path`` from ``start`` through ``session``: ``(bytes read, md5 of the
+        whole file, the store's answer to finishing)``.
+
+        Each part is read under the memory budget and hashed into ``hasher`` (the md5 of the
+        bytes before ``start`` when given), and there is a crash point after each. The hash
+        must equal ``expected`` (the file did not change since it was hashed) before the part
+        that completes the ``total`` bytes goes up, since on some stores that part publishes
+        the object, and again before finishing; any failure aborts the session.
+        """
+        whole = hasher or new_hasher("md5")
+        offset = start
+        try:
+            parts = read_parts_reusing(
+                self.upload_budget, local_path, part_size, whole, start=start
+            )
+            for part in parts:
+                if offset + len(part) >= total:
+                    check_expected(local_path, whole.hexdigest(), expected)
+                session.send(part, offset)
+                offset += len(part)
+                del part  # released with its share of the budget, not at the next read
+                crash_point("after-part")
+            check_expected(local_path, whole.hexdigest(), expected)
+            answer = session.finish(offset)
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: the original error matters
+                session.abort()
+            raise
+        return offset, whole.hexdigest(), answer
 
     def object_name(self, key: str) -> str:
         """The store's name for ``key`` (the prefix joined on)."""

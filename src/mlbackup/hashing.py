@@ -11,7 +11,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import xxhash
 
@@ -20,6 +20,7 @@ from .errors import ConfigError, SourceError
 __all__ = [
     "CHUNK_SIZE",
     "Hasher",
+    "copy_hashing",
     "hash_bytes",
     "hash_file",
     "new_hasher",
@@ -64,14 +65,48 @@ def hash_bytes(data: bytes, name: str) -> str:
     return hasher.hexdigest()
 
 
+def copy_hashing(
+    src: BinaryIO,
+    out: BinaryIO | None,
+    *hashers: Hasher,
+    limit: int | None = None,
+    progress: bool = False,
+) -> int:
+    """Read ``src`` (to its end, or ``limit`` bytes) in chunks, feeding each to ``hashers``
+    and writing it to ``out`` when given; return how many bytes were read. With ``progress``,
+    each chunk moves the progress bars (`mlbackup.progress.byte_reporter()`).
+
+    Example:
+        >>> import io
+        >>> md5, out = new_hasher("md5"), io.BytesIO()
+        >>> copy_hashing(io.BytesIO(b"weights"), out, md5, limit=4), out.getvalue()
+        (4, b'weig')
+        >>> md5.hexdigest() == hashlib.md5(b"weig").hexdigest()
+        True
+    """
+    from .progress import byte_reporter  # here: hashing a file needs no progress machinery
+
+    sent = byte_reporter() if progress else None
+    size = 0
+    while limit is None or size < limit:
+        chunk = src.read(CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size))
+        if not chunk:
+            break
+        for hasher in hashers:
+            hasher.update(chunk)
+        if out is not None:
+            out.write(chunk)
+        size += len(chunk)
+        if sent is not None:
+            sent(len(chunk))
+    return size
+
+
 def hash_file(path: Path, name: str) -> tuple[int, str]:
     """Return ``(size, hex digest)`` of the file at ``path``, reading it once in chunks."""
     hasher = new_hasher(name)
-    size = 0
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            hasher.update(chunk)
-            size += len(chunk)
+        size = copy_hashing(f, None, hasher)
     return size, hasher.hexdigest()
 
 

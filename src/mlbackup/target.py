@@ -30,9 +30,8 @@ from . import layout
 from .backend import Backend
 from .closing import ClosingContext
 from .errors import BackupNotFoundError, ConfigError, IntegrityError
-from .hashing import CHUNK_SIZE, new_hasher
+from .hashing import copy_hashing, new_hasher
 from .manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest
-from .progress import byte_reporter
 from .registry import get_backend_class
 from .results import BackupInfo, VerifyResult
 from .retry import RetryPolicy
@@ -306,20 +305,12 @@ class BackupTarget(ClosingContext):
         entry = location.entry
         shown = entry.path or "(the file)"
         hasher = new_hasher(hash_name)
-        size = 0
         try:
             src = self._open_located(location)
         except FileNotFoundError:
             return f"{shown}: missing from the target"
-        sent = byte_reporter()
         with src:
-            while chunk := src.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                size += len(chunk)
-                if out is not None:
-                    out.write(chunk)
-                if sent is not None:
-                    sent(len(chunk))
+            size = copy_hashing(src, out, hasher, progress=True)
         if size < entry.size:
             return f"{shown}: {size} bytes stored, {entry.size} expected (truncated or replaced)"
         if size > entry.size:  # a small file is read only one byte past its recorded size
