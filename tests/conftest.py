@@ -1,6 +1,9 @@
 import json
 import logging
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -138,22 +141,55 @@ def count_injected_faults(monkeypatch, figures):
             figures.add("injected faults", kit.injected_total)
 
 
-def empty_store(request, kind, tmp_path):
-    """(URL, options) of an empty target of ``kind`` (file, drive, s3, gs, gdrive), starting
-    the server it needs: one table of stores for every test that runs on each of them."""
+@pytest.fixture
+def gdrive_options(drive_api, google_token_server, gcs_key_file):
+    """Storage options for the fake Drive API: a service-account key whose token_uri is the
+    loopback token endpoint (a real JWT grant), granting the canary token."""
+    from canary import CANARY_TOKEN
+
+    google_token_server.access_token = CANARY_TOKEN
+    return {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """An empty target of one kind: its URL, its options, and which option names the server
+    (``endpoint_url``, ``api_endpoint``; None for local kinds), so a test can put a proxy in
+    between. Unpacks as ``url, options``."""
+
+    kind: str
+    url: str
+    options: dict[str, Any]
+    endpoint_option: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        assert self.endpoint_option is not None, f"{self.kind} has no server"
+        return self.options[self.endpoint_option]
+
+    def through(self, endpoint: str) -> dict[str, Any]:
+        """The options, reaching the store at ``endpoint`` (a FaultProxy's) instead."""
+        assert self.endpoint_option is not None, f"{self.kind} has no server"
+        return {**self.options, self.endpoint_option: endpoint}
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.url, self.options))
+
+
+def empty_store(request, kind, tmp_path, folder="store") -> StoreSpec:
+    """An empty target of ``kind`` (file, drive, s3, gs, gdrive) named ``folder``, starting the
+    server it needs: one table of stores for every test that runs on each of them."""
     if kind == "file":
-        return str(tmp_path / "target"), {}
+        return StoreSpec(kind, str(tmp_path / folder), {})
     if kind == "drive":
         request.getfixturevalue("drive_mount")
         # With its browsable copies (off by default), so that they are crash-tested too.
-        return "drive://store", {"browsable": True}
-    if kind == "s3":
-        server = request.getfixturevalue("s3_server")
-        return f"s3://{request.getfixturevalue('s3_bucket')}/store", server.storage_options()
-    if kind == "gs":
-        server = request.getfixturevalue("gcs_server")
-        return f"gs://{request.getfixturevalue('gcs_bucket')}/store", server.storage_options()
-    drive_api = request.getfixturevalue("drive_api")
-    key_file = request.getfixturevalue("gcs_key_file")
-    options = {"service_account_json": str(key_file), "api_endpoint": drive_api.endpoint_url}
-    return "gdrive://root/store", options
+        return StoreSpec(kind, f"drive://{folder}", {"browsable": True})
+    if kind in ("s3", "gs"):
+        server = request.getfixturevalue({"s3": "s3_server", "gs": "gcs_server"}[kind])
+        bucket = request.getfixturevalue({"s3": "s3_bucket", "gs": "gcs_bucket"}[kind])
+        return StoreSpec(
+            kind, f"{kind}://{bucket}/{folder}", server.storage_options(), "endpoint_url"
+        )
+    options = request.getfixturevalue("gdrive_options")
+    return StoreSpec(kind, f"gdrive://root/{folder}", options, "api_endpoint")

@@ -3,7 +3,8 @@
 Tests add what they did to the session's ``figures`` (kills, injected faults, snapshots checked,
 hostile restores, canary scans). A failing test in a figure's files counts against it. At the
 end of the run the table is printed; ``pytest --figures=FILE`` also writes it as JSON (that is
-where docs/reliability.md's numbers come from).
+where docs/reliability.md's numbers come from). Under pytest-xdist each worker sends its counts
+to the controller when it finishes.
 """
 
 from __future__ import annotations
@@ -82,6 +83,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             _figures.failures[figure] += 1
     if "a credential leaked" in str(report.longrepr):
         _figures.failures["log records and error texts scanned for canaries"] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # An xdist worker hands what its tests did to the controller, which prints the table.
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["mlbackup_figures"] = dict(_figures.counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    # Only the counts: failures are counted here, from the reports the workers send.
+    _figures.counts.update(getattr(node, "workeroutput", {}).get("mlbackup_figures", {}))
 
 
 def _table() -> dict[str, dict[str, int]]:

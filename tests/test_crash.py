@@ -26,7 +26,7 @@ STORES = ["file", "drive", "s3", "gs", "gdrive"]
 
 @pytest.fixture(params=STORES)
 def store(request, tmp_path):
-    """(URL, options) of an empty target on each kind of store."""
+    """An empty target on each kind of store (unpacks as URL, options)."""
     return empty_store(request, request.param, tmp_path)
 
 
@@ -108,10 +108,9 @@ def test_kill_at_progress_instants(committed, tmp_path, lines, figures):
 @pytest.mark.parametrize("nth", [1, 3, 6, 10, 15])
 def test_kill_after_the_kth_request(committed, tmp_path, nth, figures):
     """Killed right after the server acted on a request, before the client heard back."""
-    url, options = committed[1]
-    endpoint = "api_endpoint" if url.startswith("gdrive") else "endpoint_url"
-    with FaultProxy(options[endpoint]) as proxy:
-        proxied = {**options, endpoint: proxy.endpoint_url}
+    spec = committed[1]
+    with FaultProxy(spec.endpoint) as proxy:
+        proxied = spec.through(proxy.endpoint_url)
         outcome = kill_then_recover(
             committed, tmp_path, figures, options=proxied, proxy=proxy, after_requests=nth
         )
@@ -119,15 +118,14 @@ def test_kill_after_the_kth_request(committed, tmp_path, nth, figures):
 
 
 def store_kind(target):
-    url = target[0]
-    return url.split("://")[0] if "://" in url else "file"
+    return target.kind
 
 
 def kill_then_recover(committed, tmp_path, figures, options=None, **kill):
     """Kill a backup as ``kill`` says; every kept version must restore, the next run finish."""
     src, target, snapshots = committed
-    url = target[0]
-    outcome = run_backup_process(src, url, options or target[1], keep_last=2, **kill)
+    url = target.url
+    outcome = run_backup_process(src, url, options or target.options, keep_last=2, **kill)
     assert outcome.killed or outcome.finished
     if outcome.killed:
         figures.add(f"kill -9 trials: {store_kind(target)}")

@@ -127,11 +127,11 @@ def test_doctor_says_writes_are_staged(mount, capsys):
 
 
 def test_staged_backups_are_confirmed_through_the_drive_api(
-    mount, model, drive_api, google_token_server, gcs_key_file
+    mount, model, drive_api, gdrive_options
 ):
     target = open_target("drive://runs/exp1")
     backup(model, target=target, name="model.onnx")
-    api = {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
+    api = gdrive_options
     pending = mlbackup_drive.unconfirmed(target, "model.onnx", **api)
     assert "model.onnx" in pending  # Drive has nothing yet
     # Drive's sync catches up: every file of the mount appears in My Drive, byte for byte.

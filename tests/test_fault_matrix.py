@@ -14,6 +14,7 @@ import time
 import mlbackup_gdrive
 import mlbackup_s3
 import pytest
+from conftest import empty_store
 
 from mlbackup import (
     BackendPermissionError,
@@ -46,9 +47,8 @@ XML = {"Content-Type": "application/xml"}
 class Store:
     """One store behind a proxy: how to open it, and its own words for each fault."""
 
-    def __init__(self, kind, url, options, endpoint_key, proxy):
-        self.kind, self.url, self.proxy = kind, url, proxy
-        self.options = {**options, endpoint_key: proxy.endpoint_url}
+    def __init__(self, kind, url, options, proxy):
+        self.kind, self.url, self.options, self.proxy = kind, url, options, proxy
 
     def open(self):
         return open_target(self.url, **self.options)
@@ -74,23 +74,10 @@ def fast_retries(monkeypatch):
 
 
 @pytest.fixture(params=["s3", "gs", "gdrive"])
-def store(request):
-    kind = request.param
-    if kind == "s3":
-        server = request.getfixturevalue("s3_server")
-        url, options = f"s3://{request.getfixturevalue('s3_bucket')}/m", server.storage_options()
-        upstream, key = server.endpoint_url, "endpoint_url"
-    elif kind == "gs":
-        server = request.getfixturevalue("gcs_server")
-        url, options = f"gs://{request.getfixturevalue('gcs_bucket')}/m", server.storage_options()
-        upstream, key = server.endpoint_url, "endpoint_url"
-    else:
-        drive = request.getfixturevalue("drive_api")
-        key_file = request.getfixturevalue("gcs_key_file")
-        url, options = "gdrive://root/m", {"service_account_json": str(key_file)}
-        upstream, key = drive.endpoint_url, "api_endpoint"
-    with FaultProxy(upstream) as proxy:
-        yield Store(kind, url, options, key, proxy)
+def store(request, tmp_path):
+    spec = empty_store(request, request.param, tmp_path, folder="m")
+    with FaultProxy(spec.endpoint) as proxy:
+        yield Store(spec.kind, spec.url, spec.through(proxy.endpoint_url), proxy)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import time
 
 import mlbackup_gdrive
 import pytest
-from canary import CANARY_TOKEN
 
 from mlbackup import (
     BackendPermissionError,
@@ -25,9 +24,8 @@ from mlbackup.retry import RetryPolicy
 
 
 @pytest.fixture
-def options(drive_api, google_token_server, gcs_key_file):
-    google_token_server.access_token = CANARY_TOKEN
-    return {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
+def options(gdrive_options):
+    return gdrive_options
 
 
 @pytest.fixture

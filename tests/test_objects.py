@@ -54,9 +54,8 @@ def test_checkpoints_sharing_files_are_stored_once_on_a_folder(tmp_path):
         assert tree_snapshot(tmp_path / "target" / "run" / folder.name) == tree_snapshot(folder)
 
 
-def test_checkpoints_sharing_files_are_stored_once_on_drive(tmp_path, drive_api, gcs_key_file):
-    options = {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
-    target = open_target("gdrive://root/runs", **options)
+def test_checkpoints_sharing_files_are_stored_once_on_drive(tmp_path, drive_api, gdrive_options):
+    target = open_target("gdrive://root/runs", **gdrive_options)
     folders, unique = checkpoints(tmp_path / "run", count=4)
     for folder in folders:
         backup(folder, target=target, name=f"run/{folder.name}")

@@ -26,7 +26,7 @@ class Facts:
 
     Attributes:
         status: the HTTP status, 0 where there is none.
-        code: the store's own name for the failure (an S3 error code, a Drive reason, an
+        code: the store's own name for the failure (an S3 error code, an API's reason, an
             errno name), "" where it gave none.
         retry_after: the seconds the store asked us to wait, if it did.
         transport: the connection failed (refused, dropped, stalled, cut off mid-body).

@@ -186,8 +186,8 @@ _TRANSPORT_FAILURES = frozenset(
         "gaierror",  # a name that did not resolve
     }
 )
-#: Client libraries whose every exception is about the connection (httplib2, under the Drive
-#: API client: ServerNotFoundError, RedirectLimit...).
+#: Client libraries whose every exception is about the connection (httplib2, under Google's
+#: API clients: ServerNotFoundError, RedirectLimit...).
 _TRANSPORT_MODULES = frozenset({"httplib2"})
 
 
