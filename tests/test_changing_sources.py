@@ -65,7 +65,7 @@ def tree_and_serial_target(tmp_path, folder, files):
     for i in range(files):
         (root / f"f{i}.bin").write_bytes(bytes([i]) * 5000)
     target, faults = faulty_target(tmp_path / "t")
-    target.backend.inner.max_workers = 1  # one upload at a time: f0 is held, the rest wait
+    target.backend.max_workers = 1  # one upload at a time: f0 is held, the rest wait
     return root, target, faults
 
 

@@ -63,8 +63,11 @@ def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path, figures)
             for proc in writers.values():
                 proc.stdin.write(f"{round_} {'same' if same else 'own'}\n")
                 proc.stdin.flush()
-            for writer, proc in writers.items():
-                answer = json.loads(proc.stdout.readline())
+            answers = {w: json.loads(proc.stdout.readline()) for w, proc in writers.items()}
+            # Commits first: a writer finding the tree unchanged may have found the other's.
+            for writer, answer in sorted(
+                answers.items(), key=lambda a: a[1]["status"] == "unchanged"
+            ):
                 assert "error" not in answer, f"round {round_}, writer {writer}: {answer}"
                 files = tree_for(writer, round_, same)
                 if answer["status"] == "unchanged":
