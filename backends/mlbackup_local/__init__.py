@@ -371,7 +371,7 @@ class LocalBackend(FsspecBackend):
         """Copy ``local_path`` into the open ``out``; its size, digest and modification time
         (ns). Raises if fewer bytes reached the disk than were sent (a full disk that lies)."""
         hasher = new_hasher(self.hash_name)
-        with open(local_path, "rb") as src:
+        with open(local_path, "rb", buffering=0) as src:
             size = copy_hashing(src, out, hasher, progress=True)
         out.flush()
         st = os.fstat(out.fileno())

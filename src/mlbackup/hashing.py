@@ -105,7 +105,7 @@ def copy_hashing(
 def hash_file(path: Path, name: str) -> tuple[int, str]:
     """Return ``(size, hex digest)`` of the file at ``path``, reading it once in chunks."""
     hasher = new_hasher(name)
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         size = copy_hashing(f, None, hasher)
     return size, hasher.hexdigest()
 
@@ -125,7 +125,7 @@ def hash_file_and_prefix(path: Path, name: str, prefix: int) -> tuple[int, str, 
     hasher = new_hasher(name)
     size = 0
     head: str | None = None
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         while chunk := f.read(CHUNK_SIZE):
             if head is None and size <= prefix < size + len(chunk):
                 cut = prefix - size

@@ -132,7 +132,7 @@ def _source_file(rel: str, location: str, st: os.stat_result, has_wal: bool = Tr
 def is_sqlite(path: Path) -> bool:
     """True if the file starts with the SQLite 3 header."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:
             return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return False
