@@ -185,6 +185,7 @@ class DriveMountBackend(LocalBackend):
     # FUSE has no O_TMPFILE; the mount uploads a file once it is closed under its name.
     unnamed_files: ClassVar[bool] = False
     many_files_warning: ClassVar[int | None] = MANY_FILES
+    link_workers: ClassVar[int | None] = None  # its browsable "links" are copies: in parallel
     # "durable" is the local folder's; the mount decides when data reaches Drive.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"browsable": bool}
     environment: ClassVar[tuple[str, ...]] = (MOUNT_ROOT_ENV,)

@@ -106,6 +106,7 @@ class LocalBackend(FsspecBackend):
 
     hash_name: ClassVar[str] = "xxh128"
     max_workers: ClassVar[int] = 4
+    link_workers: ClassVar[int | None] = 1  # hard links: one thread is fastest
     create_only: ClassVar[bool] = True  # link() of a written temp file fails if the name exists
     touches: ClassVar[bool] = True
     #: Whether objects are written as unnamed files (``O_TMPFILE``) linked at their address.

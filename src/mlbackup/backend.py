@@ -84,6 +84,10 @@ class Backend(ABC):
     #: True where `touch()` can refresh an object's time cheaply: an existing object is
     #: then reused (and touched, so retention's grace period starts again) instead of sent.
     touches: ClassVar[bool] = False
+    #: How many threads make the browsable tree's links at once (None: ``max_workers``).
+    #: Local hard links gain nothing from threads: they contend on the folder's lock (5,000
+    #: links took 0.40 s with 8 threads, 0.13 s with one); a bucket's server-side copies do.
+    link_workers: ClassVar[int | None] = None
     #: The options the backend accepts, each with the type(s) its value may have;
     #: ``from_url`` rejects any other name or type.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}

@@ -42,9 +42,10 @@ def refresh_browsable(target: BackupTarget, manifest: Manifest, shown: Manifest 
         changed = [e for p, e in after.items() if _differs(before.get(p), e)]
         if shown is not None and manifest.kind != shown.kind:
             gone, changed = list(before), list(after.values())
+        workers = backend.link_workers or backend.max_workers
         map_in_threads(
             lambda path: backend.unlink(plain_key(manifest.name, path)),
-            gone, backend.max_workers, "mlbackup-browse",
+            gone, workers, "mlbackup-browse",
         )  # fmt: skip
 
         def show(entry: FileEntry) -> bool:
@@ -56,7 +57,7 @@ def refresh_browsable(target: BackupTarget, manifest: Manifest, shown: Manifest 
         if changed and not show(changed[0]):
             log.debug("%s keeps no browsable tree", target.url)
             return
-        map_in_threads(show, changed[1:], backend.max_workers, "mlbackup-browse")
+        map_in_threads(show, changed[1:], workers, "mlbackup-browse")
         record = {"version": manifest.version}
         backend.delete(browsable_key(manifest.name))
         backend.write_new(browsable_key(manifest.name), json.dumps(record).encode())

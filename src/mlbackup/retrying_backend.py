@@ -31,6 +31,7 @@ class RetryingBackend(Backend):
         self.policy = policy
         self.hash_name = inner.hash_name  # type: ignore[misc]
         self.max_workers = inner.max_workers  # type: ignore[misc]
+        self.link_workers = inner.link_workers  # type: ignore[misc]
         self.staged_writes = inner.staged_writes  # type: ignore[misc]
         self.many_files_warning = inner.many_files_warning  # type: ignore[misc]
         self.create_only = inner.create_only  # type: ignore[misc]
