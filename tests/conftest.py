@@ -142,12 +142,12 @@ def count_injected_faults(monkeypatch, figures):
 
 
 @pytest.fixture
-def gdrive_options(drive_api, google_token_server, gcs_key_file):
+def gdrive_options(drive_api, google_token_server, gcs_key_file, monkeypatch):
     """Storage options for the fake Drive API: a service-account key whose token_uri is the
     loopback token endpoint (a real JWT grant), granting the canary token."""
     from canary import CANARY_TOKEN
 
-    google_token_server.access_token = CANARY_TOKEN
+    monkeypatch.setattr(google_token_server, "access_token", CANARY_TOKEN)
     return {"service_account_json": str(gcs_key_file), "api_endpoint": drive_api.endpoint_url}
 
 

@@ -80,7 +80,7 @@ def test_a_lost_connection_is_transient_on_every_http_store():
     assert isinstance(translate_drive(lost), BackendUnavailableError)
     assert isinstance(translate_s3(ConnectionResetError(104, "reset")), BackendUnavailableError)
     facts = Facts(transport=True)
-    context = {"service": "GCS"}
+    context = {"service": "GCS", "endpoint_option": "endpoint_url"}
     error = translate(OSError(), facts, HTTP_RULES, what="list", where="gs://b", context=context)
     assert isinstance(error, BackendUnavailableError) and "GCS could not be reached" in str(error)
 

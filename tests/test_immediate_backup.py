@@ -143,7 +143,8 @@ def test_default_target_is_the_drive_mount_when_mounted(project, tmp_path, monke
     (mount / "MyDrive").mkdir(parents=True)
     monkeypatch.setenv("MLBACKUP_DRIVE_MOUNT_ROOT", str(mount))
     url = load_config().target_url()
-    assert url == str(mount / "MyDrive" / "mlbackup" / "project")
+    assert url == "drive://mlbackup/project"  # the mount's backend: staged writes reported
+    assert open_target(url).local_root == mount / "MyDrive" / "mlbackup" / "project"
 
 
 def test_restore_if_missing_statuses(project, target_dir):

@@ -126,3 +126,21 @@ def test_every_installed_backend_runs_the_contract_suite():
     installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
     missing = sorted(s for s in installed if get_backend_class(s) not in covered)
     assert missing == []
+
+
+def test_a_broken_mount_plugin_is_ignored_with_a_warning(monkeypatch, caplog, tmp_path):
+    """A plugin of the mlbackup.mounts group that fails to import, or is not a Backend, must
+    not break every immediate backup (each one asks the mounted stores about its path)."""
+    import mlbackup.registry
+    from mlbackup import immediate_backup_if_needed, is_on_mounted_store
+
+    specs = ("no_such_plugin:Mount", "mlbackup.registry:register_backend")
+    monkeypatch.setattr(mlbackup.registry, "_mount_specs", lambda: specs)
+    mlbackup.registry._warn_once.cache_clear()
+    out = tmp_path / "model.bin"
+    out.write_bytes(b"weights")
+    with caplog.at_level("WARNING", logger="mlbackup"):
+        assert not is_on_mounted_store(out)
+        result = immediate_backup_if_needed(out, target=tmp_path / "target")
+    assert result.status.name == "COPIED"
+    assert "no_such_plugin:Mount" in caplog.text and "is not a Backend subclass" in caplog.text

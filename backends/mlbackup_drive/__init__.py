@@ -200,8 +200,9 @@ class DriveMountBackend(LocalBackend):
 
     @classmethod
     def default_target(cls, project: str) -> str | None:
-        my_drive = drive_mount_root() / "MyDrive"
-        return str(my_drive / "mlbackup" / project) if my_drive.is_dir() else None
+        # drive://, not the plain path: staged writes are reported, manifests get
+        # writer-tagged names (several runtimes share one Drive), and errors name the mount.
+        return f"drive://mlbackup/{project}" if (drive_mount_root() / "MyDrive").is_dir() else None
 
     def unconfirmed(self, target: BackupTarget, name: str, options: Mapping[str, Any]) -> list[str]:
         return unconfirmed(target, name, **options)

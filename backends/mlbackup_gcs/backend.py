@@ -190,11 +190,6 @@ class GCSBackend(BucketBackend):
         size, digest, stored = self.send_in_parts(
             session, local_path, total=total, expected=expected, part_size=self.part_size
         )
-        if size != total or not isinstance(stored, Mapping):
-            raise TargetError(
-                f"upload of {key!r} to {self.where} did not complete: {size} of {total} "
-                "bytes were read (the file changed while it was sent); retry the backup"
-            )
         self._check_md5(key, stored, size, digest)
         return ObjectInfo(key, size, digest)
 
@@ -212,7 +207,7 @@ class GCSBackend(BucketBackend):
             md5, crc, pieces = new_hasher("md5"), _Crc32c(), io.BytesIO()
             with open(local_path, "rb") as f:
                 copy_hashing(f, None, md5, crc, limit=base_size)
-                copy_hashing(f, pieces, md5, crc)
+                copy_hashing(f, pieces, md5, crc, limit=self.part_size + 1)  # held in memory
             tail = pieces.getvalue()
             del pieces
             _check_expected(local_path, md5.hexdigest(), digest)
@@ -350,6 +345,7 @@ class _Resumable:
 
     def __init__(self, fs: Any, bucket: str, name: str, total: int) -> None:
         self._fs = fs
+        self._name = name
         self._total = total
         self._location = sync(fs.loop, initiate_upload, fs, bucket, name, _CONTENT_TYPE)
         self._stored: Any = None
@@ -361,6 +357,11 @@ class _Resumable:
         )  # fmt: skip
 
     def finish(self, size: int) -> Any:
+        if size != self._total or not isinstance(self._stored, Mapping):
+            raise TargetError(
+                f"upload of {self._name!r} did not complete: {size} of {self._total} bytes "
+                "were read (the file changed while it was sent); retry the backup"
+            )
         return self._stored  # the last chunk finished it
 
     def abort(self) -> None:

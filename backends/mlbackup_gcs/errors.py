@@ -55,5 +55,10 @@ def facts(exc: BaseException) -> Facts:
 
 def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str) -> MLBackupError:
     """The mlbackup error for ``exc``, raised while doing ``what`` (e.g. "upload 'a.txt'")."""
-    context = {"source": source, "bucket": bucket, "service": "GCS"}
+    context = {
+        "source": source,
+        "bucket": bucket,
+        "service": "GCS",
+        "endpoint_option": "endpoint_url",
+    }
     return translate_with(exc, facts(exc), RULES, what=what, where=where, context=context)

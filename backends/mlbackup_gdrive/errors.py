@@ -16,6 +16,7 @@ from mlbackup.errors import (
     BackendUnavailableError,
     ConfigError,
     TargetMissingError,
+    exception_chain,
     is_transport_failure,
 )
 
@@ -75,8 +76,11 @@ def facts(exc: BaseException) -> Facts:
     """What the Drive API client's failure says: an ``HttpError``'s status, the Drive
     ``reason`` in its JSON body and its ``Retry-After``; or pydrive2's settings errors."""
     name = type(exc).__name__
-    # Not any OSError: pydrive2's settings errors are IOErrors too (they match by name).
-    transport = is_transport_failure(exc)
+    # Not any OSError: pydrive2's settings errors are IOErrors too (they match by name). Every
+    # exception of httplib2, the client's HTTP library, is about the connection.
+    transport = is_transport_failure(exc) or any(
+        type(link).__module__.partition(".")[0] == "httplib2" for link in exception_chain(exc)
+    )
     resp = getattr(exc, "resp", None)
     if resp is None:
         return Facts(0, name if name in _UNUSABLE else "", None, transport)
@@ -95,8 +99,8 @@ def translate(
     exc: Exception, *, what: str, where: str, source: str, service_account: bool
 ) -> Exception:
     """The mlbackup error for ``exc``; ``exc`` itself for a missing file (FileNotFoundError)."""
-    if isinstance(exc, FileNotFoundError):
-        return exc
+    if isinstance(exc, (FileNotFoundError, FileExistsError)):
+        return exc  # the protocol relies on both
     rules = SERVICE_ACCOUNT_RULES if service_account else USER_RULES
-    context = {"source": source, "service": "Drive"}
+    context = {"source": source, "service": "Drive", "endpoint_option": "api_endpoint"}
     return translate_with(exc, facts(exc), rules, what=what, where=where, context=context)

@@ -227,7 +227,7 @@ class LocalBackend(FsspecBackend):
         if not isinstance(exc, OSError) or isinstance(exc, FileNotFoundError):
             return exc
         facts = Facts(code=errno.errorcode.get(exc.errno or 0, ""))
-        return translate(exc, facts, self.error_rules, what=what, where=str(self.root))
+        return translate(exc, facts, self.error_rules, what=what, where=self.url)
 
     def _tmp_dir(self) -> str:
         """This thread's temp folder. Workers creating and renaming files in one shared folder

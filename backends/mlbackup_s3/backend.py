@@ -451,6 +451,7 @@ class _Multipart:
             "complete_multipart_upload", self._key, UploadId=self._upload_id,
             MultipartUpload={"Parts": self._parts},
         )  # fmt: skip
+        self._aborted = True  # completed: there is nothing left to abort
         whole = f"{hashlib.md5(b''.join(self._digests)).hexdigest()}-{len(self._parts)}"
         self._backend._check_etag(self._key, done, whole)
         return done

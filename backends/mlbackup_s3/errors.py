@@ -139,5 +139,10 @@ def translate(exc: Exception, *, what: str, bucket: str, where: str, source: str
 
     ``where`` names the bucket and endpoint; ``source`` is `credential_source()`'s text.
     """
-    context = {"source": source, "bucket": bucket, "service": "S3"}
+    context = {
+        "source": source,
+        "bucket": bucket,
+        "service": "S3",
+        "endpoint_option": "endpoint_url",
+    }
     return translate_with(exc, facts(exc), RULES, what=what, where=where, context=context)

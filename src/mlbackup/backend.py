@@ -93,10 +93,11 @@ class Backend(ABC):
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
     #: The ``MLBACKUP_*`` environment variables the backend itself reads (the Drive mount's
     #: ``MLBACKUP_DRIVE_MOUNT_ROOT``): known names, so the config does not warn about them.
+    #: Read of the ``mlbackup.mounts`` backends only (the config imports no other backend).
     environment: ClassVar[tuple[str, ...]] = ()
     #: What turns staged writes into confirmed ones, for `staged_writes` stores (the Drive
     #: mount: ``mlbackup_drive.flush()``): what ``doctor`` and ``status`` tell the user.
-    staged_advice: ClassVar[str] = ""
+    staged_advice: ClassVar[str] = "wait until the store has uploaded it before the machine goes"
     #: What to do when the store reports no room left: what ``doctor`` tells the user.
     no_room_advice: ClassVar[str] = "free space there or choose another target"
 
@@ -104,7 +105,7 @@ class Backend(ABC):
     def mount_root(cls) -> Path | None:
         """The local folder where a sync client mounts this store on this machine (the Colab
         Drive mount), or None: files under it are already on backup storage, so an immediate
-        backup skips them, and with no target configured backups go there when it is mounted.
+        backup skips them (where backups go with no target configured is `default_target`'s).
 
         The core asks only the backends that declare themselves in the ``mlbackup.mounts``
         entry-point group (besides ``mlbackup.backends``), so it need not import every backend

@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--repair",
         action="store_true",
-        help="remove older duplicates of a name, on stores that allow them",
+        help="remove leftovers of interrupted backups, and older duplicates of a name on "
+        "stores that allow them",
     )
     p.add_argument("--no-write-test", action="store_true", help="skip the test write")
 

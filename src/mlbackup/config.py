@@ -110,7 +110,11 @@ class BackupConfig:
         from .registry import mounted_backends
 
         for backend in mounted_backends():  # a mounted store at hand
-            if (url := backend.default_target(project)) is not None:
+            try:
+                url = backend.default_target(project)
+            except Exception:  # noqa: BLE001 - a plugin's fault must not fail the backup
+                url = None
+            if url is not None:
                 return url
         import platformdirs  # here: most commands name their target, and it costs 4 ms
 

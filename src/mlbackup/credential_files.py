@@ -33,7 +33,7 @@ _NAMES = {
     ".boto": "boto credentials",
     "secrets.toml": "Streamlit secrets",
     "kaggle.json": "Kaggle API key",
-    "mycreds.txt": "saved OAuth token (the Google API client's default name)",
+    "mycreds.txt": "saved OAuth token (the name Google's client libraries suggest)",
     "client_secrets.json": "OAuth client secret",
     "application_default_credentials.json": "Google application default credentials",
     "id_rsa": "SSH private key",

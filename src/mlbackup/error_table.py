@@ -10,6 +10,7 @@ decided in one place, and a backend supplies only its codes and its fixes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,11 +61,12 @@ class Rule:
 
 
 #: What every HTTP store shares: throttling, server faults and lost connections are transient.
+#: Its message needs ``service`` (the store's name) and ``endpoint_option`` in the context.
 HTTP_RULES: tuple[Rule, ...] = (
     Rule(
         BackendUnavailableError,
         "failed after retries ({code}): {service} could not be reached or is overloaded; "
-        "check the network and the endpoint, then retry (background backups retry by "
+        "check the network and {endpoint_option}, then retry (background backups retry by "
         "themselves)",
         statuses=frozenset({429, *range(500, 600)}),
         transport=True,
@@ -73,19 +75,22 @@ HTTP_RULES: tuple[Rule, ...] = (
 
 
 def parse_retry_after(value: object) -> float | None:
-    """The seconds of a ``Retry-After`` header; None for none, or for an HTTP date (our own
-    backoff applies then).
+    """The seconds of a ``Retry-After`` header; None for none, for an HTTP date or for a value
+    that is no wait (negative, ``nan``, ``inf``): our own backoff applies then.
 
     Examples:
         >>> parse_retry_after("3"), parse_retry_after(None), parse_retry_after("Wed, 21 Oct")
         (3.0, None, None)
+        >>> parse_retry_after("nan"), parse_retry_after("-1")
+        (None, None)
     """
     if value is None:
         return None
     try:
-        return float(str(value))
+        seconds = float(str(value))
     except ValueError:
         return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def translate(

@@ -186,9 +186,6 @@ _TRANSPORT_FAILURES = frozenset(
         "gaierror",  # a name that did not resolve
     }
 )
-#: Client libraries whose every exception is about the connection (httplib2, under Google's
-#: API clients: ServerNotFoundError, RedirectLimit...).
-_TRANSPORT_MODULES = frozenset({"httplib2"})
 
 
 def is_transport_failure(exc: BaseException) -> bool:
@@ -196,6 +193,5 @@ def is_transport_failure(exc: BaseException) -> bool:
     return any(
         isinstance(link, (ConnectionError, TimeoutError))
         or type(link).__name__ in _TRANSPORT_FAILURES
-        or type(link).__module__.partition(".")[0] in _TRANSPORT_MODULES
         for link in exception_chain(exc)
     )

@@ -63,7 +63,10 @@ def is_on_mounted_store(path: str | PathLike[str]) -> bool:
     from .registry import mounted_backends
 
     for backend in mounted_backends():
-        root = backend.mount_root()
+        try:
+            root = backend.mount_root()
+        except Exception:  # noqa: BLE001 - a plugin's fault must not fail the backup
+            root = None
         if root is not None and is_within(path, root):
             return True
     return False

@@ -129,13 +129,29 @@ def mounted_backends() -> list[type[Backend]]:
     """The installed backends of stores a sync client mounts as a local folder (the
     ``mlbackup.mounts`` entry points), for `Backend.mount_root()`; one that cannot be imported
     is left out (it serves no path then)."""
+    from .backend import Backend
+
     found = []
     for spec in _mount_specs():
         try:
-            found.append(_load(spec))
-        except ImportError:
+            backend = _load(spec)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break every backup
+            _warn_once(spec, f"could not be imported ({exc})")
             continue
+        if not (isinstance(backend, type) and issubclass(backend, Backend)):
+            _warn_once(spec, "is not a Backend subclass")
+            continue
+        found.append(backend)
     return found
+
+
+@functools.cache
+def _warn_once(spec: str, problem: str) -> None:
+    import logging
+
+    logging.getLogger("mlbackup").warning(
+        "the mounted store %s (entry point group %s) %s; it is ignored", spec, MOUNTS_GROUP, problem
+    )
 
 
 def available_backends() -> list[str]:
