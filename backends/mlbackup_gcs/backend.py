@@ -185,8 +185,8 @@ class GCSBackend(BucketBackend):
     def _put_resumable(self, local_path: Path, key: str, expected: str | None) -> ObjectInfo:
         total = local_path.stat().st_size
         session = _Resumable(self.fs, self.bucket, self.object_name(key), total)
-        # The declared total must hold: a file that grew or shrank since stat() is caught
-        # below as a size mismatch, and the engine reads it again.
+        # The declared total must hold: a file that grew or shrank since stat() fails the
+        # session's finish (and is aborted), and the engine reads it again.
         size, digest, stored = self.send_in_parts(
             session, local_path, total=total, expected=expected, part_size=self.part_size
         )

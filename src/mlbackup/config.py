@@ -54,8 +54,8 @@ _ENV_KEYS = {
     "MLBACKUP_KEEP_LAST": "keep_last",
     "MLBACKUP_INCLUDE_CREDENTIAL_FILES": "include_credential_files",
 }
-# Read elsewhere, but still ours: known so that a typo in any other MLBACKUP_ name is caught.
-# Read elsewhere (mlbackup.name_lock, mlbackup.crashpoints), not settings.
+# Read elsewhere (mlbackup.name_lock, mlbackup.crashpoints), not settings, but still ours:
+# known so that a typo in any other MLBACKUP_ name is caught.
 _OTHER_ENV = {"MLBACKUP_CONFIG", "MLBACKUP_CRASH_AT", "MLBACKUP_LOCK_DIR"}
 
 
