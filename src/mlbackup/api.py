@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,17 +29,19 @@ TargetArg = BackupTarget | str | PathLike[str] | None
 log = logging.getLogger("mlbackup")
 
 
-def _nearby(path: Path) -> str:
-    """A few names in the nearest existing folder above ``path``, for a typo's sake."""
+def _nearby(path: Path, shown: int = 8) -> str:
+    """A few names in the nearest existing folder above ``path``, for a typo's sake (the
+    first ones listed: a folder of thousands of checkpoints is not read whole for a log line)."""
     folder = path.absolute().parent
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
     try:
-        names = sorted(p.name for p in folder.iterdir())
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in itertools.islice(entries, shown + 1))
     except OSError:
         return "?"
-    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    return f"{folder}: {shown or 'nothing'}"
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{folder}: {listed or 'nothing'}"
 
 
 def open_target_for(
@@ -121,11 +125,13 @@ def immediate_backup_if_needed(
         )
     source = Path(path)
     if not source.exists():
-        # Usually a step that made nothing, sometimes a mistyped path: say which, once.
-        log.info(
-            "immediate backup skipped: %s does not exist (nothing made yet, or a mistyped "
-            "path? the folder holds: %s)", source.absolute(), _nearby(source),
-        )  # fmt: skip
+        # Usually a step that made nothing, sometimes a mistyped path: say which. This runs
+        # before every step's output exists, so the folder is listed only for a logged line.
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "immediate backup skipped: %s does not exist (nothing made yet, or a mistyped "
+                "path? the folder holds: %s)", source.absolute(), _nearby(source),
+            )  # fmt: skip
         return BackupResult(
             BackupStatus.SKIPPED_MISSING, name=name, source=source, reason=f"{source} not found"
         )
