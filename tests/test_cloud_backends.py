@@ -11,6 +11,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -338,3 +339,50 @@ def test_no_browsable_tree_when_asked_for_none(store, checkpoint, tmp_path):
     assert (tmp_path / "out" / "weights.bin").read_bytes() == (
         checkpoint / "weights.bin"
     ).read_bytes()
+
+
+def test_the_s3_test_server_lets_one_of_two_racing_creators_win(s3_server, s3_bucket, monkeypatch):
+    """As S3 does: of two create-only PUTs of one key at once, exactly one succeeds and the key
+    holds its bytes. moto alone checks, then writes: here the first creator pauses between
+    its check and its write until the second has checked (or 2 s, when the server serialises
+    them), which let both succeed before the server made the pair atomic."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+    from moto.s3.models import S3Backend
+
+    key = "race/1.json"
+    writing, second_checked = threading.Event(), threading.Event()
+    put_object, get_object = S3Backend.put_object, S3Backend.get_object
+
+    def pausing_put(self, bucket, name, *args, **kwargs):
+        if name == key and not writing.is_set():
+            writing.set()
+            second_checked.wait(timeout=2)
+        return put_object(self, bucket, name, *args, **kwargs)
+
+    def noting_get(self, bucket, name, *args, **kwargs):
+        if name == key and writing.is_set():
+            second_checked.set()
+        return get_object(self, bucket, name, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", pausing_put)
+    monkeypatch.setattr(S3Backend, "get_object", noting_get)
+
+    def create(i):
+        if i == 1:
+            writing.wait(timeout=30)  # the first creator is between its check and its write
+        try:
+            s3_server.client().put_object(
+                Bucket=s3_bucket, Key=key, Body=b"%d" % i, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+            return None
+        return i
+
+    with ThreadPoolExecutor(2) as pool:
+        winners = [i for i in pool.map(create, range(2)) if i is not None]
+    monkeypatch.undo()
+    assert winners == [0]
+    assert s3_server.client().get_object(Bucket=s3_bucket, Key=key)["Body"].read() == b"0"

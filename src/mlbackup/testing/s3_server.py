@@ -10,14 +10,20 @@ Needs ``moto[server]`` (in the ``testing`` extra). Use it from pytest through th
 moto accepts any credentials by default. `MotoS3Server.requiring_signatures()` switches
 on moto's IAM mode, where S3 answers a wrong key or secret as AWS does (``InvalidAccessKeyId``,
 ``SignatureDoesNotMatch``), and `MotoS3Server.create_access_key()` makes a valid pair.
+
+S3 decides a conditional PUT (``If-None-Match: *``, ``If-Match``) atomically; moto checks and
+then writes, so two writers racing to create one key could both be told they made it (seen
+under parallel test runs: the second manifest replaced the first). The server serialises
+conditional PUTs, as the real store behaves.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,29 +36,59 @@ DEFAULT_KEY = "mlbackup-test-key"
 DEFAULT_SECRET = "mlbackup-test-secret"  # noqa: S105 - moto accepts any
 
 
+class _AtomicConditionalPuts:
+    """WSGI middleware: conditional PUTs run one at a time, each check-and-write whole."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
+        if environ.get("REQUEST_METHOD") != "PUT" or not conditional:
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))  # answered inside the lock
+
+
 class MotoS3Server(LoopbackServer):
     """moto's S3 server on 127.0.0.1 and a free port, started in this process."""
 
     def __init__(self) -> None:
         self._server: Any = None
+        self._thread: threading.Thread | None = None
         self.endpoint_url = ""
 
     def start(self) -> MotoS3Server:
         """Start the server; returns ``self``."""
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         # One log line per request on stderr otherwise (werkzeug's access log).
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        app = _AtomicConditionalPuts(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-s3", daemon=True
+        )
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
         """Stop the server."""
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            if self._thread is not None:
+                self._thread.join()
+            self._server.server_close()
             self._server = None
 
     def _post(self, path: str, body: bytes = b"") -> bytes:
