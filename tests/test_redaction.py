@@ -81,3 +81,22 @@ def test_credentials_in_the_shape_of_request_headers_are_hidden_whatever_their_s
     for leaked in ("ASIAMETADATA1234567", "IQoJb3JpZ2luX2VjMETADATATOKEN", "ya29.metadata"):
         assert leaked not in cleaned
     assert "Credential=***" in cleaned
+
+
+def test_a_credential_beside_a_large_request_body_is_hidden():
+    """botocore's DEBUG record of a part upload holds the part's bytes and its headers."""
+    body = repr(bytes(range(256)) * 4096)  # a 1 MiB part as botocore prints it
+    text = f"{{'body': {body}, 'headers': {{'Authorization': 'AWS4-HMAC-SHA256 "
+    text += "Credential=AKIABODYNEIGHBOUR/20261201/us-east-1/s3', 'X-Amz-Security-Token': "
+    text += "'IQoJbodyNeighbourToken'}}"
+    cleaned = redact(text)
+    assert "AKIABODYNEIGHBOUR" not in cleaned and "IQoJbodyNeighbourToken" not in cleaned
+    assert cleaned.startswith("{'body': " + body)  # the rest is untouched
+
+
+def test_credentials_after_letters_that_lower_to_two_characters_are_hidden():
+    # "İ".lower() is two characters: positions in the lowered text would point past the key.
+    text = "İstanbul İzmir Credential=ASIAUNICODEKEY12345/x Authorization: Bearer tok-unicode-1"
+    cleaned = redact(text)
+    assert "ASIAUNICODEKEY12345" not in cleaned and "tok-unicode-1" not in cleaned
+    assert cleaned.startswith("İstanbul İzmir Credential=***/x")
