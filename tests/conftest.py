@@ -49,7 +49,9 @@ pytest_plugins = ["mlbackup.testing.fixtures", "figures"]
 
 
 def pytest_collection_modifyitems(config, items):
-    """Soak trials run only when asked for (``pytest -m soak``), never in CI."""
+    """Slow tests first, so parallel workers (``-n``) do not end on one long test while the
+    others idle; soak trials run only when asked for (``pytest -m soak``), never in CI."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: else as written
     if "soak" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="soak trial: run with -m soak")

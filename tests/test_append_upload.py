@@ -58,6 +58,7 @@ def test_only_the_appended_bytes_go_up(store, request, tmp_path):
     assert target.backend.list_dir(tmp_prefix()) == []  # no temp object left behind
 
 
+@pytest.mark.slow
 def test_a_file_changed_inside_is_sent_whole(s3, tmp_path):
     proxy, target = s3
     path = tmp_path / "weights.bin"

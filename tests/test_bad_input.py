@@ -306,6 +306,7 @@ def test_a_manifest_too_large_to_load_is_refused_early(tmp_path, monkeypatch, fi
     figures.add("hostile or damaged restores")
 
 
+@pytest.mark.slow
 def test_a_manifest_of_many_entries_is_read_quickly(tmp_path):
     """200,000 entries (a dataset folder): parsed and checked in seconds, not 25."""
     import time

@@ -67,6 +67,7 @@ def test_usage_error_exit_code_and_module_entry(tmp_path):
     assert json.loads(ok.stdout)["backups"] == []
 
 
+@pytest.mark.slow
 def test_demo_runs_to_its_summary(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "mlbackup", "demo", "--workdir", str(tmp_path / "demo")],
@@ -101,6 +102,7 @@ def test_restoring_from_a_folder_with_no_backups_says_so(tmp_path, capsys):
     assert "holds no backups at all" in err and "does not exist" in err
 
 
+@pytest.mark.slow
 def test_the_demo_takes_storage_options_like_every_command(s3_server, s3_bucket, tmp_path, capsys):
     options = s3_server.storage_options()
     argv = ["demo", "--to", f"s3://{s3_bucket}/demo", "--workdir", str(tmp_path / "w"), "--json"]

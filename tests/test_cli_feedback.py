@@ -156,6 +156,7 @@ def on_a_terminal(args, cwd):
     return proc.wait(timeout=60), stdout, seen.decode()
 
 
+@pytest.mark.slow
 def test_a_slow_transfer_draws_a_progress_bar_on_a_terminal_only(
     project, outputs, s3_server, s3_bucket
 ):

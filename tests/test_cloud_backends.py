@@ -193,6 +193,7 @@ def test_gcs_without_any_credentials_says_how_to_log_in(
         open_target(f"gs://{gcs_bucket}/run", endpoint_url=gcs_server.endpoint_url)
 
 
+@pytest.mark.slow
 def test_s3_large_file_goes_up_in_verified_parts(s3_store, tmp_path):
     data = os.urandom(12 * MiB + 5)
     big = tmp_path / "model.safetensors"
@@ -231,6 +232,7 @@ def _failing_after_first_part(real_read_parts):
     return read_parts
 
 
+@pytest.mark.slow
 def test_s3_failed_multipart_upload_is_aborted_and_old_data_stays(s3_store, tmp_path, monkeypatch):
     big = tmp_path / "model.bin"
     big.write_bytes(os.urandom(11 * MiB))
@@ -288,6 +290,7 @@ def _cli_options(store):
     return pairs
 
 
+@pytest.mark.slow
 def test_cli_against_the_store(store, checkpoint, tmp_path):
     url = f"{store.scheme}://{store.bucket}/cli"
     options = _cli_options(store)

@@ -219,6 +219,7 @@ def _fails_typed_within_the_deadline(url, options, proxy, model, when):
     return AssertionError("the backup did not fail")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["s3", "gcs"])
 def test_a_silent_store_fails_a_backup_typed_within_the_deadline(request, store, model, figures):
     """From the first byte, and after the target is open; both at once (each behind its own
@@ -312,6 +313,7 @@ def test_ctrl_c_during_an_s3_upload_leaves_no_incomplete_upload(
     assert uploads == []
 
 
+@pytest.mark.slow
 def test_the_next_backup_aborts_stale_multipart_uploads_under_its_prefix(
     s3_server, s3_bucket, tmp_path, monkeypatch
 ):

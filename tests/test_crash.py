@@ -136,6 +136,7 @@ def kill_then_recover(committed, tmp_path, figures, options=None, **kill):
     return outcome
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["s3", "gs"], indirect=True)
 def test_kill_mid_part_upload_leaves_no_half_object(store, tmp_path, figures):
     url, options = store

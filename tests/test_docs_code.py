@@ -72,6 +72,7 @@ def logging_as_it_was():
     ours.setLevel(level)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGE_IDS)
 @pytest.mark.usefixtures("logging_as_it_was")
 def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 def test_same_folder_to_local_s3_and_gcs_changing_only_the_url():
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "backup_anywhere.py")],
@@ -39,6 +40,7 @@ def run_step(script, cwd, target, *args):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_the_four_workflow_steps_each_resume_on_a_fresh_machine(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("torch")

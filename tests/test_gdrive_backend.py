@@ -40,6 +40,7 @@ def _grow(db, trial):
     con.close()
 
 
+@pytest.mark.slow
 def test_twenty_backups_leave_one_drive_file_and_restore_the_newest(
     drive_api, target, tmp_path, monkeypatch
 ):

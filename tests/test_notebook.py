@@ -10,6 +10,7 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "colab_quickstart.ipynb"
 
 
+@pytest.mark.slow
 def test_the_colab_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # The install cell is for Colab: here mlbackup is the project itself, already installed.

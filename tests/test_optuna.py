@@ -46,6 +46,7 @@ def test_sqlite_path_forms():
         sqlite_path("postgresql://host/db")
 
 
+@pytest.mark.slow
 def test_killed_after_trial_17_resumes_with_the_first_17_intact(tmp_path):
     db = tmp_path / "run1" / "study.db"
     db.parent.mkdir()
@@ -126,6 +127,7 @@ def complete_trials(db):
         return conn.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 def test_live_study_under_four_writers(tmp_path, journal, figures):
     db = tmp_path / "study.db"

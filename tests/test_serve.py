@@ -10,6 +10,7 @@ import sys
 import pytest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["s3", "gcs", "gdrive"])
 def test_a_served_store_takes_the_printed_command(store, tmp_path):
     server = subprocess.Popen(

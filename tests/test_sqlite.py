@@ -72,6 +72,7 @@ def test_wal_changes_are_seen_and_sidecars_not_sent(tmp_path):
     assert count(tmp_path / "out" / "study.db") == 12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 def test_snapshots_under_a_live_writer_are_sound(tmp_path, journal, figures):
     db = tmp_path / "study.db"
