@@ -7,58 +7,24 @@ import shutil
 
 import pytest
 
-torch = pytest.importorskip("torch")
-L = pytest.importorskip("lightning.pytorch")
-
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-
-from mlbackup import BackupConfig, open_target, restore  # noqa: E402
-from mlbackup.integrations.lightning import (  # noqa: E402
-    BackupCheckpointCallback,
-    resume_checkpoint,
-)
-from mlbackup.testing.faulty_fs import faulty_target  # noqa: E402
+from mlbackup import BackupConfig, open_target, restore
+from mlbackup.integrations.lightning import BackupCheckpointCallback, resume_checkpoint
+from mlbackup.testing.faulty_fs import faulty_target
 
 # Lightning's advice about tiny runs (few batches, no logger, non-resumable loader) is noise here.
 pytestmark = pytest.mark.filterwarnings(
     "ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning"
 )
-logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
 
-class Tiny(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-        self.steps_started = []
+@pytest.fixture(scope="module")
+def fit():
+    """Train the tiny model (imported here, only where a test of this module runs)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("lightning.pytorch")
+    from lightning_tiny import fit
 
-    def training_step(self, batch, batch_idx):
-        self.steps_started.append(self.global_step)
-        x, y = batch
-        return torch.nn.functional.mse_loss(self.layer(x), y)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    def train_dataloader(self):
-        g = torch.Generator().manual_seed(0)
-        data = torch.utils.data.TensorDataset(torch.randn(64, 4, generator=g), torch.randn(64, 1))
-        return torch.utils.data.DataLoader(data, batch_size=4)
-
-
-def fit(dirpath, max_steps, backup, ckpt_path=None):
-    torch.manual_seed(0)
-    model = Tiny()
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[ModelCheckpoint(dirpath=dirpath, every_n_train_steps=2, save_last=True), backup],
-    )
-    trainer.fit(model, ckpt_path=ckpt_path)
-    return model
+    return fit
 
 
 @pytest.fixture
@@ -76,7 +42,7 @@ EVERY_SAVE = [
 
 @pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
 def test_checkpoints_are_backed_up_and_a_fresh_machine_resumes_from_the_newest(
-    tmp_path, config, background
+    tmp_path, config, background, fit
 ):
     ckpt = tmp_path / "ckpt"
     target = tmp_path / "target"
@@ -108,7 +74,7 @@ def test_checkpoints_are_backed_up_and_a_fresh_machine_resumes_from_the_newest(
     assert resumed.steps_started == [6, 7]  # continued from step 6, not from scratch
 
 
-def test_a_dead_store_never_stops_training(tmp_path, config, caplog):
+def test_a_dead_store_never_stops_training(tmp_path, config, caplog, fit):
     ckpt = tmp_path / "ckpt"
     target, faults = faulty_target(tmp_path / "target")
     for opening in ("open", "open_unnamed"):  # every write refused

@@ -8,50 +8,19 @@ import shutil
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from mlbackup import BackupConfig, open_target, restore  # noqa: E402
-from mlbackup.integrations.transformers import (  # noqa: E402
-    BackupTrainerCallback,
-    resume_checkpoint,
-)
-from mlbackup.testing.faulty_fs import faulty_target  # noqa: E402
-
-transformers.logging.set_verbosity_error()
+from mlbackup import BackupConfig, open_target, restore
+from mlbackup.integrations.transformers import BackupTrainerCallback, resume_checkpoint
+from mlbackup.testing.faulty_fs import faulty_target
 
 
-class StepCounter(transformers.TrainerCallback):
-    def __init__(self):
-        self.steps = []
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny model's module (imported here, only where a test of this module runs)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import transformers_tiny
 
-    def on_step_end(self, args, state, control, **kwargs):
-        self.steps.append(state.global_step)
-
-
-def tiny_trainer(output_dir, max_steps, callbacks, **overrides):
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2, use_cache=False
-    )
-    model = transformers.GPT2LMHeadModel(config)
-    ids = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(1))
-    data = [{"input_ids": row, "labels": row} for row in ids]
-    args = transformers.TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=max_steps,
-        save_steps=2,
-        save_total_limit=1,  # the Trainer deletes all but the newest checkpoint folder
-        per_device_train_batch_size=2,
-        logging_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        dataloader_num_workers=0,
-        **overrides,
-    )
-    return transformers.Trainer(
-        model=model, args=args, train_dataset=data, eval_dataset=data[:2], callbacks=callbacks
-    )
+    return transformers_tiny
 
 
 @pytest.fixture
@@ -60,12 +29,12 @@ def config(tmp_path):
 
 
 def test_each_checkpoint_and_the_final_model_are_backed_up_and_a_fresh_machine_resumes(
-    tmp_path, config
+    tmp_path, config, tiny
 ):
     out = tmp_path / "outputs"
     target = tmp_path / "target"
     callback = BackupTrainerCallback(target, config=config)
-    trainer = tiny_trainer(out, 6, [callback])
+    trainer = tiny.tiny_trainer(out, 6, [callback])
     assert resume_checkpoint(out, target=target, config=config) is None  # the first run
     trainer.train()
     callback.close()
@@ -94,8 +63,8 @@ def test_each_checkpoint_and_the_final_model_are_backed_up_and_a_fresh_machine_r
     shutil.rmtree(out)
     resume_from = resume_checkpoint(out, target=target, config=config)
     assert resume_from == str(out / "checkpoint-6")
-    steps = StepCounter()
-    resumed = tiny_trainer(out, 8, [BackupTrainerCallback(target, config=config), steps])
+    steps = tiny.StepCounter()
+    resumed = tiny.tiny_trainer(out, 8, [BackupTrainerCallback(target, config=config), steps])
     resumed.train(resume_from_checkpoint=resume_from)
     assert steps.steps == [7, 8]  # continued from step 6, not from scratch
 
@@ -113,14 +82,16 @@ def test_each_checkpoint_and_the_final_model_are_backed_up_and_a_fresh_machine_r
     ],
     ids=["every-2-steps", "best-only"],
 )
-def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(tmp_path, config, strategy):
+def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(
+    tmp_path, config, strategy, tiny
+):
     # Each write to the store is slow, so a backup is still running when the next save comes
     # and rotation deletes its folder, unless the callback waits for it first.
     out = tmp_path / "outputs"
     target, faults = faulty_target(tmp_path / "target")
     faults.slow("open_unnamed", 0.05, path_contains="/target/")  # every object written
     with BackupTrainerCallback(target, config=config, final_dir=None) as callback:
-        tiny_trainer(out, 6, [callback], **strategy).train()
+        tiny.tiny_trainer(out, 6, [callback], **strategy).train()
     (kept,) = out.glob("checkpoint-*")
     expected = {p.name for p in kept.iterdir()}
     assert len(callback.sent) >= 2  # at least one save came while an earlier one was sent
@@ -130,11 +101,13 @@ def test_a_slow_store_still_gets_whole_checkpoints_despite_rotation(tmp_path, co
     assert callback.failures == {}
 
 
-def test_a_newer_complete_local_checkpoint_wins_and_a_partial_one_is_ignored(tmp_path, config):
+def test_a_newer_complete_local_checkpoint_wins_and_a_partial_one_is_ignored(
+    tmp_path, config, tiny
+):
     out = tmp_path / "outputs"
     target = tmp_path / "target"
     with BackupTrainerCallback(target, config=config, final_dir=None) as callback:
-        tiny_trainer(out, 2, [callback]).train()
+        tiny.tiny_trainer(out, 2, [callback]).train()
     (out / "checkpoint-9").mkdir()  # a save that died before writing trainer_state.json
     assert resume_checkpoint(out, target=target, config=config) == str(out / "checkpoint-2")
     newer = out / "checkpoint-4"
@@ -142,23 +115,23 @@ def test_a_newer_complete_local_checkpoint_wins_and_a_partial_one_is_ignored(tmp
     assert resume_checkpoint(out, target=target, config=config) == str(newer)
 
 
-def test_nothing_is_sent_when_backup_is_disabled(tmp_path):
+def test_nothing_is_sent_when_backup_is_disabled(tmp_path, tiny):
     target = tmp_path / "target"
     config = BackupConfig(source_root=tmp_path, enabled=False)
     with BackupTrainerCallback(target, config=config) as callback:
-        tiny_trainer(tmp_path / "outputs", 2, [callback]).train()
+        tiny.tiny_trainer(tmp_path / "outputs", 2, [callback]).train()
     assert (tmp_path / "outputs" / "checkpoint-2").is_dir()
     assert callback.sent == [] and open_target(str(target)).names() == []
 
 
-def test_a_dead_store_never_stops_training(tmp_path, config, caplog):
+def test_a_dead_store_never_stops_training(tmp_path, config, caplog, tiny):
     out = tmp_path / "outputs"
     target, faults = faulty_target(tmp_path / "target")
     for opening in ("open", "open_unnamed"):  # every write refused
         faults.fail(opening, errno.EACCES, path_contains="/target/", times=1000)
     callback = BackupTrainerCallback(target, config=config, final_dir=None)
     with caplog.at_level(logging.ERROR, logger="mlbackup"):
-        tiny_trainer(out, 4, [callback]).train()
+        tiny.tiny_trainer(out, 4, [callback]).train()
         callback.close()
     assert (out / "checkpoint-4" / "trainer_state.json").is_file()  # training finished
     assert set(callback.failures) == {"outputs/checkpoint-2", "outputs/checkpoint-4"}
