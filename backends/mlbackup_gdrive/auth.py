@@ -175,4 +175,27 @@ def build_service(gauth: Any, api_endpoint: str | None, http: Any) -> Any:
         document["rootUrl"] = root
         document["mtlsRootUrl"] = root
         document["baseUrl"] = root + document["servicePath"]
-    return build_from_document(document, http=http)
+    return _BuiltOnce(build_from_document(document, http=http), set(document["resources"]))
+
+
+class _BuiltOnce:
+    """The Drive service, each of its resource collections (``files()``, ``about()``, ...)
+    built once: googleapiclient builds one anew on every call, every method with its
+    docstring, about 6 ms of CPU per request here."""
+
+    def __init__(self, service: Any, resources: set[str]) -> None:
+        self._service = service
+        self._resources = resources
+        self._built: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._service, name)
+        if name not in self._resources:
+            return attribute
+
+        def resource() -> Any:
+            if name not in self._built:  # a race builds it twice, harmlessly
+                self._built[name] = attribute()
+            return self._built[name]
+
+        return resource
