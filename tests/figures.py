@@ -34,6 +34,10 @@ FIGURES = {
             "test_fault_sweep.py",
         },
     ),
+    "study snapshots taken from a database server while workers wrote": (
+        "inconsistent snapshots",
+        {"test_study_database.py"},
+    ),
     "versions committed by concurrent writers of one name": (
         "versions that did not restore exactly",
         {"test_many_writers.py"},

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from mlbackup import BackupTarget, TargetError
+from mlbackup import BackupTarget, TargetError, open_target, restore
 from mlbackup.background import BackgroundBackup, BackgroundBackupError
 from mlbackup.testing.memory import MemoryBackend
 
@@ -187,3 +187,29 @@ bg.submit(sys.argv[2] + "/b.txt", "b.txt")
     assert "ERROR at exit: b.txt NOT committed: still being sent" in done.stderr
     assert "the last committed version is none from this run" in done.stderr
     assert "ERROR at exit: c.txt NOT committed:" in done.stderr and "does not exist" in done.stderr
+
+
+def test_prepare_writes_the_file_in_the_worker_and_its_failure_fails_the_backup(tmp_path):
+    """How a database-server snapshot is taken: off the caller's thread, just before sending."""
+    snapshot = tmp_path / "snapshot.db"
+    threads = []
+
+    def take_snapshot():
+        threads.append(threading.current_thread().name)
+        snapshot.write_text(f"state {len(threads)}")
+
+    def broken():
+        raise RuntimeError("the database server is down")
+
+    with BackgroundBackup(tmp_path / "target") as bg:
+        first = bg.submit(snapshot, "study.db", prepare=take_snapshot)
+        bg.flush()
+        assert first.result().status.value == "copied"
+        assert threads == ["mlbackup-background"]
+        failed = bg.submit(snapshot, "study.db", prepare=broken)
+        with pytest.raises(BackgroundBackupError, match="database server is down"):
+            bg.flush()
+        assert isinstance(failed.exception(), RuntimeError)
+    restore("study.db", tmp_path / "back.db", target=tmp_path / "target")
+    assert (tmp_path / "back.db").read_text() == "state 1"
+    assert open_target(tmp_path / "target").versions("study.db") == [1]

@@ -75,7 +75,7 @@ def logging_as_it_was():
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGE_IDS)
 @pytest.mark.usefixtures("logging_as_it_was")
-def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
+def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch, request):
     """In a project folder holding the outputs the pages name, with a Drive mount where Colab
     has one (``/content/drive`` maps to a folder of the test)."""
     project = tmp_path / "project"
@@ -90,6 +90,8 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     monkeypatch.setenv("MLBACKUP_SOURCE_ROOT", str(project))
     monkeypatch.setenv("MLBACKUP_DRIVE_MOUNT_ROOT", str(drive))
     namespace = readers_own(tmp_path)
+    if "DATABASE_URL" in (ROOT / page).read_text():  # a study on a real database server
+        namespace["DATABASE_URL"] = request.getfixturevalue("postgres_database")
     ran = 0
     for line, code, why in blocks(ROOT / page):
         if why is not None:

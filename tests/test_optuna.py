@@ -1,7 +1,6 @@
 """Optuna: the callback, the resume helper, and a study killed mid-run that resumes intact."""
 
 import json
-import multiprocessing
 import signal
 import sqlite3
 import subprocess
@@ -10,6 +9,7 @@ from contextlib import closing
 
 import optuna
 import pytest
+from study_workers import study_workers
 
 from mlbackup import BackupConfig, open_target, restore
 from mlbackup.background import BackgroundBackup
@@ -135,25 +135,11 @@ def test_live_study_under_four_writers(tmp_path, journal, figures):
         conn.execute(f"PRAGMA journal_mode={journal}")
     storage = f"sqlite:///{db}"
     optuna.create_study(study_name="live", storage=storage)
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    readies = [ctx.Event() for _ in range(4)]
-    procs = [ctx.Process(target=worker, args=(storage, stop, r)) for r in readies]
-    for p in procs:
-        p.start()
     submitted = []
-    try:
-        for ready in readies:
-            assert ready.wait(120)
-        with BackgroundBackup(tmp_path / "target") as bg:
-            for _ in range(50):
-                submitted.append((complete_trials(db), bg.submit(db, "study.db")))
-            bg.flush(timeout=300)
-    finally:
-        stop.set()
-        for p in procs:
-            p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0], "a writer failed (database is locked?)"
+    with study_workers(worker, storage), BackgroundBackup(tmp_path / "target") as bg:
+        for _ in range(50):
+            submitted.append((complete_trials(db), bg.submit(db, "study.db")))
+        bg.flush(timeout=300)
     checked = {}
     for at_submit, future in submitted:
         version = future.result().version

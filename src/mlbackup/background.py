@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,6 +84,7 @@ class _Job:
     futures: list[Future[BackupResult]]
     since: float
     missing_ok: bool = False
+    prepare: Callable[[], object] | None = None
 
 
 class BackgroundBackup(ClosingContext):
@@ -158,7 +160,12 @@ class BackgroundBackup(ClosingContext):
         return self._target
 
     def submit(
-        self, path: PathArg, name: str | None = None, *, missing_ok: bool = False
+        self,
+        path: PathArg,
+        name: str | None = None,
+        *,
+        missing_ok: bool = False,
+        prepare: Callable[[], object] | None = None,
     ) -> Future[BackupResult]:
         """Queue a backup of ``path``; returns a future of its
         [`BackupResult`][mlbackup.BackupResult].
@@ -166,7 +173,9 @@ class BackgroundBackup(ClosingContext):
         Returns in microseconds unless ``max_pending`` distinct names are already waiting.
         If ``name`` is already queued, this submission joins it and the newest state is sent.
         With ``missing_ok``, a path gone before its turn (a checkpoint the trainer rotated away)
-        resolves as ``SKIPPED_MISSING`` instead of failing.
+        resolves as ``SKIPPED_MISSING`` instead of failing. ``prepare``, if given, runs in the
+        worker just before the backup (it writes ``path``: a database snapshot, say), so the
+        newest submission's runs and an older one's never does; its failure fails the backup.
         """
         source = Path(path)
         backup_name = name if name is not None else default_name(source, self._config.source_root)
@@ -184,6 +193,7 @@ class BackgroundBackup(ClosingContext):
                 self._queue[backup_name] = job
             job.path = source
             job.missing_ok = missing_ok
+            job.prepare = prepare
             job.futures.append(future)
             status = self._status.setdefault(backup_name, NameStatus(backup_name))
             status.pending = True
@@ -207,6 +217,12 @@ class BackgroundBackup(ClosingContext):
                 self._lock.notify_all()
 
     def _run(self, job: _Job) -> None:
+        if job.prepare is not None:
+            try:
+                job.prepare()
+            except Exception as exc:  # noqa: BLE001 - recorded and raised at flush, by design
+                self._failed(job, exc)
+                return
         delay = self._backoff
         for attempt in range(self._retries + 1):
             try:

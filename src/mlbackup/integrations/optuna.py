@@ -14,6 +14,7 @@ Optuna is imported only when these are used (``pip install "mlbackup[optuna]"``)
 from __future__ import annotations
 
 import pickle
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -23,11 +24,17 @@ from ..background import BackgroundBackup
 from ..closing import ClosingContext
 from ..config import BackupConfig, load_config
 from ..errors import ConfigError
+from .study_database import (
+    check_server_url,
+    is_server_url,
+    load_study_database,
+    snapshot_study_database,
+)
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["BackupCallback", "resume_study", "sqlite_path"]
+__all__ = ["BackupCallback", "resume_study", "server_backup_name", "sqlite_path"]
 
 
 def sqlite_path(storage: str | Path) -> Path:
@@ -55,6 +62,18 @@ def sqlite_path(storage: str | Path) -> Path:
     return Path(path)
 
 
+def server_backup_name(storage: str) -> str:
+    """The name on the target of the snapshots of a study on a database server: its
+    database's name, as a SQLite file.
+
+    Examples:
+        >>> server_backup_name("postgresql://optuna:secret@db.internal:5432/hpo")
+        'hpo.db'
+    """
+    database = urlsplit(storage).path.strip("/")
+    return f"{database or 'study'}.db"
+
+
 def _sqlite_url(storage: str | Path) -> str:
     text = str(storage)
     return text if "://" in text else f"sqlite:///{text}"
@@ -71,10 +90,14 @@ class BackupCallback(ClosingContext):
     Args:
         target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
             one.
-        storage: the study's SQLite storage URL (or the database path).
+        storage: the study's storage URL: SQLite (or the database path), or a database server
+            (``postgresql://...``, ``mysql+pymysql://...``), whose study tables are read in one
+            snapshot and backed up as an Optuna SQLite database (see
+            `mlbackup.integrations.study_database`).
         every_n_trials: back up after every N-th finished trial.
         background: send from a worker thread (True) or inline (False).
-        name: the database's name on the target; default: its path relative to the source root.
+        name: the database's name on the target; default: its path relative to the source root
+            (for a server, `server_backup_name()`).
         sampler_path: if given, the study's sampler is pickled there and backed up with the
             database, so a resumed study samples reproducibly (see `resume_study()`).
         config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
@@ -106,7 +129,15 @@ class BackupCallback(ClosingContext):
     ) -> None:
         if every_n_trials < 1:
             raise ConfigError(f"every_n_trials must be at least 1, got {every_n_trials}")
-        self.db_path = sqlite_path(storage)
+        self.server_url = str(storage) if is_server_url(storage) else None
+        if self.server_url is not None:
+            check_server_url(self.server_url)  # a kind we cannot snapshot fails here, not later
+            # Snapshots are written here, then backed up under the database's name.
+            self._snapshots = tempfile.TemporaryDirectory(prefix="mlbackup-study-")
+            self.db_path = Path(self._snapshots.name) / "study.db"
+            name = name or server_backup_name(self.server_url)
+        else:
+            self.db_path = sqlite_path(storage)
         self.sampler_path = Path(sampler_path) if sampler_path is not None else None
         self.every_n_trials = every_n_trials
         self.name = name
@@ -131,18 +162,25 @@ class BackupCallback(ClosingContext):
             return
         if self.sampler_path is not None:
             _save_sampler(study.sampler, self.sampler_path)
-        paths: list[tuple[Path, str | None]] = [(self.db_path, self.name)]
+        snapshot = self._snapshot if self.server_url is not None else None
+        paths: list[tuple[Path, str | None, Any]] = [(self.db_path, self.name, snapshot)]
         if self.sampler_path is not None:
-            paths.append((self.sampler_path, None))
-        for path, name in paths:
+            paths.append((self.sampler_path, None, None))
+        for path, name, prepare in paths:
             if self._background is not None:
-                self._background.submit(path, name)
+                self._background.submit(path, name, prepare=prepare)
             else:
+                if prepare is not None:
+                    prepare()
                 immediate_backup_if_needed(
                     path, target=self._target, name=name, config=self._config,
                     keep_last=self._keep_last,
                 )  # fmt: skip
         self.backups_submitted += 1
+
+    def _snapshot(self) -> None:
+        assert self.server_url is not None
+        snapshot_study_database(self.server_url, self.db_path)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait for pending backups; raise any failure since the last flush."""
@@ -157,6 +195,8 @@ class BackupCallback(ClosingContext):
         finally:
             if self._owns_target:
                 self._target.close()
+            if self.server_url is not None:
+                self._snapshots.cleanup()
 
 
 def _save_sampler(sampler: Any, path: Path) -> None:
@@ -184,9 +224,14 @@ def resume_study(
     ``optuna.create_study(..., load_if_exists=True)`` returns the study, so the first run and
     every resumed run use the same line.
 
+    With a database server's URL (``postgresql://...``), a study the database lacks is copied
+    in from the newest snapshot `BackupCallback` backed up (its RUNNING trials marked FAIL);
+    a study the database holds is left as it is, running trials and all (other workers may be
+    running them).
+
     Args:
         study_name: the study's name.
-        storage: its SQLite storage URL (or database path).
+        storage: its storage URL: SQLite (or the database path), or a database server.
         target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
             one.
         name: the database's name on the target; default: its path relative to the source root.
@@ -207,6 +252,10 @@ def resume_study(
     import optuna
 
     cfg = config or load_config()
+    if is_server_url(storage):
+        return _resume_on_server(
+            study_name, str(storage), target, name, sampler, cfg, create_study_kwargs
+        )
     db = sqlite_path(storage)
     opened, owned = open_target_for(target, cfg)
     try:
@@ -229,7 +278,51 @@ def resume_study(
         load_if_exists=True,
         **create_study_kwargs,
     )
+    _fail_running(study, rdb)
+    return study
+
+
+def _fail_running(study: optuna.Study, rdb: optuna.storages.BaseStorage) -> None:
+    import optuna
+
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in running:
         rdb.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+
+
+def _resume_on_server(
+    study_name: str,
+    storage: str,
+    target: TargetArg,
+    name: str | None,
+    sampler: optuna.samplers.BaseSampler | None,
+    cfg: BackupConfig,
+    create_study_kwargs: dict[str, Any],
+) -> optuna.Study:
+    import optuna
+
+    check_server_url(storage)
+    rdb = optuna.storages.RDBStorage(storage)
+    restored = False
+    if study_name not in {s.study_name for s in rdb.get_all_studies()}:
+        opened, owned = open_target_for(target, cfg)
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlbackup-study-") as folder:
+                snapshot = Path(folder) / "study.db"
+                backup_name = name or server_backup_name(storage)
+                restore_if_missing(snapshot, target=opened, name=backup_name, config=cfg)
+                if snapshot.exists():
+                    restored = load_study_database(snapshot, storage, study_name)
+        finally:
+            if owned:
+                opened.close()
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=rdb,
+        sampler=sampler,
+        load_if_exists=True,
+        **create_study_kwargs,
+    )
+    if restored:  # the machines that ran its RUNNING trials are gone
+        _fail_running(study, rdb)
     return study

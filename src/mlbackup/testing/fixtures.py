@@ -13,11 +13,17 @@ for a bucket. Fixtures:
   ``drive_api``: the same server, emptied for this test.
 - ``google_token_server``: an `OAuthTokenServer`;
   ``gcs_key_file``: a service-account key file whose token endpoint is that server.
+- ``postgres_server``: a `PostgresServer` (a real PostgreSQL, from an installed one; the
+  tests using it are skipped where PostgreSQL is not installed, unless the environment sets
+  ``MLBACKUP_TESTS_NEED_POSTGRES=1``, as CI does, which makes its absence a failure);
+  ``postgres_database``: the URL of an empty database on it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +31,7 @@ import pytest
 
 from .drive_server import FakeDriveServer
 from .gcs_server import GCSEmulator, OAuthTokenServer, service_account_info
+from .postgres_server import PostgresServer, postgres_binaries
 from .s3_server import MotoS3Server
 
 __all__ = [
@@ -34,6 +41,8 @@ __all__ = [
     "gcs_key_file",
     "gcs_server",
     "google_token_server",
+    "postgres_database",
+    "postgres_server",
     "s3_bucket",
     "s3_server",
 ]
@@ -101,3 +110,21 @@ def drive_api(drive_api_server: FakeDriveServer) -> FakeDriveServer:
     """The fake Drive, empty, without faults or quota."""
     drive_api_server.reset()
     return drive_api_server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole session."""
+    if postgres_binaries() is None and os.environ.get("MLBACKUP_TESTS_NEED_POSTGRES") != "1":
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of an empty database of its own, dropped after the test."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
