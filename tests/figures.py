@@ -34,6 +34,10 @@ FIGURES = {
             "test_fault_sweep.py",
         },
     ),
+    "journal snapshots restored and replayed": (
+        "journals that did not replay",
+        {"test_optuna_journal.py"},
+    ),
     "study snapshots taken from a database server while workers wrote": (
         "inconsistent snapshots",
         {"test_study_database.py"},

@@ -13,6 +13,8 @@ Optuna is imported only when these are used (``pip install "mlbackup[optuna]"``)
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
 import tempfile
 from pathlib import Path
@@ -24,6 +26,7 @@ from ..background import BackgroundBackup
 from ..closing import ClosingContext
 from ..config import BackupConfig, load_config
 from ..errors import ConfigError
+from ..sources import APPEND_LOG_SUFFIXES
 from .study_database import (
     check_server_url,
     is_server_url,
@@ -34,7 +37,14 @@ from .study_database import (
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["BackupCallback", "resume_study", "server_backup_name", "sqlite_path"]
+__all__ = [
+    "BackupCallback",
+    "cut_torn_tail",
+    "is_journal_path",
+    "resume_study",
+    "server_backup_name",
+    "sqlite_path",
+]
 
 
 def sqlite_path(storage: str | Path) -> Path:
@@ -60,6 +70,21 @@ def sqlite_path(storage: str | Path) -> Path:
     if not path:
         raise ConfigError(f"{text!r} names no database file")
     return Path(path)
+
+
+def is_journal_path(storage: object) -> bool:
+    """Whether ``storage`` names the file of an Optuna ``JournalFileBackend`` (by its suffix:
+    ``.log``, ``.jsonl`` or ``.journal``), which is backed up as an append-only log.
+
+    Examples:
+        >>> is_journal_path("outputs/hpo/journal.log"), is_journal_path("sqlite:///study.db")
+        (True, False)
+    """
+    return (
+        isinstance(storage, (str, Path))
+        and "://" not in str(storage)
+        and (Path(storage).suffix in APPEND_LOG_SUFFIXES)
+    )
 
 
 def server_backup_name(storage: str) -> str:
@@ -90,7 +115,9 @@ class BackupCallback(ClosingContext):
     Args:
         target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
             one.
-        storage: the study's storage URL: SQLite (or the database path), or a database server
+        storage: the study's storage: a SQLite URL (or the database path), the path of a
+            ``JournalFileBackend`` file (``.log``: its complete records are sent, only what
+            was appended where the store can), or a database server
             (``postgresql://...``, ``mysql+pymysql://...``), whose study tables are read in one
             snapshot and backed up as an Optuna SQLite database (see
             `mlbackup.integrations.study_database`).
@@ -224,6 +251,11 @@ def resume_study(
     ``optuna.create_study(..., load_if_exists=True)`` returns the study, so the first run and
     every resumed run use the same line.
 
+    With the path of a ``JournalFileBackend`` file (``outputs/hpo/journal.log``), the journal is
+    restored the same way and the study opened on ``JournalStorage``; a journal whose last
+    record is torn (a writer died mid-write) keeps every complete record and loses the torn
+    tail, with a warning.
+
     With a database server's URL (``postgresql://...``), a study the database lacks is copied
     in from the newest snapshot `BackupCallback` backed up (its RUNNING trials marked FAIL);
     a study the database holds is left as it is, running trials and all (other workers may be
@@ -231,7 +263,8 @@ def resume_study(
 
     Args:
         study_name: the study's name.
-        storage: its storage URL: SQLite (or the database path), or a database server.
+        storage: its storage: a SQLite URL (or the database path), a journal file's path, or
+            a database server's URL.
         target: a [`BackupTarget`][mlbackup.BackupTarget], URL or folder; default: the configured
             one.
         name: the database's name on the target; default: its path relative to the source root.
@@ -256,7 +289,8 @@ def resume_study(
         return _resume_on_server(
             study_name, str(storage), target, name, sampler, cfg, create_study_kwargs
         )
-    db = sqlite_path(storage)
+    journal = is_journal_path(storage)
+    db = Path(storage) if journal else sqlite_path(storage)
     opened, owned = open_target_for(target, cfg)
     try:
         restore_if_missing(db, target=opened, name=name, config=cfg)
@@ -270,7 +304,14 @@ def resume_study(
     # On a fresh runtime with nothing to restore, the study's folder may not exist yet (the
     # notebook makes it later): SQLite would fail with "unable to open database file".
     db.parent.mkdir(parents=True, exist_ok=True)
-    rdb = optuna.storages.RDBStorage(_sqlite_url(storage))
+    rdb: optuna.storages.BaseStorage
+    if journal:
+        from optuna.storages.journal import JournalFileBackend
+
+        cut_torn_tail(db)
+        rdb = optuna.storages.JournalStorage(JournalFileBackend(str(db)))
+    else:
+        rdb = optuna.storages.RDBStorage(_sqlite_url(storage))
     study = optuna.create_study(
         study_name=study_name,
         storage=rdb,
@@ -280,6 +321,44 @@ def resume_study(
     )
     _fail_running(study, rdb)
     return study
+
+
+def cut_torn_tail(journal: str | Path) -> int:
+    """Cut a journal file after its last complete record (line); returns the bytes cut.
+
+    A writer that died mid-write leaves a torn record, which Optuna cannot read; every
+    complete record before it is kept.
+    """
+    path = Path(journal)
+    if not path.is_file():
+        return 0
+    with open(path, "r+b") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        # Look back for the last newline, a block at a time (records are small).
+        end, block = size, 1 << 16
+        while end > 0:
+            start = max(0, end - block)
+            f.seek(start)
+            found = f.read(end - start).rfind(b"\n")
+            if found >= 0:
+                end = start + found + 1
+                break
+            end = start
+        f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+    logging.getLogger("mlbackup").warning(
+        "journal %s ended in a torn record (a writer died mid-write): cut %d bytes after its "
+        "last complete record",
+        path,
+        size - end,
+    )
+    return size - end
 
 
 def _fail_running(study: optuna.Study, rdb: optuna.storages.BaseStorage) -> None:
