@@ -9,7 +9,11 @@ from contextlib import closing
 
 import optuna
 import pytest
-from study_workers import study_workers
+from study_workers import (
+    backups_while_they_run,
+    each_version_holds_what_was_finished,
+    study_workers,
+)
 
 from mlbackup import BackupConfig, open_target, restore
 from mlbackup.background import BackgroundBackup
@@ -135,22 +139,18 @@ def test_live_study_under_four_writers(tmp_path, journal, figures):
         conn.execute(f"PRAGMA journal_mode={journal}")
     storage = f"sqlite:///{db}"
     optuna.create_study(study_name="live", storage=storage)
-    submitted = []
     with study_workers(worker, storage), BackgroundBackup(tmp_path / "target") as bg:
-        for _ in range(50):
-            submitted.append((complete_trials(db), bg.submit(db, "study.db")))
-        bg.flush(timeout=300)
-    checked = {}
-    for at_submit, future in submitted:
-        version = future.result().version
-        if version not in checked:
-            out = tmp_path / f"v{version}.db"
-            restore("study.db", out, target=tmp_path / "target", version=version)
-            with closing(sqlite3.connect(out)) as conn:
-                assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            checked[version] = complete_trials(out)
-            figures.add("live SQLite snapshots restored and integrity-checked")
-        assert checked[version] >= at_submit
+        submitted = backups_while_they_run(bg, db, "study.db", complete_trials)
+
+    def finished_in_version(version):
+        out = tmp_path / f"v{version}.db"
+        restore("study.db", out, target=tmp_path / "target", version=version)
+        with closing(sqlite3.connect(out)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        figures.add("live SQLite snapshots restored and integrity-checked")
+        return complete_trials(out)
+
+    checked = each_version_holds_what_was_finished(submitted, finished_in_version)
     assert len(open_target(tmp_path / "target").versions("study.db")) == len(checked)
 
 

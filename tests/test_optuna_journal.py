@@ -8,7 +8,11 @@ import optuna
 import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from study_workers import study_workers
+from study_workers import (
+    backups_while_they_run,
+    each_version_holds_what_was_finished,
+    study_workers,
+)
 
 from mlbackup import open_target, restore
 from mlbackup.background import BackgroundBackup
@@ -46,22 +50,19 @@ def test_a_journal_four_workers_write_backed_up_50_times_restores_whole_each_tim
     storage = JournalStorage(JournalFileBackend(str(journal)))
     optuna.create_study(study_name="live", storage=storage)
     target = tmp_path / "target"
-    submitted = []
     with study_workers(worker, str(journal)), BackgroundBackup(target) as bg:
-        for _ in range(50):
-            finished = complete(journal_study(journal, study_name="live"))
-            submitted.append((finished, bg.submit(journal, "journal.log")))
-        bg.flush(timeout=300)
-    checked = {}
-    for finished, future in submitted:
-        version = future.result().version
-        if version not in checked:
-            out = tmp_path / f"v{version}.log"
-            restore("journal.log", out, target=target, version=version)
-            assert out.read_bytes().endswith(b"\n")  # complete records only
-            checked[version] = complete(journal_study(out, study_name="live"))
-            figures.add("journal snapshots restored and replayed")
-        assert checked[version] >= finished  # every trial finished when its backup began
+        submitted = backups_while_they_run(
+            bg, journal, "journal.log", lambda p: complete(journal_study(p, study_name="live"))
+        )
+
+    def finished_in_version(version):
+        out = tmp_path / f"v{version}.log"
+        restore("journal.log", out, target=target, version=version)
+        assert out.read_bytes().endswith(b"\n")  # complete records only
+        figures.add("journal snapshots restored and replayed")
+        return complete(journal_study(out, study_name="live"))
+
+    checked = each_version_holds_what_was_finished(submitted, finished_in_version)
     assert len(open_target(target).versions("journal.log")) == len(checked) > 1
 
 
