@@ -48,10 +48,17 @@ def drive_mount(tmp_path, monkeypatch):
 pytest_plugins = ["mlbackup.testing.fixtures", "figures"]
 
 
+def _slowest_first(item):
+    """Slow tests first, the slowest (``@pytest.mark.slow(seconds=N)``, its CPU time alone)
+    before the others."""
+    slow = item.get_closest_marker("slow")
+    return (slow is None, -(slow.kwargs.get("seconds", 0) if slow else 0))
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow tests first, so parallel workers (``-n``) do not end on one long test while the
     others idle; soak trials run only when asked for (``pytest -m soak``), never in CI."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: else as written
+    items.sort(key=_slowest_first)  # stable: else as written
     if "soak" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="soak trial: run with -m soak")

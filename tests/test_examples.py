@@ -40,7 +40,7 @@ def run_step(script, cwd, target, *args):
     return done.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=75)
 def test_the_four_workflow_steps_each_resume_on_a_fresh_machine(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("torch")

@@ -58,7 +58,7 @@ def generations(root):
     return first, second
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 @pytest.mark.parametrize("kind", ["s3", "gs"])
 def test_a_fault_at_any_request_never_damages_the_committed_version(
     request, kind, tmp_path, figures

@@ -50,7 +50,7 @@ def tree_snapshot_of(files):
     return {**folders, **files}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 @pytest.mark.parametrize("kind", ["file", "drive", "s3", "gs", "gdrive"])
 def test_two_machines_back_up_one_name_at_once(request, kind, tmp_path, figures):
     url, options = empty_store(request, kind, tmp_path)

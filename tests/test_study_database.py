@@ -45,7 +45,7 @@ def unlinked_rows(db):
         )
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_snapshots_while_four_workers_write_are_each_one_instant(
     postgres_database, tmp_path, figures
 ):
