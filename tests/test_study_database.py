@@ -8,7 +8,7 @@ import optuna
 import pytest
 from study_workers import study_workers
 
-from mlbackup import ConfigError, open_target, restore
+from mlbackup import BackendUnavailableError, ConfigError, open_target, restore
 from mlbackup.integrations.optuna import BackupCallback, resume_study, server_backup_name
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,15 +129,76 @@ def test_a_database_without_consistent_snapshots_is_refused_up_front(tmp_path):
     assert not (tmp_path / "target").exists()
 
 
-def test_the_password_of_a_database_url_never_reaches_a_log(tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("postgresql+psycopg2://optuna:s3cret-db-pass@127.0.0.1:1/hpo", "s3cret-db-pass"),
+        ("postgresql+psycopg2://optuna:hunter2@127.0.0.1:1/hpo", "hunter2"),  # short
+        (
+            "postgresql+psycopg2://optuna:p%40ss-w%3Ard@127.0.0.1:1/hpo",
+            "p@ss-w:rd",
+        ),  # as SQLAlchemy logs it
+        ("postgresql+psycopg2://optuna@127.0.0.1:1/hpo?password=in-the-query", "in-the-query"),
+    ],
+)
+def test_the_password_of_a_database_url_never_reaches_a_log(tmp_path, caplog, url, password):
     import logging
 
-    url = "postgresql://optuna:s3cret-db-pass@127.0.0.1:1/hpo"
     with caplog.at_level(logging.DEBUG):
         callback = BackupCallback(tmp_path / "target", storage=url, background=False)
-        logging.getLogger("sqlalchemy").warning("connecting to %s", url)
-        with pytest.raises(Exception) as failed:
+        logging.getLogger("sqlalchemy").warning("connecting with %s", password)
+        with pytest.raises(BackendUnavailableError, match="did not answer") as failed:
             callback._snapshot()  # no server there
         callback.close()
-    assert "s3cret-db-pass" not in caplog.text
-    assert "s3cret-db-pass" not in str(failed.value)
+    assert password not in caplog.text
+    assert password not in str(failed.value)
+    assert list(tmp_path.rglob("*.partial")) == []
+
+
+def test_workers_putting_one_study_back_at_once_all_go_on(
+    postgres_server, postgres_database, tmp_path
+):
+    """Every worker of a fresh server runs resume_study at the same moment: one copies the
+    study in, the others find it there."""
+    import threading
+
+    from mlbackup.integrations.study_database import load_study_database, snapshot_study_database
+
+    study = optuna.create_study(study_name="hpo", storage=postgres_database)
+    study.optimize(objective, n_trials=3)
+    snapshot_study_database(postgres_database, tmp_path / "snap.db")
+    fresh = postgres_server.create_database("fresh" + postgres_database[-8:])
+    optuna.storages.RDBStorage(fresh)  # the schema, so the workers race on the study alone
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(load_study_database(tmp_path / "snap.db", fresh, "hpo"))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and sorted(results) == [False, False, False, True]
+    assert len(optuna.load_study(study_name="hpo", storage=fresh).trials) == 3
+
+
+def test_a_missing_database_driver_is_named_with_the_fix(tmp_path):
+    pytest.importorskip("psycopg2")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("psycopg is installed here")
+    callback = BackupCallback(
+        tmp_path / "t", storage="postgresql://u@127.0.0.1:1/x", background=False
+    )
+    with pytest.raises(
+        ConfigError, match=r"driver postgresql:// needs is not installed \(psycopg\)"
+    ):
+        callback._snapshot()
+    callback.close()

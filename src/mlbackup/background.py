@@ -217,15 +217,11 @@ class BackgroundBackup(ClosingContext):
                 self._lock.notify_all()
 
     def _run(self, job: _Job) -> None:
-        if job.prepare is not None:
-            try:
-                job.prepare()
-            except Exception as exc:  # noqa: BLE001 - recorded and raised at flush, by design
-                self._failed(job, exc)
-                return
         delay = self._backoff
         for attempt in range(self._retries + 1):
             try:
+                if job.prepare is not None:  # a snapshot's source may be away a moment too
+                    job.prepare()
                 self._target.reach()
                 result = run_backup(
                     self._target,

@@ -47,9 +47,10 @@ _lock = threading.Lock()
 _installed = False
 
 
-def register_secret(value: Any) -> None:
-    """Hide ``value`` (a credential's text) from every log record from now on."""
-    if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+def register_secret(value: Any, min_length: int = MIN_SECRET_LENGTH) -> None:
+    """Hide ``value`` (a credential's text) from every log record from now on; one shorter
+    than ``min_length`` is ignored (a password is a secret whatever its length: pass 1)."""
+    if not isinstance(value, str) or len(value) < max(min_length, 1):
         return
     with _lock:
         _secrets.add(value)

@@ -27,6 +27,7 @@ from ..closing import ClosingContext
 from ..config import BackupConfig, load_config
 from ..errors import ConfigError
 from ..sources import APPEND_LOG_SUFFIXES
+from ..target import BackupTarget
 from .study_database import (
     check_server_url,
     is_server_url,
@@ -287,17 +288,14 @@ def resume_study(
     cfg = config or load_config()
     if is_server_url(storage):
         return _resume_on_server(
-            study_name, str(storage), target, name, sampler, cfg, create_study_kwargs
+            study_name, str(storage), target, name, sampler, sampler_path, cfg, create_study_kwargs
         )
     journal = is_journal_path(storage)
     db = Path(storage) if journal else sqlite_path(storage)
     opened, owned = open_target_for(target, cfg)
     try:
         restore_if_missing(db, target=opened, name=name, config=cfg)
-        if sampler_path is not None:
-            restore_if_missing(sampler_path, target=opened, config=cfg)
-            if Path(sampler_path).exists():
-                sampler = pickle.loads(Path(sampler_path).read_bytes())  # noqa: S301 - our own file
+        sampler = _restored_sampler(sampler_path, opened, cfg) or sampler
     finally:
         if owned:
             opened.close()
@@ -361,6 +359,19 @@ def cut_torn_tail(journal: str | Path) -> int:
     return size - end
 
 
+def _restored_sampler(
+    sampler_path: str | Path | None, target: BackupTarget, cfg: BackupConfig
+) -> Any:
+    """The sampler `BackupCallback` pickled at ``sampler_path``, restored if missing; None
+    without one."""
+    if sampler_path is None:
+        return None
+    restore_if_missing(sampler_path, target=target, config=cfg)
+    if not Path(sampler_path).exists():
+        return None
+    return pickle.loads(Path(sampler_path).read_bytes())  # noqa: S301 - our own file
+
+
 def _fail_running(study: optuna.Study, rdb: optuna.storages.BaseStorage) -> None:
     import optuna
 
@@ -375,6 +386,7 @@ def _resume_on_server(
     target: TargetArg,
     name: str | None,
     sampler: optuna.samplers.BaseSampler | None,
+    sampler_path: str | Path | None,
     cfg: BackupConfig,
     create_study_kwargs: dict[str, Any],
 ) -> optuna.Study:
@@ -382,26 +394,24 @@ def _resume_on_server(
 
     check_server_url(storage)
     rdb = optuna.storages.RDBStorage(storage)
-    restored = False
-    if study_name not in {s.study_name for s in rdb.get_all_studies()}:
-        opened, owned = open_target_for(target, cfg)
-        try:
+    opened, owned = open_target_for(target, cfg)
+    try:
+        if study_name not in {s.study_name for s in rdb.get_all_studies()}:
             with tempfile.TemporaryDirectory(prefix="mlbackup-study-") as folder:
                 snapshot = Path(folder) / "study.db"
                 backup_name = name or server_backup_name(storage)
                 restore_if_missing(snapshot, target=opened, name=backup_name, config=cfg)
                 if snapshot.exists():
-                    restored = load_study_database(snapshot, storage, study_name)
-        finally:
-            if owned:
-                opened.close()
-    study = optuna.create_study(
+                    # RUNNING trials come over as FAIL, inside the copy's own transaction.
+                    load_study_database(snapshot, storage, study_name)
+        sampler = _restored_sampler(sampler_path, opened, cfg) or sampler
+    finally:
+        if owned:
+            opened.close()
+    return optuna.create_study(
         study_name=study_name,
         storage=rdb,
         sampler=sampler,
         load_if_exists=True,
         **create_study_kwargs,
     )
-    if restored:  # the machines that ran its RUNNING trials are gone
-        _fail_running(study, rdb)
-    return study
