@@ -167,8 +167,10 @@ class _Lines:
 
 
 def _kill(proc: multiprocessing.process.BaseProcess) -> None:
-    if proc.exitcode is None:
-        proc.kill()
+    # kill() signals unless an exit status was already read, and never reads one itself:
+    # reading it here too (``exitcode``), from the proxy's thread, could race the main
+    # thread's join for the one status the fork server sends.
+    proc.kill()
 
 
 def _forked_child(spec: dict[str, Any], env: dict[str, str], cwd: str, lines: Connection) -> None:
