@@ -90,10 +90,16 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch, reques
     monkeypatch.setenv("MLBACKUP_SOURCE_ROOT", str(project))
     monkeypatch.setenv("MLBACKUP_DRIVE_MOUNT_ROOT", str(drive))
     namespace = readers_own(tmp_path)
+    no_server = None
     if "DATABASE_URL" in (ROOT / page).read_text():  # a study on a real database server
-        namespace["DATABASE_URL"] = request.getfixturevalue("postgres_database")
+        try:
+            namespace["DATABASE_URL"] = request.getfixturevalue("postgres_database")
+        except pytest.skip.Exception as skipped:  # no PostgreSQL here (CI makes it a failure)
+            no_server = str(skipped)
     ran = 0
     for line, code, why in blocks(ROOT / page):
+        if no_server and "DATABASE_URL" in code:
+            why = no_server  # the page's other blocks still run
         if why is not None:
             assert why.strip(), f"{page}:{line}: say why the block is not run"
             continue

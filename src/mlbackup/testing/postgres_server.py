@@ -98,9 +98,10 @@ class PostgresServer(LoopbackServer):
     def sql(self, database: str, statement: str) -> None:
         """Run one statement outside a transaction."""
         import sqlalchemy
+        from sqlalchemy.pool import NullPool
 
         engine = sqlalchemy.create_engine(
-            self.database_url(database), isolation_level="AUTOCOMMIT", poolclass=_null_pool()
+            self.database_url(database), isolation_level="AUTOCOMMIT", poolclass=NullPool
         )
         try:
             with engine.connect() as conn:
@@ -119,9 +120,3 @@ class PostgresServer(LoopbackServer):
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/")
         if done.returncode != 0:
             raise RuntimeError(f"{command[-1]!r} failed: {done.stdout}{done.stderr}")
-
-
-def _null_pool() -> type:
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
