@@ -38,6 +38,10 @@ FIGURES = {
         "journals that did not replay",
         {"test_optuna_journal.py"},
     ),
+    "trials run by workers sharing a bucket journal": (
+        "trials lost or told twice",
+        {"test_bucket_journal.py"},
+    ),
     "study snapshots taken from a database server while workers wrote": (
         "inconsistent snapshots",
         {"test_study_database.py"},

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from . import layout
 from .commit import GRACE_SECONDS
+from .create_only import CREATE_ONLY_ADVICE, probe_create_only
 from .errors import MLBackupError
 from .progress_bar import format_bytes
 from .sources import scan
@@ -101,8 +102,11 @@ def run_doctor(
     Examples:
         >>> import tempfile
         >>> report = run_doctor(tempfile.mkdtemp())
-        >>> report.ok, [f.check for f in report.findings]
-        (True, ['reachable', 'credentials', 'write', 'space', 'backups', 'format', 'duplicates'])
+        >>> report.ok
+        True
+        >>> [f.check for f in report.findings]  # doctest: +NORMALIZE_WHITESPACE
+        ['reachable', 'credentials', 'write', 'create-only', 'space', 'backups', 'format',
+         'duplicates']
     """
     report = DoctorReport(target=url)
     try:
@@ -232,6 +236,26 @@ def _write_test(report: DoctorReport, target: BackupTarget) -> None:
         report.add("problem", "write", f"a test write failed: {exc}")
     else:
         report.add("ok", "write", "a test object was written and deleted")
+        _create_only(report, target)
+
+
+def _create_only(report: DoctorReport, target: BackupTarget) -> None:
+    try:
+        why_not = probe_create_only(target.backend)
+    except MLBackupError as exc:
+        report.add("problem", "create-only", f"the create-only probe failed: {exc}")
+        return
+    if why_not is None:
+        report.add(
+            "ok", "create-only", "a second create of one object is refused (create-only writes)"
+        )
+        return
+    report.add(
+        "warning",
+        "create-only",
+        f"{why_not}; backups still work, but the Optuna bucket journal refuses this store "
+        f"(two workers could take one place in its log): {CREATE_ONLY_ADVICE}",
+    )
 
 
 def _space(report: DoctorReport, needed: int, no_room_advice: str) -> None:

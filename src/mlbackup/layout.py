@@ -10,6 +10,8 @@
     <root>/.mlbackup/names/<quoted name>/browsable.json   which version the browsable tree shows
     <root>/.mlbackup/gc/<time>-<tag>.json                 objects found unreferenced, collected
                                                           by a later retention after a grace
+    <root>/.mlbackup/journals/<quoted name>/              an Optuna study's log in the bucket
+                                                          (`mlbackup.integrations.bucket_journal`)
     <root>/.mlbackup/tmp/                                 staging for atomic writes
     <root>/<name>/<path>                                  the browsable tree: the newest
                                                           version as plain files, derived
@@ -36,6 +38,7 @@ __all__ = [
     "check_digest",
     "check_name",
     "gc_prefix",
+    "journal_prefix",
     "legacy_object_key",
     "legacy_objects_prefix",
     "manifest_key",
@@ -149,6 +152,11 @@ def legacy_object_key(name: str, digest: str) -> str:
 
 def gc_prefix() -> str:
     return f"{META_DIR}/gc"
+
+
+def journal_prefix(name: str) -> str:
+    """Where the bucket journal ``name`` keeps its segments and snapshots."""
+    return f"{META_DIR}/journals/{quote(check_name(name), safe='')}"
 
 
 def plain_key(name: str, path: str) -> str:

@@ -40,12 +40,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackupCallback",
+    "BucketJournalBackend",
     "cut_torn_tail",
     "is_journal_path",
     "resume_study",
     "server_backup_name",
     "sqlite_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the class subclasses Optuna's, and Optuna is optional.
+    if name == "BucketJournalBackend":
+        from .bucket_journal import BucketJournalBackend
+
+        return BucketJournalBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from .bucket_journal import BucketJournalBackend
 
 
 def sqlite_path(storage: str | Path) -> Path:

@@ -12,11 +12,13 @@ to the upstream server unchanged until a fault is armed::
 
 Faults:
 
+- headers dropped on the way (`FaultProxy.strip_header()`: a server ignoring a condition);
 - canned answers for the next K requests (any status, headers and body: 503 SlowDown, 500,
   429 with ``Retry-After``, 403 with a Drive reason), or for each request with a seeded
   probability (`FaultProxy.answer_randomly()`);
 - a connection reset after N bytes of a request body (`FaultProxy.reset_after()`);
-- a response lost after the server acted on the request (`FaultProxy.lose_responses()`);
+- a response lost after the server acted on the request (`FaultProxy.lose_responses()`,
+  or for matching requests only, `FaultProxy.lose_matching()`);
 - accept-then-silence: the request is read and never answered (`FaultProxy.silence_next()`);
 - refused connections: every new connection is reset at once (`FaultProxy.refusing`);
 - added latency (`FaultProxy.latency`) and a bandwidth cap (`FaultProxy.bandwidth`);
@@ -125,6 +127,8 @@ class FaultProxy(LoopbackServer):
         self._answers: deque[CannedAnswer] = deque()
         self._resets: deque[int] = deque()
         self._lost_responses = 0
+        self._losing: list[list[Any]] = []  # [path part, method or None, how many left]
+        self._stripped: set[str] = set()  # header names not forwarded
         self._truncated_gets = 0
         self._truncate_keep = 16
         self._truncate_reset = True
@@ -180,6 +184,13 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._unsupported[(header.lower(), path_contains)] = CannedAnswer(status, body)
 
+    def strip_header(self, header: str) -> None:
+        """Forward every request without ``header`` until `clear()`: a server that ignores
+        it (``If-None-Match``: an S3 clone that overwrites where a create-only write must
+        fail)."""
+        with self._lock:
+            self._stripped.add(header.lower())
+
     def reset_after(self, body_bytes: int) -> None:
         """Reset the connection of the next request with a body once ``body_bytes`` of it
         have arrived (a connection dropped mid-upload)."""
@@ -228,6 +239,22 @@ class FaultProxy(LoopbackServer):
         the server did the work, the client never hears of it."""
         with self._lock:
             self._lost_responses += count
+
+    def lose_matching(self, path_contains: str, count: int, *, method: str | None = None) -> None:
+        """Like `lose_responses()`, for the next ``count`` requests whose path (query
+        included) holds ``path_contains`` and, if given, whose method is ``method``: the
+        answer to a create is lost after the server stored it, say."""
+        with self._lock:
+            self._losing.append([path_contains, method, count])
+
+    def _take_lost_matching(self, method: str, path: str) -> bool:
+        with self._lock:
+            for entry in self._losing:
+                part, wanted, left = entry
+                if left and part in path and wanted in (None, method):
+                    entry[2] -= 1
+                    return True
+            return False
 
     def answer_randomly(
         self,
@@ -284,6 +311,8 @@ class FaultProxy(LoopbackServer):
             self._answers.clear()
             self._resets.clear()
             self._lost_responses = 0
+            self._losing.clear()
+            self._stripped.clear()
             self._truncated_gets = 0
             self._random_answer = None
             self._read_only = None
@@ -413,7 +442,9 @@ class FaultProxy(LoopbackServer):
                     return
                 status, headers, payload = self._forward(body)
                 proxy._throttle(len(payload))
-                if proxy._take_lost_response():
+                if proxy._take_lost_response() or proxy._take_lost_matching(
+                    self.command, self.path
+                ):
                     proxy._record(LoggedRequest(self.command, self.path, 0, True))
                     self._reset()
                     return
@@ -450,6 +481,7 @@ class FaultProxy(LoopbackServer):
                         k: v
                         for k, v in self.headers.items()
                         if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                        and k.lower() not in proxy._stripped
                     }
                     if body or self.command in ("POST", "PUT", "PATCH"):
                         headers["Content-Length"] = str(len(body))
