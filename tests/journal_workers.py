@@ -4,6 +4,7 @@ start, on any store and through any proxy."""
 import json
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 STUDY = "hpo"
@@ -50,8 +51,10 @@ def start_workers(specs):
 
 
 def join_all(procs, timeout=600):
+    """Wait for every process, ``timeout`` seconds in all; kill those still running."""
+    deadline = time.monotonic() + timeout
     for proc in procs:
-        proc.join(timeout)
+        proc.join(max(0.0, deadline - time.monotonic()))
         if proc.exitcode is None:
             proc.kill()
             proc.join()

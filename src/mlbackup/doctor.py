@@ -242,7 +242,7 @@ def _write_test(report: DoctorReport, target: BackupTarget) -> None:
 def _create_only(report: DoctorReport, target: BackupTarget) -> None:
     try:
         why_not = probe_create_only(target.backend)
-    except MLBackupError as exc:
+    except (MLBackupError, OSError) as exc:
         report.add("problem", "create-only", f"the create-only probe failed: {exc}")
         return
     if why_not is None:

@@ -86,7 +86,9 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         poll_seconds: how stale a read may be: Optuna reads the log before every operation,
             and the store is asked for new segments at most this often (an append always
             brings the worker up to its own records, which is all Optuna's decisions about
-            its own trials need). 0 asks every time.
+            its own trials need). Another process's writes may thus show up to this late: where
+            processes hand trial numbers to each other (one asks, another tells), use 0,
+            which asks every time.
         config: settings to use instead of [`load_config()`][mlbackup.load_config]'s.
 
     Raises:
@@ -141,9 +143,12 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         #: from ``_start`` on, in order: ``_firsts[i]`` is segment ``_start + i``'s.
         self._start = 0
         self._firsts: list[int] = [0]
-        #: Recently read or written segments (segment -> its stored bytes), decoded afresh
+        #: The last segments read or written (segment -> its stored bytes), decoded afresh
         #: for every read: Optuna's replay may keep and change the records it is given.
         self._recent: OrderedDict[int, bytes] = OrderedDict()
+        #: Every segment read by the current `read_logs` call, whatever `_recent` kept: a
+        #: replay of a long log reads each segment once.
+        self._read_now: dict[int, bytes] = {}
         #: The log number up to which the last `read_logs` returned records: Optuna's replay
         #: state, when it saves a snapshot right after reading.
         self._returned_to = 0
@@ -157,10 +162,14 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         """Every record from ``log_number_from`` on, with what other workers appended since
         the last poll (`poll_seconds`; one request that finds no new segment, if none)."""
         with self._lock:
-            if time.monotonic() - self._polled_at >= self.poll_seconds:
-                self._read_to_end()
-                self._polled_at = time.monotonic()
-            records = list(self._records_from(log_number_from))
+            self._read_now.clear()
+            try:
+                if time.monotonic() - self._polled_at >= self.poll_seconds:
+                    self._read_to_end()
+                    self._polled_at = time.monotonic()
+                records = list(self._records_from(log_number_from))
+            finally:
+                self._read_now.clear()
             self._returned_to = max(log_number_from, self._next_log)
         return iter(records)
 
@@ -180,7 +189,13 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
                     self._target.backend.write_new(self._segment_key(segment), body)
                 except FileExistsError:
                     self._read_to_end()  # another worker took the place: read on, try again
-                    if self._next_segment == segment:
+                    if self._stored_since(segment, token):
+                        # Ours after all: a create whose answer was lost, which a store slow
+                        # to show new objects would not let the retry recognise.
+                        return
+                    if self._next_segment > segment:
+                        unreadable = 0
+                    else:
                         # Taken, yet not found when read: a store that has not caught up.
                         unreadable += 1
                         if unreadable > _UNREADABLE_TRIES:
@@ -258,6 +273,15 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
                 return
             body, count = fetched
             self._learn(segment, count, body)
+            self._read_now[segment] = body
+
+    def _stored_since(self, segment: int, token: str) -> bool:
+        """Whether a segment from ``segment`` on holds the append ``token``."""
+        for later in range(segment, self._next_segment):
+            body = self._recent.get(later) or self._read_now.get(later)
+            if body is not None and json.loads(body).get("token") == token:
+                return True
+        return False
 
     def _learn(self, segment: int, count: int, body: bytes) -> None:
         """Segment ``segment``, the next place, holds ``count`` records: the log goes on."""
@@ -275,7 +299,7 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         index = bisect.bisect_right(self._firsts, log_number) - 1
         for i in range(index, len(self._firsts) - 1):
             segment = self._start + i
-            body = self._recent.get(segment)
+            body = self._recent.get(segment) or self._read_now.get(segment)
             if body is None:
                 fetched = self._fetch(segment)
                 if fetched is None:
@@ -297,13 +321,22 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
     def _fetch(self, segment: int) -> tuple[bytes, int] | None:
         """Segment ``segment``'s bytes (from the cache when there) and record count, checked
         against the log before it; None if no worker has created it yet."""
-        body = self._cache_read(segment)
-        from_cache = body is not None
-        if body is None:
+        cached = self._cache_read(segment)
+        if cached is not None:
             try:
-                body = self._target.backend.read_bytes(self._segment_key(segment))
-            except FileNotFoundError:
-                return None
+                return cached, self._check_segment(segment, cached)
+            except IntegrityError as exc:  # a damaged cache file: the store has the segment
+                log.warning("%s; reading it from %s", exc, self._target.url)
+        try:
+            body = self._target.backend.read_bytes(self._segment_key(segment))
+        except FileNotFoundError:
+            return None
+        count = self._check_segment(segment, body)
+        self._cache_store(segment, body)
+        return body, count
+
+    def _check_segment(self, segment: int, body: bytes) -> int:
+        """The segment's record count, once its bytes are known to continue the log here."""
         document = _decode(body, f"journal {self.name}: segment {segment}")
         index = segment - self._start
         logs = document.get("logs")
@@ -313,9 +346,7 @@ class BucketJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
                 f"starts at record {document.get('first')!r}; the log before it ends at "
                 f"{self._firsts[index]}): was it written by another program?"
             )
-        if not from_cache and self._cache is not None:
-            self._cache_store(segment, body)
-        return body, len(logs)
+        return len(logs)
 
     # -- keys, snapshots, cache -----------------------------------------------------------
 

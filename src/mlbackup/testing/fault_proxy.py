@@ -127,7 +127,8 @@ class FaultProxy(LoopbackServer):
         self._answers: deque[CannedAnswer] = deque()
         self._resets: deque[int] = deque()
         self._lost_responses = 0
-        self._losing: list[list[Any]] = []  # [path part, method or None, how many left]
+        # [path part, method or None, how many left, every how many, how many seen]
+        self._losing: list[list[Any]] = []
         self._stripped: set[str] = set()  # header names not forwarded
         self._truncated_gets = 0
         self._truncate_keep = 16
@@ -240,20 +241,25 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._lost_responses += count
 
-    def lose_matching(self, path_contains: str, count: int, *, method: str | None = None) -> None:
-        """Like `lose_responses()`, for the next ``count`` requests whose path (query
-        included) holds ``path_contains`` and, if given, whose method is ``method``: the
-        answer to a create is lost after the server stored it, say."""
+    def lose_matching(
+        self, path_contains: str, count: int, *, method: str | None = None, every: int = 1
+    ) -> None:
+        """Like `lose_responses()`, for ``count`` of the requests whose path (query included)
+        holds ``path_contains`` and, if given, whose method is ``method``: every ``every``-th
+        of them from now (1: each). The answer to a create is lost after the server stored
+        it, say."""
         with self._lock:
-            self._losing.append([path_contains, method, count])
+            self._losing.append([path_contains, method, count, every, 0])
 
     def _take_lost_matching(self, method: str, path: str) -> bool:
         with self._lock:
             for entry in self._losing:
-                part, wanted, left = entry
+                part, wanted, left, every, seen = entry
                 if left and part in path and wanted in (None, method):
-                    entry[2] -= 1
-                    return True
+                    entry[4] = seen = seen + 1
+                    if seen % every == 0:
+                        entry[2] -= 1
+                        return True
             return False
 
     def answer_randomly(
