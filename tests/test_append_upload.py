@@ -1,6 +1,6 @@
-"""An appended file on S3 and GCS: the old bytes are reused inside the store (S3's
-UploadPartCopy, GCS's compose) and only the new ones go up; every version stays restorable byte
-for byte."""
+"""An appended file on S3, GCS and a local folder: the old bytes are reused inside the store
+(S3's UploadPartCopy, GCS's compose, the kernel's copy_file_range) and only the new ones go up;
+every version stays restorable byte for byte."""
 
 import os
 
@@ -183,3 +183,25 @@ def test_gcs_a_compose_refused_sends_the_whole_file(gcs, tmp_path):
     assert result.bytes_sent == 13 * MiB
     restore("weights.bin", tmp_path / "back", target=target)
     assert (tmp_path / "back").read_bytes() == path.read_bytes()
+
+
+def test_a_local_folder_copies_the_old_bytes_inside_the_disk(tmp_path):
+    """On a local folder (or the Drive mount) the old bytes are copied from the previous
+    object by the kernel (``copy_file_range``: a reflink where the file system has them),
+    and only the appended ones are written from the file."""
+    target = open_target(tmp_path / "target")
+    log = tmp_path / "events.bin"
+    first = os.urandom(3 * MiB)
+    log.write_bytes(first)
+    backup(log, target=target, name="events.bin")
+    added = os.urandom(54321)
+    with open(log, "ab") as f:
+        f.write(added)
+    result = backup(log, target=target, name="events.bin")
+    assert result.version == 2 and result.bytes_sent == len(added)
+    restore("events.bin", tmp_path / "v2", target=target)
+    assert (tmp_path / "v2").read_bytes() == first + added
+    restore("events.bin", tmp_path / "v1", target=target, version=1)
+    assert (tmp_path / "v1").read_bytes() == first
+    assert target.verify("events.bin").bytes_checked == len(first + added)
+    assert [p for p in (tmp_path / "target" / tmp_prefix()).rglob("*") if p.is_file()] == []

@@ -52,7 +52,7 @@ from mlbackup.errors import (
     UnsafePathError,
 )
 from mlbackup.fsspec_backend import FsspecBackend
-from mlbackup.hashing import copy_hashing, new_hasher
+from mlbackup.hashing import CHUNK_SIZE, copy_hashing, new_hasher
 from mlbackup.layout import objects_prefix, tmp_prefix
 
 from .leftovers import remove_stale_temp_files
@@ -78,6 +78,9 @@ def _errno_names(numbers: set[int]) -> frozenset[str]:
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
 #: What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files.
 _NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
+#: What ``copy_file_range`` answers where the kernel or file system cannot copy (a FUSE
+#: mount, two file systems, an old kernel): the bytes then pass through this process.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
 _OBJECTS = objects_prefix() + "/"
 #: How many objects made by this process are remembered for a failing backup to withdraw.
 _CREATED_KEPT = 1 << 17
@@ -286,15 +289,37 @@ class LocalBackend(FsspecBackend):
         with self.translate_errors("write", local_path.name):
             return self._write(local_path, key_for, expected="")
 
+    def put_object_extending(
+        self, local_path: Path, key: str, digest: str, base: str, base_size: int
+    ) -> ObjectInfo | None:
+        """An appended file: its first ``base_size`` bytes are copied from the object
+        ``base`` by the kernel (``copy_file_range``, a reflink on file systems that have
+        them), and only the rest is written from the file. The whole file is still read and
+        hashed, so the object holds exactly the bytes that hash to ``digest``."""
+        with self.translate_errors("write", key):
+            try:
+                head = open(self._file(base), "rb", buffering=0)  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                return None  # collected since it was listed: send the whole file
+            with head:
+                if os.fstat(head.fileno()).st_size != base_size:
+                    return None
+                return self._write(local_path, lambda _digest: key, digest, (head, base_size))
+
     def _write(
-        self, local_path: Path, key_for: Callable[[str], str], expected: str | None = None
+        self,
+        local_path: Path,
+        key_for: Callable[[str], str],
+        expected: str | None = None,
+        head: _Head | None = None,
     ) -> ObjectInfo:
         """Copy the file to the target while hashing it and name it by its key once complete.
         With ``expected`` (an object: "" for any hash) the file is read-only, must hash to
-        ``expected`` if one is given, and an existing object of that hash is kept instead."""
+        ``expected`` if one is given, and an existing object of that hash is kept instead.
+        With ``head`` (an open object and a size), that many first bytes come from it."""
         if expected is not None and self._unnamed:
             try:
-                return self._write_unnamed(local_path, key_for, expected)
+                return self._write_unnamed(local_path, key_for, expected, head)
             except _NoUnnamedFiles:
                 self._unnamed = False
                 log.debug("%s has no unnamed files: objects are written to temp files", self.root)
@@ -302,7 +327,7 @@ class LocalBackend(FsspecBackend):
         try:
             with self.fs.open(tmp, "wb") as out:
                 size, digest, stamp = self._copy_hashing(
-                    local_path, out, read_only=expected is not None
+                    local_path, out, read_only=expected is not None, head=head
                 )
             key = key_for(digest)
             if expected is not None:
@@ -320,7 +345,7 @@ class LocalBackend(FsspecBackend):
         return ObjectInfo(key, size, digest, reused=existed)
 
     def _write_unnamed(
-        self, local_path: Path, key_for: Callable[[str], str], expected: str
+        self, local_path: Path, key_for: Callable[[str], str], expected: str, head: _Head | None
     ) -> ObjectInfo:
         """Write an object as a file with no name, then link it at its content address: no
         temp name, no rename, and a kill leaves nothing behind. The link fails if the name is
@@ -334,7 +359,7 @@ class LocalBackend(FsspecBackend):
                 raise _NoUnnamedFiles from exc
             raise
         with out:
-            size, digest, stamp = self._copy_hashing(local_path, out, read_only=False)
+            size, digest, stamp = self._copy_hashing(local_path, out, read_only=False, head=head)
             _check_digest(local_path, digest, expected)
             key = key_for(digest)
             dest = self._file(key)
@@ -368,12 +393,21 @@ class LocalBackend(FsspecBackend):
                 raise _NoUnnamedFiles from exc
             raise
 
-    def _copy_hashing(self, local_path: Path, out: Any, *, read_only: bool) -> tuple[int, str, int]:
+    def _copy_hashing(
+        self, local_path: Path, out: Any, *, read_only: bool, head: _Head | None = None
+    ) -> tuple[int, str, int]:
         """Copy ``local_path`` into the open ``out``; its size, digest and modification time
-        (ns). Raises if fewer bytes reached the disk than were sent (a full disk that lies)."""
+        (ns). Raises if fewer bytes reached the disk than were sent (a full disk that lies).
+        With ``head``, its bytes are copied in place of the file's first ones, which are read
+        for the hash only (the caller found they hash to the head object's name)."""
         hasher = new_hasher(self.hash_name)
         with open(local_path, "rb", buffering=0) as src:
-            size = copy_hashing(src, out, hasher, progress=True)
+            size = 0
+            if head is not None:
+                size = copy_hashing(src, None, hasher, limit=head[1])
+                out.flush()
+                _copy_range(head[0].fileno(), out.fileno(), size)
+            size += copy_hashing(src, out, hasher, progress=True)
         out.flush()
         st = os.fstat(out.fileno())
         written = st.st_size  # what the disk holds, not what we sent
@@ -629,3 +663,28 @@ def _fsync_dir(path: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+#: An open object and how many of its first bytes to copy (`LocalBackend.put_object_extending`).
+_Head = tuple[BinaryIO, int]
+
+
+def _copy_range(src: int, dst: int, count: int) -> None:
+    """Copy ``count`` bytes from ``src``'s start to ``dst``'s position inside the kernel
+    (``copy_file_range``), or through this process where the file system cannot."""
+    done = 0
+    try:
+        while done < count:
+            copied = os.copy_file_range(src, dst, count - done, done)
+            if copied == 0:
+                break  # the head object is shorter than it said: the size check below fails
+            done += copied
+    except OSError as exc:
+        if exc.errno not in _NO_KERNEL_COPY:
+            raise
+        while done < count:
+            chunk = os.pread(src, min(CHUNK_SIZE, count - done), done)
+            if not chunk:
+                break
+            os.write(dst, chunk)
+            done += len(chunk)
