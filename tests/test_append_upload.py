@@ -7,7 +7,7 @@ import os
 import pytest
 
 from mlbackup import backup, open_target, restore
-from mlbackup.layout import tmp_prefix
+from mlbackup.layout import object_key, tmp_prefix
 from mlbackup.testing.fault_proxy import S3_NOT_IMPLEMENTED, FaultProxy, gcs_error
 
 MiB = 1 << 20
@@ -205,3 +205,20 @@ def test_a_local_folder_copies_the_old_bytes_inside_the_disk(tmp_path):
     assert (tmp_path / "v1").read_bytes() == first
     assert target.verify("events.bin").bytes_checked == len(first + added)
     assert [p for p in (tmp_path / "target" / tmp_prefix()).rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("store", ["s3", "gcs", "file"])
+def test_an_appended_file_whose_old_object_vanished_is_sent_whole(store, request, tmp_path):
+    """Someone (a lifecycle rule, a person tidying up) deleted the object of the previous
+    version: the file grows, and the next backup sends it whole and commits."""
+    if store == "file":
+        target = open_target(tmp_path / "target")
+    else:
+        _proxy, target = request.getfixturevalue(store)
+    path = backed_up_then_appended(target, tmp_path)
+    (old,) = target.manifest("weights.bin").files
+    target.backend.delete(object_key(old.hash))
+    result = backup(path, target=target, name="weights.bin")
+    assert result.version == 2 and result.bytes_sent == path.stat().st_size
+    restore("weights.bin", tmp_path / "back", target=target)
+    assert (tmp_path / "back").read_bytes() == path.read_bytes()

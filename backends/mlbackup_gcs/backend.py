@@ -236,7 +236,8 @@ class GCSBackend(BucketBackend):
     def _compose_request(self, key: str, sources: list[str]) -> dict[str, Any] | None:
         """GCS's ``compose`` of ``sources`` into ``key``: the new object's metadata, or None
         if GCS refuses (400: a composite object holds at most 1,024 components, so a file
-        appended to a thousand times is sent whole once, which resets the count)."""
+        appended to a thousand times is sent whole once, which resets the count) or a source
+        is gone (404)."""
         body = {
             "sourceObjects": [{"name": self.object_name(k)} for k in sources],
             "destination": {"contentType": _CONTENT_TYPE},
@@ -250,6 +251,12 @@ class GCSBackend(BucketBackend):
                         json=body, json_out=True,
                     ),
                 )  # fmt: skip
+            except FileNotFoundError:
+                # 404: a source is gone (the old version's object, removed behind our back
+                # by a person or a lifecycle rule): the whole file rebuilds the object.
+                log.warning("%s: the object %r extends is gone from the store; sending %r "
+                            "whole", self.where, sources[0], key)  # fmt: skip
+                return None
             except Exception as exc:
                 if getattr(exc, "code", None) != 400:
                     raise
