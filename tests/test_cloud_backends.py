@@ -22,6 +22,7 @@ from mlbackup import (
     BackendPermissionError,
     IntegrityError,
     SourceError,
+    TargetError,
     TargetMissingError,
     backup,
     open_target,
@@ -29,6 +30,7 @@ from mlbackup import (
 )
 from mlbackup.layout import manifest_key
 from mlbackup.testing.contract import stored_key, tree_snapshot
+from mlbackup.testing.fault_proxy import FaultProxy
 
 MiB = 1 << 20
 
@@ -142,6 +144,21 @@ def test_missing_bucket_fails_fast_and_says_how_to_fix(store):
     assert time.monotonic() - started < 5
     message = str(caught.value)
     assert "no-such-bucket" in message and "does not exist" in message and "create it" in message
+    assert_no_canary(message)
+
+
+def test_an_endpoint_that_is_not_the_store_is_named_not_a_missing_bucket(store):
+    """A mistyped endpoint_url that reaches some other web server, answering 404 to all."""
+    with FaultProxy(store.server.endpoint_url) as proxy:
+        proxy.answer_next(50, 404, b"<html><body>Not Found</body></html>")
+        with pytest.raises(TargetError) as caught:
+            open_target(
+                f"{store.scheme}://{store.bucket}/run",
+                **store.options(endpoint_url=proxy.endpoint_url),
+            )
+    message = str(caught.value)
+    assert not isinstance(caught.value, TargetMissingError) and "create it" not in message
+    assert "check endpoint_url" in message and "answered 404" in message
     assert_no_canary(message)
 
 

@@ -153,10 +153,27 @@ class GCSBackend(BucketBackend):
             try:
                 self.fs.call("GET", "b/{}", self.bucket, json_out=True)
             except FileNotFoundError:
+                if self._answers_404_to_everything():
+                    raise TargetError(
+                        f"open {self.where}: the endpoint answered 404 to the list of buckets "
+                        "too: it is not a GCS server, or the store is not at this address; "
+                        "check endpoint_url"
+                    ) from None
                 raise TargetMissingError(
                     f"open {self.where}: the bucket does not exist; create it "
                     f"(gcloud storage buckets create gs://{self.bucket}) or fix the URL"
                 ) from None
+
+    def _answers_404_to_everything(self) -> bool:
+        """Whether the endpoint also answers 404 to listing buckets, which GCS answers (with
+        the list, or 400 or 403 for a missing project or permission): then it is not GCS."""
+        try:
+            self.fs.call("GET", "b", project=self.fs.project or "-", maxResults=1, json_out=True)
+        except FileNotFoundError:
+            return True
+        except Exception:  # noqa: BLE001 - any other answer comes from a store that has buckets
+            return False
+        return False
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         return self._put(local_path, key, None)

@@ -182,7 +182,18 @@ class S3Backend(BucketBackend):
         # bucket would look alike.
         with self.translate_errors("open", ""):
             prefix = f"{self.prefix}/" if self.prefix else ""
-            self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
+            try:
+                self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
+            except Exception as exc:
+                if error_code(exc) == ("", 404):
+                    # No S3 error in the answer (a missing bucket says NoSuchBucket): what
+                    # answered is not an S3 server, so creating the bucket would not help.
+                    raise TargetError(
+                        f"open {self.where}: the endpoint answered 404 without an S3 error: "
+                        "it is not an S3 server, or the store is not at this address; check "
+                        "endpoint_url"
+                    ) from None
+                raise
 
     def put_file(self, local_path: Path, key: str) -> ObjectInfo:
         return self._put(local_path, key, None)
