@@ -17,7 +17,7 @@ from typing import Any, Literal
 from . import layout
 from .commit import GRACE_SECONDS
 from .create_only import CREATE_ONLY_ADVICE, probe_create_only
-from .errors import MLBackupError
+from .errors import BackupNotFoundError, MLBackupError
 from .progress_bar import format_bytes
 from .sources import scan
 from .target import BackupTarget, open_target
@@ -67,6 +67,9 @@ class DoctorReport:
     backups: int | None = None
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     repaired: int | None = None
+    #: The versions, by name, that list a file whose stored bytes are gone (deleted or
+    #: trashed behind mlbackup's back): they no longer restore whole.
+    damaged: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -106,7 +109,7 @@ def run_doctor(
         True
         >>> [f.check for f in report.findings]  # doctest: +NORMALIZE_WHITESPACE
         ['reachable', 'credentials', 'write', 'create-only', 'space', 'backups', 'format',
-         'duplicates']
+         'missing', 'duplicates']
     """
     report = DoctorReport(target=url)
     try:
@@ -142,6 +145,7 @@ def _check(
     report.backups = len(names)
     report.add("ok", "backups", f"{report.backups} backups on the target")
     _format(report, target, names)
+    _missing(report, target, names)
     if backend.staged_writes:
         report.add(
             "warning",
@@ -210,6 +214,35 @@ def _leftovers(report: DoctorReport, target: BackupTarget, repair: bool) -> None
         f"written by one running now; `mlbackup doctor --repair` removes those older than "
         f"{hours} h ({len(old)} now), as retention does",
     )
+
+
+def _missing(report: DoctorReport, target: BackupTarget, names: list[str]) -> None:
+    """Every version whose files' bytes are not all on the store: one listing of the objects,
+    then each manifest (retention keeps few) compared with it."""
+    stored = set(target.backend.list_dir(layout.objects_prefix()))
+    for name in names:
+        for version in target.versions(name):
+            try:
+                manifest = target.read_manifest(name, version)
+            except BackupNotFoundError:
+                continue  # dropped by another writer's retention since the listing
+            if manifest.format_version == 1:
+                continue  # release 0.1.0 kept its bytes elsewhere: verify reads them
+            gone = sorted(e.path or name for e in manifest.files if e.hash not in stored)
+            if not gone:
+                continue
+            report.damaged.setdefault(name, []).append(version)
+            shown = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
+            report.add(
+                "problem",
+                "missing",
+                f"{name!r} version {version}: the stored bytes of {len(gone)} of its "
+                f"{len(manifest.files)} files are gone from the store ({shown}), so it no "
+                "longer restores whole (something other than mlbackup deleted them); "
+                f"`mlbackup verify {name} --version {version}` names each",
+            )
+    if not report.damaged:
+        report.add("ok", "missing", "every version's files are on the store")
 
 
 def _format(report: DoctorReport, target: BackupTarget, names: list[str]) -> None:
