@@ -213,6 +213,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{result.files_sent}/{result.files_total} files and {result.bytes_sent:,} bytes "
             f"sent to {result.target}"
             + "".join(f"\n  skipped {s}" for s in result.skipped_entries)
+            + "".join(f"\n  put back {p} (its stored bytes were gone)" for p in result.healed)
+            + "".join(
+                f"\n  LOST {p}: the stored bytes of its previous version are gone and the "
+                "source has changed since, so the versions before this one do not restore it"
+                for p in result.lost
+            )
             + partial,
         )
         if result.partial:

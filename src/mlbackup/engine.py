@@ -267,11 +267,16 @@ def _run_backup(
     # milliseconds), so after another writer every file is hashed (and sent only if changed).
     same_writer = previous is not None and previous.meta.get("writer") == _writer_id(source)
 
+    # Bytes the previous version lists that are gone from the store (deleted behind our
+    # back): its files that still hold them are sent again, as if new.
+    missing = _missing_objects(target, previous)
     unchanged: list[FileEntry] = []
     todo: list[tuple[SourceFile, FileEntry | None]] = []
     for sf in scanned.files:
         old = old_entries.get(sf.path)
-        if same_writer and old is not None and old.sig == sf.sig and old.size == sf.size:
+        if old is not None and old.hash in missing:
+            todo.append((sf, None))
+        elif same_writer and old is not None and old.sig == sf.sig and old.size == sf.size:
             unchanged.append(old)
         else:
             todo.append((sf, old))
@@ -284,6 +289,8 @@ def _run_backup(
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
     transfer = _Transfer(target, name, previous, totals, progress, run.created)
+    for digest in missing:
+        transfer.live.pop(digest, None)
     for entry in unchanged:
         transfer.progress.add(entry.path, entry.size)
     sent = _send_all(transfer, todo)
@@ -305,6 +312,28 @@ def _run_backup(
     entries = unchanged + [s.entry for s in sent if s.entry is not None]
     files_sent = sum(1 for s in sent if s.sent)
     bytes_sent = sum(s.uploaded for s in sent)
+    healed = _healed(previous, missing, sent)
+    lost = tuple(sorted({e.path for e in old_entries.values() if e.hash in missing} - {*healed}))
+    healed_paths = {*healed}
+    # A file backup's one entry has no path: shown by the name.
+    healed_shown, lost_shown = (tuple(p or name for p in ps) for ps in (healed, lost))
+    # Putting bytes back changes no version: only other sends make a new one.
+    changes_sent = sum(
+        1 for s in sent if s.sent and s.entry is not None and s.entry.path not in healed_paths
+    )
+    if healed:
+        log.warning(
+            "%s: the stored bytes of %d files were gone from %s (deleted behind mlbackup's "
+            "back); put back from the source: %s",
+            name, len(healed), target.url, ", ".join(healed_shown[:5]),
+        )  # fmt: skip
+    if lost:
+        log.error(
+            "%s: version %d lists %d files whose stored bytes are gone from %s and which the "
+            "source no longer holds as they were, so it does not restore them: %s",
+            name, previous.version if previous else 0, len(lost), target.url,
+            ", ".join(lost_shown[:5]),
+        )  # fmt: skip
     common = {
         "name": name,
         "target": target.url,
@@ -315,12 +344,14 @@ def _run_backup(
         "files_total": len(entries),
         "bytes_total": sum(e.size for e in entries),
         "staged": target.backend.staged_writes,
+        "healed": healed_shown,
+        "lost": lost_shown,
     }
     if (
         previous is not None
         and not gone
         and not failed  # a file the version had could not be read: not "unchanged"
-        and files_sent == 0
+        and changes_sent == 0
         and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
     ):
         if keep_last is not None:  # finish a retention an earlier run was killed in
@@ -328,6 +359,8 @@ def _run_backup(
         return BackupResult(
             BackupStatus.UNCHANGED,
             version=previous.version,
+            files_sent=files_sent,  # bytes put back, if any
+            bytes_sent=bytes_sent,
             seconds=time.perf_counter() - started,
             **common,  # type: ignore[arg-type]
         )
@@ -418,6 +451,32 @@ def _send_back(target: BackupTarget, location: DataLocation, key: str) -> None:
         if problem:
             raise TargetError(f"cannot move {target.url} to storage format 2: {problem}")
         target.backend.put_object(local, key, location.entry.hash)
+
+
+def _missing_objects(target: BackupTarget, previous: Manifest | None) -> set[str]:
+    """The hashes ``previous`` lists whose objects are not on the store: one listing of the
+    objects a run (on S3 or GCS a request per 1,000 objects), not a request per file."""
+    if previous is None or previous.format_version == 1 or not previous.files:
+        return set()  # format 1 kept its bytes at other keys
+    stored = set(target.backend.list_dir(layout.objects_prefix()))
+    return {e.hash for e in previous.files} - stored
+
+
+def _healed(previous: Manifest | None, missing: set[str], sent: list[_Sent]) -> tuple[str, ...]:
+    """The files whose missing bytes this run put back (the same hash as before)."""
+    if not missing or previous is None:
+        return ()
+    before = previous.by_path()
+    return tuple(
+        sorted(
+            s.entry.path
+            for s in sent
+            if s.entry is not None
+            and s.entry.hash in missing
+            and (old := before.get(s.entry.path)) is not None
+            and old.hash == s.entry.hash
+        )
+    )
 
 
 def _check_still_there(target: BackupTarget, entries: list[FileEntry]) -> None:

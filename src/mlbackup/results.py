@@ -93,6 +93,11 @@ class BackupResult(_Result):
         staged: the target only staged the data on this machine (a mounted store): it
             is safe from a crash of this process but not yet from the loss of the machine
             until the store has uploaded it (``Backend.staged_advice`` says how to wait).
+        healed: files of the previous version whose stored bytes were gone (deleted or
+            trashed behind mlbackup's back) and were put back from the source, which still
+            held them: every version listing them restores whole again.
+        lost: files of the previous version whose stored bytes are gone and which the source
+            no longer holds as they were: that version does not restore them.
     """
 
     status: BackupStatus
@@ -110,6 +115,8 @@ class BackupResult(_Result):
     partial: bool = False
     seconds: float = 0.0
     staged: bool = False
+    healed: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()
 
     @property
     def committed(self) -> bool:

@@ -329,7 +329,11 @@ class BackupTarget(ClosingContext):
                 return io.BytesIO(self.backend.read_at_most(key, size + 1))
 
         if location.entry.ref is not None:
-            return self.backend.open_ref(location.entry.ref)  # the one object the store names
+            try:
+                return self.backend.open_ref(location.entry.ref)  # the object the store names
+            except FileNotFoundError:
+                pass  # removed behind our back, then put back by a backup: found by its key
+                # (a same-named file of another tool is caught by the hash check)
         keys = (location.key, *location.fallbacks)
         for key in keys[:-1]:
             try:
