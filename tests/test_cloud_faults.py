@@ -352,3 +352,20 @@ def test_the_cli_against_a_silent_store_ends_typed_within_its_deadline(s3_server
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["type"] == "BackendUnavailableError"
     assert elapsed < 20, elapsed
+
+
+def test_s3_a_create_answered_with_a_wrong_etag_is_settled_by_its_bytes(s3_server, s3_bucket):
+    """The server stored the object but answered an ETag of other bytes (seen from moto under
+    load: the md5 of an empty body): the bytes read back decide, not the answer."""
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        target = open_target(
+            f"s3://{s3_bucket}/etag", **s3_server.storage_options(endpoint_url=proxy.endpoint_url)
+        )
+        empty_md5 = '"d41d8cd98f00b204e9800998ecf8427e"'
+        proxy.rewrite_header("/etag/first", "ETag", empty_md5)
+        target.backend.write_new("first", b"segment bytes")
+        assert target.backend.read_bytes("first") == b"segment bytes"
+        # Answered wrongly and not stored either (the proxy answers in the server's place).
+        proxy.answer_matching("/etag/second", 200, headers={"ETag": empty_md5})
+        with pytest.raises(TargetError, match="does not hold the object"):
+            target.backend.write_new("second", b"other bytes")

@@ -351,7 +351,22 @@ class S3Backend(BucketBackend):
                 if error_code(exc)[0] == "ConditionalRequestConflict":
                     raise FileExistsError(key) from exc
                 raise
+        try:
             self._check_etag(key, response, md5.hexdigest())
+        except TargetError:
+            # The answer does not match what was sent; the object is small and create-only
+            # (no one else's write can follow ours): read it back and decide by its bytes.
+            try:
+                stored = self.read_bytes(key)
+            except FileNotFoundError:
+                raise TargetError(
+                    f"write of {key!r} to {self.where}: S3 answered with a wrong ETag and "
+                    "does not hold the object; retry"
+                ) from None
+            if stored != data:
+                raise
+            log.warning("%s: S3 answered a wrong ETag for %r; its bytes were read back whole",
+                        self.where, key)  # fmt: skip
 
 
 #: Where botocore finds credentials without a request: the environment and two files.

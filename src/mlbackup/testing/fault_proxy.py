@@ -12,7 +12,8 @@ to the upstream server unchanged until a fault is armed::
 
 Faults:
 
-- headers dropped on the way (`FaultProxy.strip_header()`: a server ignoring a condition);
+- headers dropped on the way (`FaultProxy.strip_header()`: a server ignoring a condition),
+  or an answer's header rewritten (`FaultProxy.rewrite_header()`: a wrong ETag);
 - canned answers for the next K requests (any status, headers and body: 503 SlowDown, 500,
   429 with ``Retry-After``, 403 with a Drive reason), or for each request with a seeded
   probability (`FaultProxy.answer_randomly()`);
@@ -130,6 +131,7 @@ class FaultProxy(LoopbackServer):
         # [path part, method or None, how many left, every how many, how many seen]
         self._losing: list[list[Any]] = []
         self._stripped: set[str] = set()  # header names not forwarded
+        self._rewrites: list[list[Any]] = []  # [path part, header, value, how many left]
         self._truncated_gets = 0
         self._truncate_keep = 16
         self._truncate_reset = True
@@ -191,6 +193,23 @@ class FaultProxy(LoopbackServer):
         fail)."""
         with self._lock:
             self._stripped.add(header.lower())
+
+    def rewrite_header(self, path_contains: str, header: str, value: str, count: int = 1) -> None:
+        """Forward the next ``count`` requests whose path holds ``path_contains``, then set
+        ``header`` of the server's answer to ``value``: a server (or a middlebox) that acted
+        on the request and answered wrongly (an S3 ``ETag`` that is not the stored bytes')."""
+        with self._lock:
+            self._rewrites.append([path_contains, header, value, count])
+
+    def _rewritten(self, path: str, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        with self._lock:
+            for entry in self._rewrites:
+                part, header, value, left = entry
+                if left and part in path:
+                    entry[3] -= 1
+                    kept = [(k, v) for k, v in headers if k.lower() != header.lower()]
+                    return [*kept, (header, value)]
+            return headers
 
     def reset_after(self, body_bytes: int) -> None:
         """Reset the connection of the next request with a body once ``body_bytes`` of it
@@ -319,6 +338,7 @@ class FaultProxy(LoopbackServer):
             self._lost_responses = 0
             self._losing.clear()
             self._stripped.clear()
+            self._rewrites.clear()
             self._truncated_gets = 0
             self._random_answer = None
             self._read_only = None
@@ -447,6 +467,7 @@ class FaultProxy(LoopbackServer):
                     self._send(answer.status, list(answer.headers.items()), answer.body)
                     return
                 status, headers, payload = self._forward(body)
+                headers = proxy._rewritten(self.path, headers)
                 proxy._throttle(len(payload))
                 if proxy._take_lost_response() or proxy._take_lost_matching(
                     self.command, self.path
