@@ -222,3 +222,18 @@ def test_an_appended_file_whose_old_object_vanished_is_sent_whole(store, request
     assert result.version == 2 and result.bytes_sent == path.stat().st_size
     restore("weights.bin", tmp_path / "back", target=target)
     assert (tmp_path / "back").read_bytes() == path.read_bytes()
+
+
+def test_where_the_kernel_cannot_copy_the_old_bytes_go_through_us(tmp_path, monkeypatch):
+    """A FUSE mount (the Drive mount) or two file systems: copy_file_range fails with EXDEV."""
+    import errno
+
+    def cannot(*args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    target = open_target(tmp_path / "target")
+    path = backed_up_then_appended(target, tmp_path)
+    monkeypatch.setattr(os, "copy_file_range", cannot)
+    assert backup(path, target=target, name="weights.bin").bytes_sent == MiB
+    restore("weights.bin", tmp_path / "back", target=target)
+    assert (tmp_path / "back").read_bytes() == path.read_bytes()

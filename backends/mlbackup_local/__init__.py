@@ -683,8 +683,10 @@ def _copy_range(src: int, dst: int, count: int) -> None:
         if exc.errno not in _NO_KERNEL_COPY:
             raise
         while done < count:
-            chunk = os.pread(src, min(CHUNK_SIZE, count - done), done)
+            chunk = memoryview(os.pread(src, min(CHUNK_SIZE, count - done), done))
             if not chunk:
                 break
-            os.write(dst, chunk)
-            done += len(chunk)
+            while chunk:  # a write may take only part of the chunk
+                written = os.write(dst, chunk)
+                chunk = chunk[written:]
+                done += written
