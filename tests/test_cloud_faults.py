@@ -151,7 +151,7 @@ def test_s3_backup_survives_lost_answers(s3_target, s3_proxy, model, tmp_path):
 
 
 @pytest.mark.parametrize("store", ["s3", "gcs"])
-def test_a_run_with_nothing_to_send_lists_the_versions_and_reads_one_manifest(
+def test_a_run_with_nothing_to_send_lists_versions_reads_a_manifest_lists_objects(
     store, request, tmp_path
 ):
     target = request.getfixturevalue(f"{store}_target")
@@ -165,8 +165,11 @@ def test_a_run_with_nothing_to_send_lists_the_versions_and_reads_one_manifest(
     backup(run, target=target, name="run")
     proxy.clear()
     assert backup(run, target=target, name="run").status is BackupStatus.UNCHANGED
-    # Each request is a round trip to the store (tens of milliseconds to a real one).
-    assert [r.method for r in proxy.log] == ["GET", "GET"], [(r.method, r.path) for r in proxy.log]
+    # Each request is a round trip to the store (tens of milliseconds to a real one): the
+    # versions listed, the newest manifest read, the objects listed (are its bytes all there?).
+    seen = [(r.method, r.path) for r in proxy.log]
+    assert [method for method, _ in seen] == ["GET", "GET", "GET"], seen
+    assert "objects" in seen[2][1], seen
 
 
 @pytest.mark.parametrize("store", ["s3", "gcs"])

@@ -217,7 +217,11 @@ def test_a_bucket_gone_after_open_is_an_error_not_nothing_to_restore(request, ki
         if kind == "s3":
             proxy.answer_next(10, 404, S3_NO_BUCKET, XML)
         else:
-            proxy.answer_next(10, 404, gcs_error(404, "notFound", "bucket does not exist"), JSON)
+            # Every request on the bucket (GCS still lists the project's buckets without it).
+            for _ in range(10):
+                proxy.answer_matching(
+                    f"/b/{bucket}", 404, gcs_error(404, "notFound", "bucket does not exist"), JSON
+                )
         with pytest.raises(TargetMissingError, match="bucket does not exist"):
             restore_if_missing(tmp_path / "model.bin", name="model.bin", target=target)
         with pytest.raises(TargetMissingError):
