@@ -11,10 +11,8 @@ from mlbackup.layout import object_key
 from mlbackup.testing.contract import tree_snapshot
 
 
-@pytest.mark.parametrize("kind", ["file", "drive", "gdrive", "s3", "gs"])
-def test_doctor_names_each_version_a_deleted_object_costs(request, kind, tmp_path):
-    url, options = empty_store(request, kind, tmp_path)
-    target = open_target(url, **options)
+def two_versions(target, tmp_path):
+    """A checkpoint folder backed up twice: config.json in both versions, weights.bin changed."""
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text('{"lr": 0.1}')
@@ -22,6 +20,14 @@ def test_doctor_names_each_version_a_deleted_object_costs(request, kind, tmp_pat
     backup(ckpt, target=target, name="ckpt")
     (ckpt / "weights.bin").write_bytes(b"second weights")
     backup(ckpt, target=target, name="ckpt")
+    return ckpt
+
+
+@pytest.mark.parametrize("kind", ["file", "drive", "gdrive", "s3", "gs"])
+def test_doctor_names_each_version_a_deleted_object_costs(request, kind, tmp_path):
+    url, options = empty_store(request, kind, tmp_path)
+    target = open_target(url, **options)
+    two_versions(target, tmp_path)
     assert run_doctor(url, options).damaged == {}
 
     def stored(version, path):
@@ -43,13 +49,7 @@ def test_doctor_names_each_version_a_deleted_object_costs(request, kind, tmp_pat
 def test_the_next_backup_puts_back_what_the_source_still_holds(request, kind, tmp_path, caplog):
     url, options = empty_store(request, kind, tmp_path)
     target = open_target(url, **options)
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    (ckpt / "config.json").write_text('{"lr": 0.1}')
-    (ckpt / "weights.bin").write_bytes(b"first weights")
-    backup(ckpt, target=target, name="ckpt")
-    (ckpt / "weights.bin").write_bytes(b"second weights")
-    backup(ckpt, target=target, name="ckpt")
+    ckpt = two_versions(target, tmp_path)
     by_path = {e.path: e.hash for e in target.manifest("ckpt", 1).files}
     target.backend.delete(object_key(by_path["weights.bin"]))  # version 1's own bytes
     target.backend.delete(object_key(by_path["config.json"]))  # in both versions
