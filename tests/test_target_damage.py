@@ -89,3 +89,143 @@ def test_the_command_line_says_what_it_put_back_and_what_is_lost(tmp_path, capsy
     out.write_bytes(b"new weights")
     assert main(["backup", str(out), "--to", str(target)]) == 0
     assert "LOST model.bin: the stored bytes of its previous version" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["file", "drive", "gdrive", "s3", "gs"])
+def test_restore_skips_a_newest_version_that_no_longer_restores(request, kind, tmp_path, caplog):
+    url, options = empty_store(request, kind, tmp_path)
+    target = open_target(url, **options)
+    ckpt = two_versions(target, tmp_path)
+    first = tmp_path / "first"
+    restore("ckpt", first, target=target, version=1)
+    newest = target.manifest("ckpt", 2).by_path()["weights.bin"].hash
+    target.backend.delete(object_key(newest))  # only version 2 lists it
+
+    result = restore("ckpt", tmp_path / "back", target=target)
+    assert (result.version, result.skipped_versions) == (1, (2,))
+    assert tree_snapshot(tmp_path / "back") == tree_snapshot(first)
+    assert "restored version 1; skipped version 2, not whole any more" in caplog.text
+    assert "weights.bin: missing from the target" in caplog.text
+    with pytest.raises(IntegrityError, match="version 2"):  # asked for by number: no fallback
+        restore("ckpt", tmp_path / "asked", target=target, version=2)
+    assert not (tmp_path / "asked").exists()
+
+    # With every version damaged, nothing is placed and the error names what it checked.
+    target.backend.delete(object_key(target.manifest("ckpt", 1).by_path()["config.json"].hash))
+    checked = r"no version .* restores whole \(checked versions 2, 1\)"
+    with pytest.raises(IntegrityError, match=checked):
+        restore("ckpt", tmp_path / "none", target=target)
+    assert not (tmp_path / "none").exists() and ckpt.exists()
+
+
+def test_restore_if_missing_restores_the_newest_whole_version_or_raises(tmp_path):
+    from mlbackup import RestoreStatus, restore_if_missing
+
+    out = tmp_path / "study.db"
+    target = open_target(tmp_path / "target")
+    for value in (b"one", b"two"):
+        out.write_bytes(value)
+        backup(out, target=target, name="study.db")
+    out.unlink()
+    target.backend.delete(object_key(target.manifest("study.db", 2).files[0].hash))
+    result = restore_if_missing(out, target=target, name="study.db")
+    assert (result.status, result.version, result.skipped_versions) == (
+        RestoreStatus.RESTORED, 1, (2,),
+    )  # fmt: skip
+    assert out.read_bytes() == b"one"
+    out.unlink()
+    target.backend.delete(object_key(target.manifest("study.db", 1).files[0].hash))
+    with pytest.raises(IntegrityError, match=r"no version of backup 'study\.db'"):
+        restore_if_missing(out, target=target, name="study.db")  # never "nothing to restore"
+    assert not out.exists()
+
+
+def test_a_damaged_newest_manifest_is_skipped_too(tmp_path):
+    target = open_target(tmp_path / "target")
+    ckpt = two_versions(target, tmp_path)
+    key = target.manifest_key_of("ckpt", 2)
+    (tmp_path / "target" / key).write_bytes(b"{not json")
+    result = restore("ckpt", tmp_path / "back", target=target)
+    assert (result.version, result.skipped_versions) == (1, (2,))
+    assert (tmp_path / "back" / "weights.bin").read_bytes() == b"first weights"
+    assert ckpt.exists()
+
+
+def test_a_spurious_404_does_not_make_restore_fall_back(tmp_path, monkeypatch):
+    target = open_target(tmp_path / "target")
+    ckpt = two_versions(target, tmp_path)
+    real = type(target.backend.inner).read_at_most if hasattr(target.backend, "inner") else None
+    assert real is not None
+    calls = {"n": 0}
+
+    def flaky(self, key, limit):
+        calls["n"] += 1
+        if calls["n"] == 1 and "/objects/" in key:
+            raise FileNotFoundError(key)  # a store's 404 for an object that is there
+        return real(self, key, limit)
+
+    monkeypatch.setattr(type(target.backend.inner), "read_at_most", flaky)
+    result = restore("ckpt", tmp_path / "back", target=target)
+    assert (result.version, result.skipped_versions) == (2, ())
+    assert tree_snapshot(tmp_path / "back") == tree_snapshot(ckpt)
+
+
+def test_ls_and_status_mark_the_versions_that_no_longer_restore(tmp_path, capsys):
+    from mlbackup.cli import main
+    from mlbackup.status import backup_status
+
+    target = open_target(tmp_path / "target")
+    two_versions(target, tmp_path)
+    target.backend.delete(object_key(target.manifest("ckpt", 1).by_path()["weights.bin"].hash))
+    assert [i.missing_files for i in target.list("ckpt")] == [1, 0]
+    assert [r.damaged_versions for r in backup_status(target)] == [[1]]
+    assert main(["ls", "--from", str(tmp_path / "target")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert "DAMAGED: the bytes of 1 files are gone" in rows[1] and "DAMAGED" not in rows[2]
+    assert main(["status", "--from", str(tmp_path / "target")]) == 0
+    assert "DAMAGED ckpt version 1: it no longer restores whole" in capsys.readouterr().out
+    assert main(["backup", str(tmp_path / "ckpt"), "--to", str(tmp_path / "target")]) == 0
+    assert "DAMAGED version 1: it no longer restores whole" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["file", "drive", "gdrive", "s3", "gs"])
+def test_doctor_repair_from_puts_back_what_a_local_copy_holds(request, kind, tmp_path):
+    url, options = empty_store(request, kind, tmp_path)
+    target = open_target(url, **options)
+    ckpt = two_versions(target, tmp_path)
+    v1 = target.manifest("ckpt", 1).by_path()
+    target.backend.delete(object_key(v1["weights.bin"].hash))  # only version 1: "first weights"
+    target.backend.delete(object_key(v1["config.json"].hash))  # in both versions
+    copy = tmp_path / "copy"
+    (copy / "nested").mkdir(parents=True)
+    (copy / "nested" / "cfg.json").write_bytes((ckpt / "config.json").read_bytes())  # any name
+    (copy / "other.txt").write_text('{"lr": 0.2}')  # the same size, other bytes: not stored
+
+    report = run_doctor(url, options, write_test=False, repair_from=copy)
+    assert report.put_back == 1 and report.damaged == {"ckpt": [1]}
+    repaired = next(f.message for f in report.findings if f.message.startswith("put back"))
+    assert "no copy there of 1 files: 'ckpt' version 1 weights.bin" in repaired
+    target.verify("ckpt", 2)
+    (copy / "w.bin").write_bytes(b"first weights")
+    report = run_doctor(url, options, write_test=False, repair_from=copy)
+    assert report.put_back == 1 and report.damaged == {} and report.ok
+    target.verify("ckpt", 1)
+    assert len(target.backend.list_dir(".mlbackup/objects")) == 3  # other.txt never stored
+
+
+def test_doctor_repair_from_on_the_command_line(tmp_path, capsys):
+    from mlbackup.cli import main
+
+    out = tmp_path / "model.bin"
+    out.write_bytes(b"weights")
+    target = tmp_path / "target"
+    assert main(["backup", str(out), "--to", str(target)]) == 0
+    open_target(target).backend.delete(
+        object_key(open_target(target).manifest("model.bin").files[0].hash)
+    )
+    assert main(["doctor", "--from", str(target), "--no-write-test"]) == 1
+    assert "--repair-from FOLDER" in capsys.readouterr().out
+    assert main(["doctor", "--from", str(target), "--repair-from", str(tmp_path / "nope")]) == 1
+    assert "nothing repaired: " in capsys.readouterr().out
+    assert main(["doctor", "--from", str(target), "--repair-from", str(tmp_path)]) == 0
+    assert "put back 1 missing objects from" in capsys.readouterr().out

@@ -130,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         help="remove leftovers of interrupted backups, and older duplicates of a name on "
         "stores that allow them",
     )
+    p.add_argument(
+        "--repair-from",
+        type=Path,
+        metavar="FOLDER",
+        help="put back the objects versions lack whose bytes a file in FOLDER still holds "
+        "(the outputs a backup was made from, or a copy)",
+    )
     p.add_argument("--no-write-test", action="store_true", help="skip the test write")
 
     p = sub.add_parser("demo", parents=[common], help="run the offline demo story")
@@ -219,6 +226,11 @@ def _run(args: argparse.Namespace) -> int:
                 "source has changed since, so the versions before this one do not restore it"
                 for p in result.lost
             )
+            + "".join(
+                f"\n  DAMAGED version {v}: it no longer restores whole (`mlbackup doctor` "
+                "names what it lacks)"
+                for v in result.damaged_versions
+            )
             + partial,
         )
         if result.partial:
@@ -238,7 +250,12 @@ def _run(args: argparse.Namespace) -> int:
             args,
             result_r.to_dict(),
             f"{result_r.name} version {result_r.version}: {result_r.files_restored} files, "
-            f"{result_r.bytes_restored:,} bytes restored to {result_r.dest}",
+            f"{result_r.bytes_restored:,} bytes restored to {result_r.dest}"
+            + "".join(
+                f"\n  skipped version {v}: it no longer restores whole (`mlbackup doctor` "
+                "names what it lacks)"
+                for v in result_r.skipped_versions
+            ),
         )
     elif args.command == "ls":
         with open_target(config.target_url(), **config.storage_options) as target:
@@ -246,8 +263,18 @@ def _run(args: argparse.Namespace) -> int:
             lines = [f"{'NAME':40} {'VERSION':>7} {'FILES':>7} {'BYTES':>14}  CREATED"]
             lines += [
                 f"{i.name:40} {i.version:>7} {i.files:>7} {i.bytes:>14,}  {i.created}"
+                + (
+                    f"  DAMAGED: the bytes of {i.missing_files} files are gone"
+                    if i.missing_files
+                    else ""
+                )
                 for i in infos
             ]
+            if any(i.missing_files for i in infos):
+                lines.append(
+                    "DAMAGED versions no longer restore whole; `mlbackup doctor` names what "
+                    "each lacks and `restore` picks the newest whole one"
+                )
             _emit(
                 args,
                 {"target": target.url, "backups": [i.to_dict() for i in infos]},
@@ -303,6 +330,12 @@ def _status(args: argparse.Namespace, target: BackupTarget) -> None:
         f"{format_age(r.age_seconds):13} {r.state}"
         for r in reports
     ]
+    lines += [
+        f"DAMAGED {r.name} version {v}: it no longer restores whole (`mlbackup doctor` names "
+        "what it lacks)"
+        for r in reports
+        for v in r.damaged_versions
+    ]
     if target.backend.staged_writes and confirm is None and reports:
         lines.append(
             f"staged: on this machine, not yet on the store; {target.backend.staged_advice}"
@@ -327,6 +360,7 @@ def _doctor(args: argparse.Namespace, config: BackupConfig) -> int:
         paths=args.paths,
         repair=args.repair,
         write_test=not args.no_write_test,
+        repair_from=args.repair_from,
     )
     marks = {"ok": "ok     ", "warning": "warning", "problem": "PROBLEM"}
     lines = [f"{report.target}:"]

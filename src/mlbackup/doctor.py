@@ -17,7 +17,7 @@ from typing import Any, Literal
 from . import layout
 from .commit import GRACE_SECONDS
 from .create_only import CREATE_ONLY_ADVICE, probe_create_only
-from .errors import BackupNotFoundError, MLBackupError
+from .errors import MLBackupError
 from .progress_bar import format_bytes
 from .sources import scan
 from .target import BackupTarget, open_target
@@ -70,6 +70,8 @@ class DoctorReport:
     #: The versions, by name, that list a file whose stored bytes are gone (deleted or
     #: trashed behind mlbackup's back): they no longer restore whole.
     damaged: dict[str, list[int]] = field(default_factory=dict)
+    #: With ``repair_from``: how many missing objects were put back from that folder.
+    put_back: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,7 @@ def run_doctor(
     paths: Iterable[str | Path] = (),
     repair: bool = False,
     write_test: bool = True,
+    repair_from: str | Path | None = None,
 ) -> DoctorReport:
     """Check a target before a long run; never raises for what it finds.
 
@@ -101,6 +104,9 @@ def run_doctor(
         repair: remove leftovers of interrupted backups and, on stores that allow duplicate
             names, older duplicates of a name.
         write_test: write and delete a small object, to prove the credentials may write.
+        repair_from: a local folder (the outputs a backup was made from, a copy of them):
+            the objects versions lack whose bytes a file in it holds are put back, before
+            the ``missing`` check tells what is still gone.
 
     Examples:
         >>> import tempfile
@@ -120,14 +126,19 @@ def run_doctor(
     with target:
         report.target = target.url
         try:
-            _check(report, target, [Path(p) for p in paths], repair, write_test)
+            _check(report, target, [Path(p) for p in paths], repair, write_test, repair_from)
         except MLBackupError as exc:  # the store failed between checks
             report.add("problem", "reachable", str(exc))
     return report
 
 
 def _check(
-    report: DoctorReport, target: BackupTarget, paths: list[Path], repair: bool, write_test: bool
+    report: DoctorReport,
+    target: BackupTarget,
+    paths: list[Path],
+    repair: bool,
+    write_test: bool,
+    repair_from: str | Path | None,
 ) -> None:
     backend = target.backend
     report.add("ok", "reachable", f"{target.url} answered")
@@ -145,7 +156,7 @@ def _check(
     report.backups = len(names)
     report.add("ok", "backups", f"{report.backups} backups on the target")
     _format(report, target, names)
-    _missing(report, target, names)
+    _missing(report, target, names, Path(repair_from) if repair_from is not None else None)
     if backend.staged_writes:
         report.add(
             "warning",
@@ -216,31 +227,45 @@ def _leftovers(report: DoctorReport, target: BackupTarget, repair: bool) -> None
     )
 
 
-def _missing(report: DoctorReport, target: BackupTarget, names: list[str]) -> None:
+def _missing(
+    report: DoctorReport, target: BackupTarget, names: list[str], repair_from: Path | None
+) -> None:
     """Every version whose files' bytes are not all on the store: one listing of the objects,
-    then each manifest (retention keeps few) compared with it."""
-    stored = set(target.backend.list_dir(layout.objects_prefix()))
-    for name in names:
-        for version in target.versions(name):
-            try:
-                manifest = target.read_manifest(name, version)
-            except BackupNotFoundError:
-                continue  # dropped by another writer's retention since the listing
-            if manifest.format_version == 1:
-                continue  # release 0.1.0 kept its bytes elsewhere: verify reads them
-            gone = sorted(e.path or name for e in manifest.files if e.hash not in stored)
-            if not gone:
-                continue
-            report.damaged.setdefault(name, []).append(version)
-            shown = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
+    then each manifest compared with it; with ``repair_from``, put back what it holds."""
+    from .damage import damaged_versions, repair_from_folder, stored_objects
+
+    stored = stored_objects(target)
+    damage = [d for name in names for d in damaged_versions(target, name, stored)]
+    if repair_from is not None:
+        if not repair_from.is_dir():
+            report.add("problem", "missing", f"nothing repaired: {repair_from} is not a folder")
+        else:
+            repaired = repair_from_folder(target, damage, repair_from)
+            report.put_back = len(repaired.put_back)
             report.add(
-                "problem",
+                "ok",
                 "missing",
-                f"{name!r} version {version}: the stored bytes of {len(gone)} of its "
-                f"{len(manifest.files)} files are gone from the store ({shown}), so it no "
-                "longer restores whole (something other than mlbackup deleted them); "
-                f"`mlbackup verify {name} --version {version}` names each",
+                f"put back {report.put_back} missing objects from {repair_from}"
+                + (
+                    f"; no copy there of {len(repaired.still_missing)} files: "
+                    + ", ".join(f"{n!r} version {v} {p}" for n, v, p in repaired.still_missing[:5])
+                    + (", ..." if len(repaired.still_missing) > 5 else "")
+                    if repaired.still_missing
+                    else ""
+                ),
             )
+            if repaired.put_back:
+                stored = stored_objects(target)
+                damage = [d for name in names for d in damaged_versions(target, name, stored)]
+    for d in damage:
+        report.damaged.setdefault(d.name, []).append(d.version)
+        report.add(
+            "problem",
+            "missing",
+            f"{d.describe()}, so it no longer restores whole (something other than mlbackup "
+            f"deleted them); `mlbackup verify {d.name} --version {d.version}` names each, and "
+            "`mlbackup doctor --repair-from FOLDER` puts back what a local copy still holds",
+        )
     if not report.damaged:
         report.add("ok", "missing", "every version's files are on the store")
 

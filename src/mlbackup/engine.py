@@ -33,6 +33,7 @@ from ._version import __version__
 from .browsable import refresh_browsable
 from .commit import GRACE_SECONDS, apply_retention, commit_version
 from .crashpoints import crash_point
+from .damage import damaged_versions, stored_objects
 from .errors import (
     ConfigError,
     MLBackupError,
@@ -269,7 +270,10 @@ def _run_backup(
 
     # Bytes the previous version lists that are gone from the store (deleted behind our
     # back): its files that still hold them are sent again, as if new.
-    missing = _missing_objects(target, previous)
+    stored = _stored_objects(target, previous)
+    missing = set()
+    if previous is not None and stored is not None:
+        missing = {e.hash for e in previous.files} - stored
     unchanged: list[FileEntry] = []
     todo: list[tuple[SourceFile, FileEntry | None]] = []
     for sf in scanned.files:
@@ -362,6 +366,7 @@ def _run_backup(
             files_sent=files_sent,  # bytes put back, if any
             bytes_sent=bytes_sent,
             seconds=time.perf_counter() - started,
+            damaged_versions=_older_damage(target, name, stored, sent, previous.version),
             **common,  # type: ignore[arg-type]
         )
 
@@ -399,6 +404,7 @@ def _run_backup(
         files_sent=files_sent,
         bytes_sent=bytes_sent,
         seconds=time.perf_counter() - started,
+        damaged_versions=_older_damage(target, name, stored, sent, manifest.version),
         **common,  # type: ignore[arg-type]
     )
 
@@ -453,13 +459,33 @@ def _send_back(target: BackupTarget, location: DataLocation, key: str) -> None:
         target.backend.put_object(local, key, location.entry.hash)
 
 
-def _missing_objects(target: BackupTarget, previous: Manifest | None) -> set[str]:
-    """The hashes ``previous`` lists whose objects are not on the store: one listing of the
-    objects a run (on S3 or GCS a request per 1,000 objects), not a request per file."""
+def _stored_objects(target: BackupTarget, previous: Manifest | None) -> set[str] | None:
+    """Every object on the store: one listing a run (on S3 or GCS a request per 1,000
+    objects), not a request per file; None when there is nothing to compare it with."""
     if previous is None or previous.format_version == 1 or not previous.files:
-        return set()  # format 1 kept its bytes at other keys
-    stored = set(target.backend.list_dir(layout.objects_prefix()))
-    return {e.hash for e in previous.files} - stored
+        return None  # format 1 kept its bytes at other keys
+    return stored_objects(target)
+
+
+def _older_damage(
+    target: BackupTarget, name: str, stored: set[str] | None, sent: list[_Sent], newest: int
+) -> tuple[int, ...]:
+    """The kept versions before ``newest`` that do not restore whole, logged as an error."""
+    if stored is None:
+        return ()
+    stored = stored | {s.entry.hash for s in sent if s.entry is not None}
+    older = [v for v in target.listed_versions(name) if v < newest]
+    damage = damaged_versions(target, name, stored, versions=older)
+    if damage:  # retention (this run's or another writer's) may have dropped some since
+        kept = set(target.versions(name))
+        damage = [d for d in damage if d.version in kept]
+    if damage:
+        log.error(
+            "%s: %d older versions no longer restore whole (their stored bytes were deleted "
+            "behind mlbackup's back and the source no longer holds them): %s",
+            name, len(damage), "; ".join(d.describe() for d in damage[:5]),
+        )  # fmt: skip
+    return tuple(d.version for d in damage)
 
 
 def _healed(previous: Manifest | None, missing: set[str], sent: list[_Sent]) -> tuple[str, ...]:

@@ -12,7 +12,9 @@ replayed onto a restored database they silently change or corrupt it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from .crashpoints import crash_point
 from .errors import (
+    BackupNotFoundError,
     DestinationError,
     DestinationNotEmptyError,
     IntegrityError,
@@ -33,9 +36,21 @@ from .parallel import map_in_threads
 from .progress import ProgressCallback, ProgressCounter
 from .results import RestoreResult, RestoreStatus
 from .sources import SQLITE_SIDECARS
-from .target import BackupTarget, DataLocation
+from .target import MISSING, BackupTarget, DataLocation
 
 __all__ = ["run_restore"]
+
+log = logging.getLogger("mlbackup")
+
+
+class _DamagedVersion(IntegrityError):
+    """A version some of whose files read back missing or damaged."""
+
+    def __init__(self, message: str, staged: list[_Staged]) -> None:
+        super().__init__(message, [s.problem for s in staged if s.problem])
+        #: The hashes not found, and those whose stored bytes read back wrong.
+        self.missing = {s.location.entry.hash for s in staged if s.missing}
+        self.damaged = {s.location.entry.hash for s in staged if not s.missing}
 
 
 @dataclass
@@ -44,6 +59,7 @@ class _Staged:
     final: Path
     temp: Path | None = None
     problem: str | None = None
+    missing: bool = False  # the store had no object to read
 
 
 def _check_destination(dest: Path, manifest: Manifest, overwrite: bool) -> None:
@@ -96,10 +112,98 @@ def run_restore(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> RestoreResult:
-    """Restore ``name`` (newest or ``version``) so that it is *at* ``dest``."""
+    """Restore ``name`` (newest or ``version``) so that it is *at* ``dest``.
+
+    Without ``version``, a newest version that no longer restores whole (objects deleted
+    behind mlbackup's back, a damaged manifest) is skipped for the newest one that does,
+    which ``RestoreResult.skipped_versions`` and a warning name.
+    """
     started = time.perf_counter()
-    manifest = target.manifest(name, version)
     dest = Path(os.path.abspath(dest))
+    if version is not None:
+        return _restore_version(target, target.manifest(name, version), dest, overwrite, progress)
+    versions = target.versions(name)
+    problems: tuple[str, ...] = ()  # the newest version's, for the error if none restores
+    skipped: list[int] = []
+    retried: set[int] = set()
+    damaged: set[str] = set()  # hashes whose stored bytes read back wrong
+    missing: set[str] = set()  # hashes a read did not find
+    try:
+        manifest: Manifest | None = target.manifest(name)
+    except IntegrityError as exc:  # the newest manifest itself is damaged
+        problems, manifest = (str(exc).splitlines()[0],), None
+    while True:
+        if manifest is not None:
+            try:
+                result = _restore_version(target, manifest, dest, overwrite, progress)
+            except _DamagedVersion as exc:
+                problems = problems or exc.problems
+                damaged |= exc.damaged
+                missing |= exc.missing
+            else:
+                if skipped:
+                    log.warning(
+                        "%s: restored version %d; skipped %s, not whole any more: %s",
+                        name, manifest.version, _versions(skipped), "; ".join(problems[:5]),
+                    )  # fmt: skip
+                return dataclasses.replace(
+                    result, skipped_versions=tuple(skipped), seconds=time.perf_counter() - started
+                )
+        failed = manifest.version if manifest is not None else versions[-1]
+        # One listing says which bytes are really gone: a read that found nothing where the
+        # listing shows the object was a store's spurious 404, and that version is read again.
+        from .damage import stored_objects
+
+        stored = stored_objects(target)
+        whole = stored - damaged - (missing - stored)
+        candidates = [v for v in versions if v < failed or (v == failed and v not in retried)]
+        retried.add(failed)
+        manifest, passed = _newest_whole(target, name, candidates, whole)
+        if manifest is None or manifest.version != failed:
+            skipped.append(failed)
+        skipped += [v for v in passed if v != failed]
+        if manifest is None:
+            raise IntegrityError(
+                f"no version of backup {name!r} on {target.url} restores whole (checked "
+                f"{_versions(skipped)}); nothing was restored. `mlbackup doctor` names what "
+                "each lacks; back the data up again",
+                problems,
+            )
+
+
+def _versions(versions: list[int]) -> str:
+    return ("version " if len(versions) == 1 else "versions ") + ", ".join(map(str, versions))
+
+
+def _newest_whole(
+    target: BackupTarget, name: str, older: list[int], stored: set[str]
+) -> tuple[Manifest | None, list[int]]:
+    """The newest of ``older`` whose manifest reads and whose objects ``stored`` holds, and
+    the newer ones passed over."""
+    passed = []
+    for version in reversed(older):
+        try:
+            manifest = target.read_manifest(name, version)
+        except BackupNotFoundError:
+            continue  # dropped by retention since the listing
+        except IntegrityError:
+            passed.append(version)
+            continue
+        if manifest.format_version == 1 or all(e.hash in stored for e in manifest.files):
+            return manifest, passed  # format 1 keeps its bytes elsewhere: only a read tells
+        passed.append(version)
+    return None, passed
+
+
+def _restore_version(
+    target: BackupTarget,
+    manifest: Manifest,
+    dest: Path,
+    overwrite: bool,
+    progress: ProgressCallback | None,
+) -> RestoreResult:
+    started = time.perf_counter()
+    name = manifest.name
     _check_destination(dest, manifest, overwrite)
     locations = target.locate(manifest)
 
@@ -134,12 +238,12 @@ def run_restore(
                         "restore into an empty folder instead"
                     )
         _fetch_all(target, manifest, staged, progress)
-        problems = [s.problem for s in staged if s.problem]
-        if problems:
-            raise IntegrityError(
+        damaged = [s for s in staged if s.problem]
+        if damaged:
+            raise _DamagedVersion(
                 f"backup {name!r} version {manifest.version} on {target.url} is damaged; nothing "
                 "was restored. Restore another version (--version) or back the data up again",
-                problems,
+                damaged,
             )
         for item in staged:
             _place(item)
@@ -189,6 +293,7 @@ def _fetch_all(
         path = item.location.entry.path
         with os.fdopen(fd, "wb") as out, counter.chunks(path) as in_flight:
             item.problem = target.copy_verified(item.location, out, manifest.hash_name)
+            item.missing = item.problem is not None and item.problem.endswith(MISSING)
         counter.add(path, item.location.entry.size - in_flight[0])
         crash_point("restore-after-fetch")
 

@@ -98,6 +98,9 @@ class BackupResult(_Result):
             held them: every version listing them restores whole again.
         lost: files of the previous version whose stored bytes are gone and which the source
             no longer holds as they were: that version does not restore them.
+        damaged_versions: the kept versions before this one that no longer restore whole
+            (their stored bytes are gone and this run could not put them back), oldest first;
+            ``mlbackup doctor`` names what each lacks.
     """
 
     status: BackupStatus
@@ -117,6 +120,7 @@ class BackupResult(_Result):
     staged: bool = False
     healed: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()
+    damaged_versions: tuple[int, ...] = ()
 
     @property
     def committed(self) -> bool:
@@ -137,6 +141,9 @@ class RestoreResult(_Result):
         bytes_restored: bytes written.
         target: the target URL.
         seconds: wall time of the call.
+        skipped_versions: newer versions passed over because they no longer restore whole
+            (their stored bytes were deleted or damaged behind mlbackup's back), newest first;
+            only when no ``version`` was asked for.
     """
 
     status: RestoreStatus
@@ -147,6 +154,7 @@ class RestoreResult(_Result):
     bytes_restored: int = 0
     target: str | None = None
     seconds: float = 0.0
+    skipped_versions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,9 @@ class BackupInfo(_Result):
         kind: ``"file"`` or ``"dir"``.
         files: how many files it holds.
         bytes: their total size.
+        missing_files: how many of its files' stored bytes are gone (deleted behind
+            mlbackup's back), so that it no longer restores whole when above 0; ``None`` when
+            not checked.
     """
 
     name: str
@@ -169,6 +180,7 @@ class BackupInfo(_Result):
     kind: str
     files: int
     bytes: int
+    missing_files: int | None = None
 
 
 @dataclass(frozen=True)

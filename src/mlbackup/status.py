@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +31,8 @@ class NameReport:
             machine, the store uploads it later), or, when checked, ``confirmed`` or
             ``unconfirmed`` (the store does not hold every file yet).
         unconfirmed: with a check, the keys the store does not hold yet.
+        damaged_versions: kept versions that no longer restore whole (their stored bytes
+            were deleted behind mlbackup's back), oldest first.
     """
 
     name: str
@@ -42,6 +44,7 @@ class NameReport:
     bytes: int
     state: str
     unconfirmed: list[str] | None = None
+    damaged_versions: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,10 +86,14 @@ def backup_status(
         >>> [(r.name, r.version, r.files, r.bytes, r.state) for r in backup_status(target)]
         [('study.db', 1, 1, 10, 'committed')]
     """
+    from .damage import damaged_versions, stored_objects
+
     now = now or datetime.now(timezone.utc)
     staged = target.backend.staged_writes
     reports = []
-    for name in target.names():
+    names = target.names()
+    stored = stored_objects(target) if names else set()
+    for name in names:
         versions = target.versions(name)
         manifest = target.read_manifest(name, versions[-1])
         age = (now - datetime.fromisoformat(manifest.created)).total_seconds()
@@ -108,6 +115,7 @@ def backup_status(
                 bytes=manifest.total_bytes,
                 state=state,
                 unconfirmed=pending,
+                damaged_versions=[d.version for d in damaged_versions(target, name, stored)],
             )
         )
     return reports

@@ -40,6 +40,9 @@ from .retrying_backend import RetryingBackend
 #: Files up to this size are restored and verified with one read request each.
 WHOLE_READ_MAX = 4 << 20
 
+#: How `BackupTarget.copy_verified()` ends the line for a file whose object is not there.
+MISSING = "missing from the target"
+
 __all__ = ["BackupTarget", "open_target"]
 
 log = logging.getLogger("mlbackup")
@@ -146,6 +149,11 @@ class BackupTarget(ClosingContext):
     def versions(self, name: str) -> builtins.list[int]:
         """The committed versions of ``name``, oldest first (empty if none)."""
         return sorted({k.version for k in self.manifest_keys(name)})
+
+    def listed_versions(self, name: str) -> builtins.list[int]:
+        """The versions of ``name`` as the last listing saw them (listed now if never)."""
+        known = self._keys.get(name)
+        return sorted(known) if known is not None else self.versions(name)
 
     def manifest_key_of(self, name: str, version: int) -> str:
         found = self._keys.get(name, {}).get(version)
@@ -254,16 +262,22 @@ class BackupTarget(ClosingContext):
             if digest not in needed:
                 self.backend.delete(layout.legacy_object_key(name, digest))
 
-    def list(self, name: str | None = None) -> list[BackupInfo]:
+    def list(self, name: str | None = None, *, check_stored: bool = True) -> list[BackupInfo]:
         """One [`BackupInfo`][mlbackup.BackupInfo] per committed version, by name then version.
 
         Args:
             name: only this backup's versions; default all.
+            check_stored: also count each version's files whose stored bytes are gone
+                (``BackupInfo.missing_files``), from one listing of the objects.
         """
+        stored = set(self.backend.list_dir(layout.objects_prefix())) if check_stored else None
         infos = []
         for each in [name] if name is not None else self.names():
             for version in self.versions(each):
                 m = self.read_manifest(each, version)
+                missing = None
+                if stored is not None and m.format_version >= 2:
+                    missing = sum(1 for e in m.files if e.hash not in stored)
                 infos.append(
                     BackupInfo(
                         name=each,
@@ -272,6 +286,7 @@ class BackupTarget(ClosingContext):
                         kind=m.kind,
                         files=len(m.files),
                         bytes=m.total_bytes,
+                        missing_files=missing,
                     )
                 )
         return infos
@@ -308,7 +323,7 @@ class BackupTarget(ClosingContext):
         try:
             src = self._open_located(location)
         except FileNotFoundError:
-            return f"{shown}: missing from the target"
+            return f"{shown}: {MISSING}"
         with src:
             size = copy_hashing(src, out, hasher, progress=True)
         if size < entry.size:
