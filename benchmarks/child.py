@@ -136,9 +136,37 @@ def snapshot_vs_copy(a: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def no_change_requests(a: dict[str, Any]) -> dict[str, Any]:
+    """The requests one no-change backup makes on S3 (its check that every object the
+    versions list is still there included): in a fresh process, and again in one that ran
+    a backup of the name before (a callback's steady state)."""
+    from collections import Counter
+
+    from mlbackup import backup, open_target
+    from mlbackup.testing.fault_proxy import FaultProxy
+
+    src, versions = Path(a["src"]), a["versions"]
+    with FaultProxy(a["options"]["endpoint_url"]).start() as proxy:
+        options = {**a["options"], "endpoint_url": proxy.endpoint_url}
+        note = src / "mlbackup-bench-note.txt"
+        for version in range(versions):
+            note.write_text(f"version {version}")  # a new version each time, one file changed
+            backup(src, target=open_target(a["url"], **options), name="requests")
+        counted = {}
+        target = open_target(a["url"], **options)  # as a new CLI process opens it
+        for when in ("fresh process", "same process"):
+            proxy.log.clear()
+            assert backup(src, target=target, name="requests").status.value == "unchanged"
+            counted[when] = dict(Counter(r.method for r in proxy.log))
+        objects = len(target.backend.list_dir(".mlbackup/objects"))
+    note.unlink()
+    return {"requests": counted, "files": sum(1 for p in src.rglob("*") if p.is_file()),
+            "objects": objects, "versions": versions}  # fmt: skip
+
+
 OPERATIONS = {f.__name__: f for f in (
     mlbackup_backup, mlbackup_restore, fsspec_rsync, s3fs_put, stat_walk, read_all, md5_all,
-    study_callback, snapshot_vs_copy,
+    study_callback, snapshot_vs_copy, no_change_requests,
 )}  # fmt: skip
 
 

@@ -66,6 +66,7 @@ def to_json(
         },
         "tables": tables,
         "study": {k: v["values"][0] for k, v in results["study"].items()},
+        "requests": {k: v["values"][0] for k, v in results.get("requests", {}).items()},
     }
     data["targets"] = targets(data)
     return data
@@ -142,6 +143,18 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             if missed is not None:
                 rows.append({"goal": f"missed changes, {tool} ({target})", "value": missed,
                              "limit": 0, "met": missed == 0, "kind": "count"})  # fmt: skip
+    counted = data.get("requests", {}).get("no-change")
+    if counted:
+        # The check that every listed object is still there must not cost a request per file:
+        # one listing per 1,000 objects, plus each older manifest once per process.
+        limit = counted["files"] // 100
+        for when, methods in counted["requests"].items():
+            total = sum(methods.values())
+            shown = ", ".join(f"{n} {m}" for m, n in sorted(methods.items()))
+            rows.append({"goal": f"requests per no-change run on S3, {when} ({counted['files']} "
+                         f"files, {counted['objects']} objects, {counted['versions']} versions:"
+                         f" {shown})", "value": total, "limit": limit, "met": total <= limit,
+                         "kind": "requests"})  # fmt: skip
     study = data["study"]
     cb = study.get("callback", {})
     if cb:
@@ -241,6 +254,8 @@ def write(data: dict[str, Any], docs: Path) -> None:
             cells = ["", "", f"{row['value']:.2f} {row['kind']}", f"< {row['limit']}"]
             if row["kind"] == "count":
                 cells[2:] = [f"{row['value']:.0f}", "0"]
+            elif row["kind"] == "requests":
+                cells[2:] = [f"{row['value']:.0f}", f"≤ {row['limit']}"]
         lines.append(
             f"| {row['goal']} | {' | '.join(cells)} | {'met' if row['met'] else '**missed**'} |"
         )

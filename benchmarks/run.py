@@ -109,6 +109,14 @@ def big_file(work: Path, size: int, results: Results) -> None:
     shutil.rmtree(work / "big-cp")
 
 
+def no_change_requests(src: Path, s3: S3, results: Results) -> None:
+    """How many requests a no-change run makes on S3, its listing of the objects included."""
+    sample = measure.run([PY, CHILD, "no_change_requests", json.dumps(
+        {"src": str(src), "url": f"s3://{s3.bucket}/requests", "options": s3.options(),
+         "versions": 3})])  # fmt: skip
+    results["requests"]["no-change"]["values"] = [sample.extra]
+
+
 def start_s3() -> tuple[Any, S3]:
     from mlbackup.testing.s3_server import DEFAULT_KEY, DEFAULT_SECRET, MotoS3Server
 
@@ -176,6 +184,7 @@ def main() -> None:
         try:
             tools = [t for t in s3_tools(s3, not args.quick) if _available(t, unavailable)]
             run_tools(tools, src, work, shape, s3_repeats, results, "S3 (moto)")
+            no_change_requests(src, s3, results)
         finally:
             server.stop()
         if not args.quick and s3rver.install():
