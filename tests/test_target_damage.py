@@ -53,6 +53,12 @@ def test_the_next_backup_puts_back_what_the_source_still_holds(request, kind, tm
     by_path = {e.path: e.hash for e in target.manifest("ckpt", 1).files}
     target.backend.delete(object_key(by_path["weights.bin"]))  # version 1's own bytes
     target.backend.delete(object_key(by_path["config.json"]))  # in both versions
+    with pytest.raises(IntegrityError) as newest:
+        target.verify("ckpt")
+    assert newest.value.problems == ("config.json: missing from the target",)
+    with pytest.raises(IntegrityError) as older:
+        target.verify("ckpt", 1)
+    assert [p.split(":")[0] for p in older.value.problems] == ["config.json", "weights.bin"]
 
     result = backup(ckpt, target=target, name="ckpt")
     assert (result.status, result.version) == (BackupStatus.UNCHANGED, 2)  # no new version
