@@ -127,7 +127,6 @@ def run_restore(
     skipped: list[int] = []
     retried: set[int] = set()
     damaged: set[str] = set()  # hashes whose stored bytes read back wrong
-    missing: set[str] = set()  # hashes a read did not find
     try:
         manifest: Manifest | None = target.manifest(name)
     except IntegrityError as exc:  # the newest manifest itself is damaged
@@ -139,7 +138,6 @@ def run_restore(
             except _DamagedVersion as exc:
                 problems = problems or exc.problems
                 damaged |= exc.damaged
-                missing |= exc.missing
             else:
                 if skipped:
                     log.warning(
@@ -154,8 +152,7 @@ def run_restore(
         # listing shows the object was a store's spurious 404, and that version is read again.
         from .damage import stored_objects
 
-        stored = stored_objects(target)
-        whole = stored - damaged - (missing - stored)
+        whole = stored_objects(target) - damaged
         candidates = [v for v in versions if v < failed or (v == failed and v not in retried)]
         retried.add(failed)
         manifest, passed = _newest_whole(target, name, candidates, whole)
