@@ -157,21 +157,22 @@ def test_a_damaged_newest_manifest_is_skipped_too(tmp_path):
     assert ckpt.exists()
 
 
-def test_a_spurious_404_does_not_make_restore_fall_back(tmp_path, monkeypatch):
-    target = open_target(tmp_path / "target")
-    ckpt = two_versions(target, tmp_path)
-    real = type(target.backend.inner).read_at_most if hasattr(target.backend, "inner") else None
-    assert real is not None
-    calls = {"n": 0}
+def test_a_spurious_404_does_not_make_restore_fall_back(request, tmp_path):
+    """S3 answers 404 once for an object that is there: the listing shows it, so restore reads
+    the newest version again instead of skipping it."""
+    from mlbackup.testing.fault_proxy import FaultProxy
 
-    def flaky(self, key, limit):
-        calls["n"] += 1
-        if calls["n"] == 1 and "/objects/" in key:
-            raise FileNotFoundError(key)  # a store's 404 for an object that is there
-        return real(self, key, limit)
-
-    monkeypatch.setattr(type(target.backend.inner), "read_at_most", flaky)
-    result = restore("ckpt", tmp_path / "back", target=target)
+    spec = empty_store(request, "s3", tmp_path)
+    with FaultProxy(spec.endpoint) as proxy:
+        target = open_target(spec.url, **{**spec.options, "endpoint_url": proxy.endpoint_url})
+        ckpt = two_versions(target, tmp_path)
+        weights = object_key(target.manifest("ckpt", 2).by_path()["weights.bin"].hash)
+        no_such_key = b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+        proxy.log.clear()
+        proxy.answer_matching(weights, 404, no_such_key)
+        result = restore("ckpt", tmp_path / "back", target=target)
+        # Read once (404), then again after the listing (a ranged read: 206).
+        assert [r.status for r in proxy.log if weights in r.path] == [404, 206]
     assert (result.version, result.skipped_versions) == (2, ())
     assert tree_snapshot(tmp_path / "back") == tree_snapshot(ckpt)
 

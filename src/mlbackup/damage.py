@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
-from . import layout
 from .errors import BackupNotFoundError, IntegrityError
 from .parallel import map_in_threads
 from .target import BackupTarget
 
-__all__ = ["Damage", "Repair", "damaged_versions", "repair_from_folder", "stored_objects"]
+__all__ = ["Damage", "Repair", "damaged_versions", "repair_from_folder"]
 
 #: File entries kept per target by `_FilesCache` (a few MB): beyond it the oldest are read again.
 _CACHED_ENTRIES = 100_000
@@ -82,11 +81,6 @@ class _FilesCache:
 
 
 _caches: WeakKeyDictionary[BackupTarget, _FilesCache] = WeakKeyDictionary()
-
-
-def stored_objects(target: BackupTarget) -> set[str]:
-    """The hash of every object on the store: one listing."""
-    return set(target.backend.list_dir(layout.objects_prefix()))
 
 
 def _files_of(target: BackupTarget, name: str, version: int) -> _Files | None:

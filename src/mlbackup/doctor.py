@@ -186,7 +186,7 @@ def _leftovers(report: DoctorReport, target: BackupTarget, repair: bool) -> None
     """Objects no version lists: left by backups that failed or were killed (or written by one
     running now, which is why only those older than retention's grace period are removed)."""
     backend = target.backend
-    unlisted = sorted(set(backend.list_dir(layout.objects_prefix())) - target.listed_digests())
+    unlisted = sorted(target.stored_objects() - target.listed_digests())
     if not unlisted:
         return
     now = time.time()
@@ -232,9 +232,9 @@ def _missing(
 ) -> None:
     """Every version whose files' bytes are not all on the store: one listing of the objects,
     then each manifest compared with it; with ``repair_from``, put back what it holds."""
-    from .damage import damaged_versions, repair_from_folder, stored_objects
+    from .damage import damaged_versions, repair_from_folder
 
-    stored = stored_objects(target)
+    stored = target.stored_objects()
     damage = [d for name in names for d in damaged_versions(target, name, stored)]
     if repair_from is not None:
         if not repair_from.is_dir():
@@ -255,7 +255,7 @@ def _missing(
                 ),
             )
             if repaired.put_back:
-                stored = stored_objects(target)
+                stored = target.stored_objects()
                 damage = [d for name in names for d in damaged_versions(target, name, stored)]
     for d in damage:
         report.damaged.setdefault(d.name, []).append(d.version)

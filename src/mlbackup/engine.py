@@ -33,7 +33,7 @@ from ._version import __version__
 from .browsable import refresh_browsable
 from .commit import GRACE_SECONDS, apply_retention, commit_version
 from .crashpoints import crash_point
-from .damage import damaged_versions, stored_objects
+from .damage import damaged_versions
 from .errors import (
     ConfigError,
     MLBackupError,
@@ -464,7 +464,7 @@ def _stored_objects(target: BackupTarget, previous: Manifest | None) -> set[str]
     objects), not a request per file; None when there is nothing to compare it with."""
     if previous is None or previous.format_version == 1 or not previous.files:
         return None  # format 1 kept its bytes at other keys
-    return stored_objects(target)
+    return target.stored_objects()
 
 
 def _older_damage(

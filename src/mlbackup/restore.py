@@ -150,9 +150,7 @@ def run_restore(
         failed = manifest.version if manifest is not None else versions[-1]
         # One listing says which bytes are really gone: a read that found nothing where the
         # listing shows the object was a store's spurious 404, and that version is read again.
-        from .damage import stored_objects
-
-        whole = stored_objects(target) - damaged
+        whole = target.stored_objects() - damaged
         candidates = [v for v in versions if v < failed or (v == failed and v not in retried)]
         retried.add(failed)
         manifest, passed = _newest_whole(target, name, candidates, whole)

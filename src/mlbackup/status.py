@@ -86,13 +86,13 @@ def backup_status(
         >>> [(r.name, r.version, r.files, r.bytes, r.state) for r in backup_status(target)]
         [('study.db', 1, 1, 10, 'committed')]
     """
-    from .damage import damaged_versions, stored_objects
+    from .damage import damaged_versions
 
     now = now or datetime.now(timezone.utc)
     staged = target.backend.staged_writes
     reports = []
     names = target.names()
-    stored = stored_objects(target) if names else set()
+    stored = target.stored_objects() if names else set()
     for name in names:
         versions = target.versions(name)
         manifest = target.read_manifest(name, versions[-1])
@@ -115,7 +115,9 @@ def backup_status(
                 bytes=manifest.total_bytes,
                 state=state,
                 unconfirmed=pending,
-                damaged_versions=[d.version for d in damaged_versions(target, name, stored)],
+                damaged_versions=[
+                    d.version for d in damaged_versions(target, name, stored, versions=versions)
+                ],
             )
         )
     return reports

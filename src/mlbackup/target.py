@@ -236,6 +236,11 @@ class BackupTarget(ClosingContext):
         """Drop one version (retention only: see `mlbackup.commit`)."""
         self.backend.delete(self.manifest_key_of(name, version))
 
+    def stored_objects(self) -> set[str]:
+        """The hash of every object on the store: one listing (on a bucket a request per
+        1,000 objects)."""
+        return set(self.backend.list_dir(layout.objects_prefix()))
+
     def listed_digests(self) -> set[str]:
         """The hash of every file every committed version of every name lists."""
         listed: set[str] = set()
@@ -270,7 +275,7 @@ class BackupTarget(ClosingContext):
             check_stored: also count each version's files whose stored bytes are gone
                 (``BackupInfo.missing_files``), from one listing of the objects.
         """
-        stored = set(self.backend.list_dir(layout.objects_prefix())) if check_stored else None
+        stored = self.stored_objects() if check_stored else None
         infos = []
         for each in [name] if name is not None else self.names():
             for version in self.versions(each):
