@@ -53,7 +53,29 @@ DEFAULT_TIMEOUT = 30.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
 _CONTENT_TYPE = "application/octet-stream"
-_Crc32c: Any = google_crc32c.Checksum  # the package has no type hints
+_Checksum: Any = google_crc32c.Checksum  # the package has no type hints
+
+
+class _Crc32c:
+    """google-crc32c's checksum, fed any buffer (it takes only ``bytes``, and
+    `copy_hashing()` hands out views of its buffer)."""
+
+    def __init__(self) -> None:
+        self._checksum: Any = _Checksum()
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        self._checksum.update(bytes(data))
+
+    def digest(self) -> bytes:
+        return bytes(self._checksum.digest())
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
+
+    def copy(self) -> _Crc32c:
+        twin = _Crc32c()
+        twin._checksum = self._checksum.copy()
+        return twin
 
 
 def _md5_hex(metadata: Mapping[str, Any]) -> str | None:

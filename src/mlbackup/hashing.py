@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -76,6 +77,9 @@ def copy_hashing(
     and writing it to ``out`` when given; return how many bytes were read. With ``progress``,
     each chunk moves the progress bars (`mlbackup.progress.byte_reporter()`).
 
+    Chunks are views of one reused buffer: ``out`` and the hashers must copy what they keep
+    (every ``io`` stream and ``hashlib`` hasher does).
+
     Example:
         >>> import io
         >>> md5, out = new_hasher("md5"), io.BytesIO()
@@ -87,6 +91,37 @@ def copy_hashing(
     from .progress import byte_reporter  # here: hashing a file needs no progress machinery
 
     sent = byte_reporter() if progress else None
+    readinto = getattr(src, "readinto", None)
+    if readinto is None:  # a stream that only reads into new bytes
+        return _copy_chunks(src, out, hashers, limit, sent)
+    # One buffer per thread, read into and reused: a new 1 MiB bytes object per chunk is
+    # mapped and unmapped by malloc each time, and its page faults tripled a large file's
+    # copy time here (2 GB: 1.9 s against 0.7 s; `cp -a` 0.62 s).
+    view = _buffer()
+    size = 0
+    while limit is None or size < limit:
+        want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size)
+        got = readinto(view[:want])
+        if not got:
+            break
+        chunk = view[:got]
+        for hasher in hashers:
+            hasher.update(chunk)
+        if out is not None:
+            out.write(chunk)
+        size += got
+        if sent is not None:
+            sent(got)
+    return size
+
+
+def _copy_chunks(
+    src: BinaryIO,
+    out: BinaryIO | None,
+    hashers: tuple[Hasher, ...],
+    limit: int | None,
+    sent: Callable[[int], None] | None,
+) -> int:
     size = 0
     while limit is None or size < limit:
         chunk = src.read(CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size))
@@ -100,6 +135,17 @@ def copy_hashing(
         if sent is not None:
             sent(len(chunk))
     return size
+
+
+_local = threading.local()
+
+
+def _buffer() -> memoryview:
+    """This thread's read buffer (CHUNK_SIZE bytes, allocated once)."""
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(CHUNK_SIZE))
+    return view
 
 
 def hash_file(path: Path, name: str) -> tuple[int, str]:
@@ -123,18 +169,10 @@ def hash_file_and_prefix(path: Path, name: str, prefix: int) -> tuple[int, str, 
         (True, 17)
     """
     hasher = new_hasher(name)
-    size = 0
-    head: str | None = None
     with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(CHUNK_SIZE):
-            if head is None and size <= prefix < size + len(chunk):
-                cut = prefix - size
-                hasher.update(chunk[:cut])
-                head = hasher.copy().hexdigest()
-                hasher.update(chunk[cut:])
-            else:
-                hasher.update(chunk)
-            size += len(chunk)
+        size = copy_hashing(f, None, hasher, limit=prefix)
+        head = hasher.copy().hexdigest()
+        size += copy_hashing(f, None, hasher)
     return size, hasher.hexdigest(), head if size > prefix else None
 
 
