@@ -89,3 +89,21 @@ def test_an_unknown_mlbackup_variable_in_the_environment_is_a_warning_not_an_err
     assert config.keep_last == 2
     assert "MLBACKUP_TARGTE" in caplog.text and "did you mean 'MLBACKUP_TARGET'" in caplog.text
     assert "MLBACKUP_LOCAL_CMD" in caplog.text
+
+
+def test_a_config_file_is_parsed_again_only_when_it_changed(tmp_path, monkeypatch):
+    # Every backup loads the configuration (a callback's after every trial).
+    import tomllib
+
+    parsed = []
+    real_load = tomllib.load
+    monkeypatch.setattr(tomllib, "load", lambda f: parsed.append(f.name) or real_load(f))
+    file = tmp_path / "pyproject.toml"
+    file.write_text("[tool.mlbackup]\nkeep_last = 3\n")
+    assert [load_config(start=tmp_path, environ={}).keep_last for _ in range(3)] == [3, 3, 3]
+    assert len(parsed) == 1
+    file.write_text("[tool.mlbackup]\nkeep_last = 30\n")
+    assert load_config(start=tmp_path, environ={}).keep_last == 30
+    assert len(parsed) == 2
+    load_config(start=tmp_path, environ={}).storage_options["x"] = 1  # a caller's own copy
+    assert load_config(start=tmp_path, environ={}).storage_options == {}

@@ -78,6 +78,7 @@ def commit_version(target: BackupTarget, manifest: Manifest) -> Manifest:
             version = version if version not in versions else max(versions) + 1
             continue
         crash_point("after-commit")
+        target.note_committed(key, draft)
         return draft
     raise CommitConflictError(
         f"{name!r} on {target.url}: {COMMIT_TRIES} other commits won in a row; retry the backup"

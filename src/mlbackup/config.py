@@ -29,6 +29,8 @@ directory, with a one-time warning that such a backup does not survive the loss 
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import os
@@ -205,6 +207,14 @@ def _find_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Every backup loads the configuration (a callback's after every trial): a file is parsed
+    # again only when it changed (5 ms for a project's pyproject.toml here).
+    st = path.stat()
+    return copy.deepcopy(_parsed_toml(str(path), st.st_mtime_ns, st.st_size, st.st_ino))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_toml(path: str, mtime_ns: int, size: int, inode: int) -> dict[str, Any]:
     # Imported here, as most runs find no file to read.
     if sys.version_info >= (3, 11):
         import tomllib

@@ -24,7 +24,9 @@ import logging
 import os
 import shlex
 import stat
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -259,7 +261,8 @@ def _run_backup(
             "(one .tar or .zip) or a bucket target",
             source, len(scanned.files), target.url,
         )  # fmt: skip
-    previous = target.latest_manifest(name)
+    with _early_object_listing(target, name) as early:
+        previous = target.latest_manifest(name)
     if previous is None:
         _check_no_overlap(target, name)
     old_entries = previous.by_path() if previous else {}
@@ -270,7 +273,7 @@ def _run_backup(
 
     # Bytes the previous version lists that are gone from the store (deleted behind our
     # back): its files that still hold them are sent again, as if new.
-    stored = _stored_objects(target, previous)
+    stored = early.result(previous) if early is not None else _stored_objects(target, previous)
     missing = set()
     if previous is not None and stored is not None:
         missing = {e.hash for e in previous.files} - stored
@@ -459,10 +462,56 @@ def _send_back(target: BackupTarget, location: DataLocation, key: str) -> None:
         target.backend.put_object(local, key, location.entry.hash)
 
 
+class _EarlyListing:
+    """The object listing, started while the versions are listed (one round trip for both)
+    when this process committed the name's previous version itself."""
+
+    def __init__(self, target: BackupTarget, ours: Manifest) -> None:
+        self._target, self._ours = target, ours
+        self._listed: set[str] | None = None
+        self._failed = False
+        self._thread = threading.Thread(target=self._list, name="mlbackup-list", daemon=True)
+        self._thread.start()
+
+    def _list(self) -> None:
+        try:
+            self._listed = self._target.stored_objects()
+        except BaseException:  # noqa: BLE001 - listed again on the caller's thread, to raise
+            self._failed = True
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self, previous: Manifest | None) -> set[str] | None:
+        # Only against our own version: all its objects were stored before our commit, so
+        # before this listing began; against another writer's newer version, a listing that
+        # began before its commit could miss its objects (and report them lost).
+        if previous is not self._ours or self._failed or self._listed is None:
+            return _stored_objects(self._target, previous)
+        return self._listed
+
+
+@contextlib.contextmanager
+def _early_object_listing(target: BackupTarget, name: str) -> Iterator[_EarlyListing | None]:
+    ours = target.committed_here(name)
+    if ours is None or not _stored_objects_needed(ours) or target.backend.max_workers < 2:
+        yield None
+        return
+    early = _EarlyListing(target, ours)
+    try:
+        yield early
+    finally:
+        early.join()
+
+
+def _stored_objects_needed(previous: Manifest | None) -> bool:
+    return not (previous is None or previous.format_version == 1 or not previous.files)
+
+
 def _stored_objects(target: BackupTarget, previous: Manifest | None) -> set[str] | None:
     """Every object on the store: one listing a run (on S3 or GCS a request per 1,000
     objects), not a request per file; None when there is nothing to compare it with."""
-    if previous is None or previous.format_version == 1 or not previous.files:
+    if not _stored_objects_needed(previous):
         return None  # format 1 kept its bytes at other keys
     return target.stored_objects()
 

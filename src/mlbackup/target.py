@@ -76,6 +76,10 @@ class BackupTarget(ClosingContext):
         self.backend = backend
         #: The manifest key of each version, by name, from the last listing.
         self._keys: dict[str, dict[int, layout.ManifestKey]] = {}
+        # Per name, the key and manifest this process committed last: a version is immutable,
+        # so a backup that follows its own commit needs the listing only, not the read (a
+        # callback's steady state: one request fewer per trial).
+        self._committed: dict[str, tuple[str, Manifest]] = {}
         self._reached = reached  # the backend's check() has passed
 
     def reach(self) -> None:
@@ -197,6 +201,9 @@ class BackupTarget(ClosingContext):
             versions = self.versions(name)
             if not versions:
                 return None
+            key, ours = self._committed.get(name, ("", None))
+            if ours is not None and key == self.manifest_key_of(name, versions[-1]):
+                return ours
             try:
                 return self.read_manifest(name, versions[-1])
             except BackupNotFoundError:
@@ -232,9 +239,21 @@ class BackupTarget(ClosingContext):
             )
         return manifest
 
+    def committed_here(self, name: str) -> Manifest | None:
+        """The manifest of ``name`` this process committed last, if any (it may no longer be
+        the newest: `latest_manifest()` says)."""
+        return self._committed.get(name, ("", None))[1]
+
+    def note_committed(self, key: str, manifest: Manifest) -> None:
+        """Remember the manifest this process just committed at ``key`` (`commit_version()`)."""
+        self._committed[manifest.name] = (key, manifest)
+
     def delete_manifest(self, name: str, version: int) -> None:
         """Drop one version (retention only: see `mlbackup.commit`)."""
-        self.backend.delete(self.manifest_key_of(name, version))
+        key = self.manifest_key_of(name, version)
+        if self._committed.get(name, ("",))[0] == key:
+            del self._committed[name]
+        self.backend.delete(key)
 
     def stored_objects(self) -> set[str]:
         """The hash of every object on the store: one listing (on a bucket a request per
