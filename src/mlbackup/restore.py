@@ -232,7 +232,9 @@ def _restore_version(
                         f"cannot restore {item.final}: a symlink or folder is in the way; "
                         "restore into an empty folder instead"
                     )
-        _fetch_all(target, manifest, staged, progress)
+        # In a folder of our own that no one sees until it is renamed into place, each file
+        # is written at its name: a temp file and a rename per file would protect no reader.
+        _fetch_all(target, manifest, staged, progress, in_place=staging is not None)
         damaged = [s for s in staged if s.problem]
         if damaged:
             raise _DamagedVersion(
@@ -277,14 +279,21 @@ def _fetch_all(
     manifest: Manifest,
     staged: list[_Staged],
     progress: ProgressCallback | None,
+    *,
+    in_place: bool,
 ) -> None:
     import tempfile  # here: backups, the common run, never need it
 
     counter = ProgressCounter(manifest.name, len(staged), manifest.total_bytes, progress)
 
     def fetch(item: _Staged) -> None:
-        fd, temp = tempfile.mkstemp(dir=item.final.parent, prefix=".mlbackup-restore-")
-        item.temp = Path(temp)
+        if in_place:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(item.final, flags, 0o600)
+            item.temp = item.final
+        else:
+            fd, temp = tempfile.mkstemp(dir=item.final.parent, prefix=".mlbackup-restore-")
+            item.temp = Path(temp)
         path = item.location.entry.path
         with os.fdopen(fd, "wb") as out, counter.chunks(path) as in_flight:
             item.problem = target.copy_verified(item.location, out, manifest.hash_name)
@@ -302,10 +311,11 @@ def _place(item: _Staged) -> None:
     # it restores run with its owner's rights.
     os.chmod(item.temp, entry.mode & ~(stat.S_ISUID | stat.S_ISGID))
     os.utime(item.temp, ns=(entry.mtime_ns, entry.mtime_ns))
-    if entry.sqlite:
-        for suffix in SQLITE_SIDECARS:
-            item.final.with_name(item.final.name + suffix).unlink(missing_ok=True)
-    os.replace(item.temp, item.final)
+    if item.temp != item.final:  # else written in place, in a folder no one sees yet
+        if entry.sqlite:
+            for suffix in SQLITE_SIDECARS:
+                item.final.with_name(item.final.name + suffix).unlink(missing_ok=True)
+        os.replace(item.temp, item.final)
     item.temp = None
 
 
