@@ -202,3 +202,23 @@ def empty_store(request, kind, tmp_path, folder="store") -> StoreSpec:
         )
     options = request.getfixturevalue("gdrive_options")
     return StoreSpec(kind, f"gdrive://root/{folder}", options, "api_endpoint")
+
+
+@pytest.fixture
+def s3_proxy(s3_server, s3_bucket):
+    """A fault proxy in front of the S3 server."""
+    from mlbackup.testing.fault_proxy import FaultProxy
+
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def s3_target(s3_server, s3_bucket, s3_proxy):
+    """A target on the S3 server through `s3_proxy`, its secret a canary."""
+    from canary import CANARY_SECRET
+
+    from mlbackup import open_target
+
+    options = s3_server.storage_options(secret=CANARY_SECRET, endpoint_url=s3_proxy.endpoint_url)
+    return open_target(f"s3://{s3_bucket}/run", **options)

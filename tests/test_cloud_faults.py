@@ -10,7 +10,6 @@ import os
 import time
 
 import pytest
-from canary import CANARY_SECRET
 
 from mlbackup import (
     BackendUnavailableError,
@@ -20,6 +19,7 @@ from mlbackup import (
     open_target,
     restore,
 )
+from mlbackup.target import BackupTarget
 from mlbackup.testing.contract import write_tree
 from mlbackup.testing.fault_proxy import (
     S3_NOT_IMPLEMENTED,
@@ -27,18 +27,6 @@ from mlbackup.testing.fault_proxy import (
     FaultProxy,
     gcs_error,
 )
-
-
-@pytest.fixture
-def s3_proxy(s3_server, s3_bucket):
-    with FaultProxy(s3_server.endpoint_url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def s3_target(s3_server, s3_bucket, s3_proxy):
-    options = s3_server.storage_options(secret=CANARY_SECRET, endpoint_url=s3_proxy.endpoint_url)
-    return open_target(f"s3://{s3_bucket}/run", **options)
 
 
 @pytest.fixture
@@ -150,6 +138,12 @@ def test_s3_backup_survives_lost_answers(s3_target, s3_proxy, model, tmp_path):
     assert (tmp_path / "back.bin").read_bytes() == model.read_bytes()
 
 
+def _requests(proxy):
+    """The requests since the proxy was cleared, as (method, what they touched)."""
+    kinds = ("manifests", "objects")
+    return [(r.method, next((k for k in kinds if k in r.path), r.path)) for r in proxy.log]
+
+
 @pytest.mark.parametrize("store", ["s3", "gcs"])
 def test_a_run_with_nothing_to_send_lists_versions_reads_a_manifest_lists_objects(
     store, request, tmp_path
@@ -163,13 +157,37 @@ def test_a_run_with_nothing_to_send_lists_versions_reads_a_manifest_lists_object
     backup(run, target=target, name="run")
     (run / "notes.txt").write_text("two")  # version 2 displaces version 1's file
     backup(run, target=target, name="run")
+    # Each request is a round trip to the store (tens of milliseconds to a real one): in a
+    # new process, the versions listed, the newest manifest read, the objects listed (are its
+    # bytes all there?).
+    fresh = BackupTarget(target.backend)  # as a new process opens it
+    proxy.clear()
+    assert backup(run, target=fresh, name="run").status is BackupStatus.UNCHANGED
+    seen = _requests(proxy)
+    assert seen[:3] == [("GET", "manifests")] * 2 + [("GET", "objects")], seen
+    assert seen[3:] == [("GET", "manifests")], seen  # version 1, checked for damage once
+    # In the process that committed the newest version, that manifest is not read again.
     proxy.clear()
     assert backup(run, target=target, name="run").status is BackupStatus.UNCHANGED
-    # Each request is a round trip to the store (tens of milliseconds to a real one): the
-    # versions listed, the newest manifest read, the objects listed (are its bytes all there?).
-    seen = [(r.method, r.path) for r in proxy.log]
-    assert [method for method, _ in seen] == ["GET", "GET", "GET"], seen
-    assert "objects" in seen[2][1], seen
+    assert sorted(_requests(proxy)) == [("GET", "manifests"), ("GET", "objects")]
+
+
+def test_a_changed_file_after_its_own_commit_costs_three_round_trips_until_committed(
+    s3_target, s3_proxy, tmp_path
+):
+    # The Optuna callback's steady state: a study.db changed by one trial, backed up by the
+    # process that committed its previous version.
+    db = tmp_path / "study.bin"
+    db.write_bytes(os.urandom(5000))
+    backup(db, target=s3_target, name="study")
+    db.write_bytes(os.urandom(5000))
+    s3_proxy.clear()
+    assert backup(db, target=s3_target, name="study").version == 2
+    seen = _requests(s3_proxy)
+    # The versions and the objects listed at once (its own manifest is not read again), the
+    # object stored, then the commit: the manifest's create-only PUT.
+    assert sorted(seen[:2]) == [("GET", "manifests"), ("GET", "objects")], seen
+    assert seen[2:4] == [("PUT", "objects"), ("PUT", "manifests")], seen
 
 
 @pytest.mark.parametrize("store", ["s3", "gcs"])

@@ -30,6 +30,7 @@ from mlbackup.progress import byte_reporter
 from mlbackup.redaction import install as install_redaction
 from mlbackup.redaction import register_secret
 
+from .direct import DirectRequests, Fallback
 from .errors import credential_source, error_code, not_implemented, translate
 
 __all__ = ["S3Backend"]
@@ -119,6 +120,15 @@ class S3Backend(BucketBackend):
         #: S3-compatible servers lack it): appended files are then sent whole, without asking.
         self._copies_parts = True
         self._swept = False  # stale multipart uploads: looked for once, at the first upload
+        self._direct = DirectRequests(
+            options,
+            location.bucket,
+            self.max_workers,
+            (
+                float(options.get("connect_timeout", CONNECT_TIMEOUT)),
+                float(options.get("read_timeout", READ_TIMEOUT)),
+            ),
+        )
 
     def _abort_stale_uploads(self) -> None:
         """Abort multipart uploads under our prefix begun over a day ago: a run killed (or
@@ -223,9 +233,23 @@ class S3Backend(BucketBackend):
             size, digest = self._put_multipart(local_path, key, expected)
         return ObjectInfo(key, size, digest)
 
+    def read_at_most(self, key: str, limit: int) -> bytes:
+        if self._direct.enabled:
+            with self.translate_errors("read", key):
+                try:
+                    return self._direct.get(self.object_name(key), limit)
+                except Fallback:
+                    pass  # s3fs's answer stands
+        return super().read_at_most(key, limit)
+
     def _put_bytes(self, key: str, data: bytes, md5: Any) -> ObjectInfo:
+        response: Mapping[str, Any] | None = None
         with self.translate_errors("upload", key):
-            response = self._call("put_object", key, Body=data, ContentMD5=_b64(md5.digest()))
+            if self._direct.enabled:
+                with contextlib.suppress(Fallback):  # else s3fs's answer stands
+                    response = self._direct.put(self.object_name(key), data, _b64(md5.digest()))
+            if response is None:
+                response = self._call("put_object", key, Body=data, ContentMD5=_b64(md5.digest()))
         self._check_etag(key, response, md5.hexdigest())
         return ObjectInfo(key, len(data), md5.hexdigest())
 

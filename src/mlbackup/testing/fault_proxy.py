@@ -98,6 +98,7 @@ class LoggedRequest:
     status: int  # the status sent back; 0 if the connection was reset
     injected: bool  # answered or cut by the proxy rather than the upstream server
     body_bytes: int = 0  # the request body forwarded upstream
+    client: str = ""  # the request's User-Agent: which HTTP stack sent it
 
 
 _WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
@@ -484,8 +485,9 @@ class FaultProxy(LoopbackServer):
                     else:
                         self.close_connection = True
                     return
+                agent = self.headers.get("User-Agent", "")
                 number = proxy._record(
-                    LoggedRequest(self.command, self.path, status, False, len(body))
+                    LoggedRequest(self.command, self.path, status, False, len(body), agent)
                 )
                 proxy._run_hook(number, self.path)
                 self._send(status, headers, payload)

@@ -1,0 +1,206 @@
+"""Small reads and writes sent straight over urllib3, signed with botocore's SigV4 signer.
+
+A restore of many small files is one GET per file, and a backup one PUT: through s3fs each
+request goes through aiobotocore's event loop, about 1.3 ms of client CPU here, all of it on
+one thread; the same request signed by botocore's ``S3SigV4Auth`` and sent with urllib3 from
+the calling thread costs about a third of that (``benchmarks/request_cost.py``, figures in
+docs/benchmarks.md). This path only ever does what it is sure of: an answer it does not
+expect (a redirect, any error status, a TLS problem) sends the same call through s3fs, whose
+answer, and error translation, stands. It is set up after a few calls (a sync botocore
+client, once, to learn the URL S3 expects and the region), so a one-request command pays
+nothing for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger("mlbackup")
+
+#: Calls a backend makes through s3fs before setting this path up.
+WARM_UP_CALLS = 4
+#: Answers in a row it left to s3fs after which it stops trying (a store that wants more).
+GIVE_UP_AFTER = 16
+
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+#: The answer's headers a caller checks, under the names botocore gives them.
+_NAMED = {
+    "ETag": "etag",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
+}
+
+
+class Fallback(Exception):
+    """This call is s3fs's to make (an answer the direct path does not handle)."""
+
+
+class DirectRequests:
+    """GET and PUT of single small objects of one bucket, from the calling thread."""
+
+    def __init__(
+        self, options: Mapping[str, Any], bucket: str, workers: int, timeouts: tuple[float, float]
+    ) -> None:
+        self._options = options
+        self._bucket = bucket
+        self._workers = workers
+        self._timeouts = timeouts
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._declined = 0
+        self._ready: tuple[str, str, Any, Any] | None = None  # base URL, region, creds, pool
+        self.enabled = _usable(options)
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def _setup(self) -> tuple[str, str, Any, Any] | None:
+        with self._lock:
+            if self._ready is not None or not self.enabled:
+                return self._ready
+            self._calls += 1
+            if self._calls <= WARM_UP_CALLS:
+                return None
+            try:
+                self._ready = self._build()
+            except Exception as exc:  # noqa: BLE001 - s3fs remains, and works
+                log.debug("direct S3 requests not set up: %s", type(exc).__name__)
+                self.enabled = False
+            return self._ready
+
+    def _build(self) -> tuple[str, str, Any, Any]:
+        import botocore.session
+        import urllib3
+        from botocore.config import Config
+        from botocore.credentials import Credentials
+
+        from .backend import _shared_loader
+
+        options = self._options
+        session = botocore.session.Session(profile=options.get("profile"))
+        session.lazy_register_component(
+            "data_loader", lambda: _shared_loader(session.get_config_variable("data_path"))
+        )
+        if "key" in options and "secret" in options:
+            credentials: Any = Credentials(options["key"], options["secret"], options.get("token"))
+        else:
+            credentials = session.get_credentials()
+            if credentials is None:
+                raise LookupError("no credentials")
+        client = session.create_client(
+            "s3",
+            endpoint_url=options.get("endpoint_url"),
+            region_name=options.get("region"),
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            aws_session_token=credentials.token,
+            config=Config(signature_version="s3v4"),
+        )
+        # The URL botocore would use for a key of this bucket (addressing style, region and
+        # endpoint rules applied), with the key cut off: the base every request extends.
+        probe = "mlbackup-probe"
+        url = client.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": probe}, ExpiresIn=60
+        )
+        base = url.split("?", 1)[0]
+        if not base.endswith("/" + probe):
+            raise ValueError("unexpected URL shape")
+        base = base[: -len(probe)]
+        region = client.meta.region_name or "us-east-1"
+        connect, read = self._timeouts
+        pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=self._workers,
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect, read=read),
+            ca_certs=os.environ.get("AWS_CA_BUNDLE") or _certifi(),
+        )
+        return base, region, credentials, pool
+
+    # -- requests ------------------------------------------------------------------------
+
+    def get(self, object_name: str, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the object; `Fallback` when s3fs must answer."""
+        answer = self._send("GET", object_name, b"", {"Range": f"bytes=0-{limit - 1}"})
+        status, _headers, body = answer
+        if status in (200, 206):
+            return body[:limit]
+        if status == 416:
+            return b""  # an empty object has no byte range
+        raise self._declined_answer(status)
+
+    def put(self, object_name: str, data: bytes, content_md5: str) -> dict[str, str]:
+        """Store ``data``; returns what S3 reports as botocore would name it (``ETag``, the
+        encryption). `Fallback` when s3fs must answer."""
+        status, headers, _body = self._send("PUT", object_name, data, {"Content-MD5": content_md5})
+        if status != 200:
+            raise self._declined_answer(status)
+        return {ours: str(headers[theirs]) for ours, theirs in _NAMED.items() if theirs in headers}
+
+    def _declined_answer(self, status: int) -> Fallback:
+        with self._lock:
+            self._declined += 1
+            if self._declined >= GIVE_UP_AFTER and self.enabled:
+                log.debug("direct S3 requests off: %d answers in a row left to s3fs", status)
+                self.enabled = False
+        return Fallback(status)
+
+    def _send(
+        self, method: str, object_name: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        ready = self._setup()
+        if ready is None:
+            raise Fallback("not set up")
+        import urllib3
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        base, region, credentials, pool = ready
+        url = base + urllib.parse.quote(object_name, safe="/~")
+        if self._options.get("requester_pays"):
+            headers["x-amz-request-payer"] = "requester"
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        # Frozen per request: refreshed here when they expire, never changed mid-signature.
+        S3SigV4Auth(credentials.get_frozen_credentials(), "s3", region).add_auth(request)
+        try:
+            answer = pool.request(
+                method,
+                url,
+                body=body or None,
+                headers=dict(request.headers.items()),
+                redirect=False,
+                preload_content=True,
+            )
+        except urllib3.exceptions.SSLError:
+            raise Fallback("TLS") from None
+        except (urllib3.exceptions.TimeoutError, TimeoutError):
+            # No URL in the message: it would name the bucket's host and the key, and a
+            # signed URL carries credentials.
+            raise TimeoutError(f"S3 did not answer a {method} in time") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ConnectionError(
+                f"S3 {method} failed: the connection broke ({type(exc).__name__})"
+            ) from None
+        if answer.status in (200, 206, 416):
+            with self._lock:
+                self._declined = 0
+        return answer.status, answer.headers, bytes(answer.data)
+
+
+def _usable(options: Mapping[str, Any]) -> bool:
+    if options.get("anon"):
+        return False  # unsigned requests: s3fs's business
+    # A proxy the environment names is s3fs's (aiohttp's) to honour.
+    return not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARIABLES)
+
+
+def _certifi() -> str | None:
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - botocore depends on it
+        return None
+    return str(certifi.where())

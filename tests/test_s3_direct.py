@@ -1,0 +1,131 @@
+"""Small S3 reads and writes sent straight over urllib3 (backends/mlbackup_s3/direct.py), on
+moto through the fault proxy: the same bytes and the same guarantees as through s3fs, and
+anything unexpected left to s3fs."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from mlbackup import (
+    BackendUnavailableError,
+    BackupStatus,
+    TargetError,
+    backup,
+    open_target,
+    restore,
+)
+from mlbackup.testing.contract import write_tree
+
+FILES = {f"layer{i % 3}/w{i}.bin": os.urandom(3000 + i) for i in range(24)}
+
+
+@pytest.fixture
+def proxy(s3_proxy):
+    return s3_proxy
+
+
+@pytest.fixture
+def target(s3_target):
+    return s3_target
+
+
+def _direct(log):
+    return [r for r in log if r.client.startswith("python-urllib3")]
+
+
+def test_small_files_go_up_and_come_back_straight_after_a_few_calls(target, proxy, tmp_path):
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    puts = [r for r in proxy.log if r.method == "PUT" and "/objects/" in r.path]
+    assert len(puts) == len(FILES)
+    assert len(_direct(puts)) >= len(FILES) - 8, [r.client for r in puts]
+    proxy.clear()
+    restore("run", tmp_path / "back", target=target)
+    assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
+    gets = [r for r in proxy.log if "/objects/" in r.path]
+    assert len(gets) == len(FILES)  # one request per file, whichever stack sent it
+    assert len(_direct(gets)) == len(FILES)
+
+
+def test_an_answer_the_direct_path_does_not_expect_is_left_to_s3fs(target, proxy, tmp_path):
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    restore("run", tmp_path / "warm", target=target)  # the direct path is set up
+    proxy.clear()
+    proxy.answer_matching("/objects/", 404)  # a spurious 404, then a 503
+    proxy.answer_matching("/objects/", 503, b"<Error><Code>SlowDown</Code></Error>", nth=2)
+    restore("run", tmp_path / "back", target=target)
+    assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
+    answered_by_s3fs = [r for r in proxy.log if not r.client.startswith("python-urllib3")]
+    assert answered_by_s3fs, "each refused direct request is asked again through s3fs"
+
+
+def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    restore("run", tmp_path / "warm", target=target)
+    proxy.truncate_gets(3)  # three answers cut off after a few bytes, then reset
+    restore("run", tmp_path / "back", target=target)
+    assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
+
+
+def test_a_changed_small_file_is_sent_straight_and_checked(target, proxy, tmp_path):
+    run = write_tree(tmp_path / "run", FILES)
+    backup(run, target=target, name="run")
+    for i in range(10):  # past the warm-up
+        (run / "layer0" / "w0.bin").write_bytes(os.urandom(2000 + i))
+        assert backup(run, target=target, name="run").status is BackupStatus.COPIED
+    proxy.clear()
+    (run / "layer0" / "w0.bin").write_bytes(b"the last one")
+    backup(run, target=target, name="run")
+    assert len(_direct([r for r in proxy.log if r.method == "PUT"])) == 1
+    restore("run", tmp_path / "back", target=target)
+    assert (tmp_path / "back" / "layer0" / "w0.bin").read_bytes() == b"the last one"
+
+
+def test_an_upload_whose_etag_does_not_match_is_an_error(target, proxy, tmp_path):
+    run = write_tree(tmp_path / "run", FILES)
+    backup(run, target=target, name="run")
+    restore("run", tmp_path / "warm", target=target)
+    (run / "new.bin").write_bytes(os.urandom(5000))
+    proxy.rewrite_header("/objects/", "ETag", '"00000000000000000000000000000000"', count=10)
+    with pytest.raises(TargetError, match="could not be verified"):
+        backup(run, target=target, name="run")
+    assert target.versions("run") == [1]  # nothing committed
+    proxy.clear()
+    assert backup(run, target=target, name="run").version == 2
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy"])
+def test_a_proxy_in_the_environment_keeps_every_request_on_s3fs(
+    s3_server, s3_bucket, proxy, tmp_path, monkeypatch, variable
+):
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    options = s3_server.storage_options(endpoint_url=proxy.endpoint_url)
+    target = open_target(f"s3://{s3_bucket}/proxied", **options)
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    restore("run", tmp_path / "back", target=target)
+    assert not _direct(proxy.log)
+
+
+def test_a_store_gone_silent_fails_a_direct_read_typed_within_the_deadline(
+    s3_server, s3_bucket, proxy, tmp_path
+):
+    # Short timeouts, so that the retries within the deadline take seconds here.
+    options = s3_server.storage_options(
+        endpoint_url=proxy.endpoint_url, connect_timeout=1, read_timeout=1
+    )
+    target = open_target(f"s3://{s3_bucket}/silent", **options)
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    restore("run", tmp_path / "warm", target=target)  # the direct path is set up
+    manifest = target.manifest("run")
+    proxy.silence_next(10_000)
+    started = time.monotonic()
+    try:
+        with pytest.raises(BackendUnavailableError) as caught:
+            target.backend.read_at_most(target.locate(manifest)[0].key, 100_000)
+    finally:
+        proxy.release_silenced()
+    assert time.monotonic() - started < 60
+    assert "127.0.0.1" not in str(caught.value.__cause__ or "")  # no URL in the cause either
