@@ -28,9 +28,10 @@ __all__ = [
     "read_small_file",
 ]
 
-#: Read and write granularity for streaming copies: large enough to amortise syscalls,
-#: small enough to keep memory flat for multi-GB files.
-CHUNK_SIZE = 1 << 20
+#: Read and write granularity for streaming copies: large enough to amortise syscalls, small
+#: enough to stay in the CPU's cache between the read, the hash and the write (a 1 GiB file
+#: read, hashed and written here: 0.52 s in 128 KiB chunks, 0.79 s in 1 MiB ones; `cp` 0.58 s).
+CHUNK_SIZE = 128 << 10
 
 
 class Hasher(Protocol):
@@ -94,9 +95,9 @@ def copy_hashing(
     readinto = getattr(src, "readinto", None)
     if readinto is None:  # a stream that only reads into new bytes
         return _copy_chunks(src, out, hashers, limit, sent)
-    # One buffer per thread, read into and reused: a new 1 MiB bytes object per chunk is
-    # mapped and unmapped by malloc each time, and its page faults tripled a large file's
-    # copy time here (2 GB: 1.9 s against 0.7 s; `cp -a` 0.62 s).
+    # One buffer per thread, read into and reused: a new bytes object per chunk is mapped and
+    # unmapped by malloc each time, and its page faults tripled a large file's copy time here
+    # (2 GB: 1.9 s against 0.7 s; `cp -a` 0.62 s).
     view = _buffer()
     size = 0
     while limit is None or size < limit:
