@@ -69,7 +69,7 @@ def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
     assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
 
 
-def test_a_changed_small_file_is_sent_straight_and_checked(target, proxy, tmp_path):
+def test_a_changed_small_file_and_its_commit_are_sent_straight(target, proxy, tmp_path):
     run = write_tree(tmp_path / "run", FILES)
     backup(run, target=target, name="run")
     for i in range(10):  # past the warm-up
@@ -78,7 +78,8 @@ def test_a_changed_small_file_is_sent_straight_and_checked(target, proxy, tmp_pa
     proxy.clear()
     (run / "layer0" / "w0.bin").write_bytes(b"the last one")
     backup(run, target=target, name="run")
-    assert len(_direct([r for r in proxy.log if r.method == "PUT"])) == 1
+    puts = [r for r in proxy.log if r.method == "PUT"]
+    assert [r.path.split("/")[-2] for r in _direct(puts)][:2] == ["objects", "manifests"], puts
     restore("run", tmp_path / "back", target=target)
     assert (tmp_path / "back" / "layer0" / "w0.bin").read_bytes() == b"the last one"
 
@@ -129,3 +130,15 @@ def test_a_store_gone_silent_fails_a_direct_read_typed_within_the_deadline(
         proxy.release_silenced()
     assert time.monotonic() - started < 60
     assert "127.0.0.1" not in str(caught.value.__cause__ or "")  # no URL in the cause either
+
+
+def test_a_create_only_write_to_a_taken_key_is_refused(target, proxy):
+    store = target.backend.inner
+    for i in range(8):  # past the warm-up
+        store.write_new(f"probe/{i}", b"ours")
+    proxy.clear()
+    store.write_new("probe/taken", b"first")
+    with pytest.raises(FileExistsError):
+        store.write_new("probe/taken", b"second")
+    assert store.read_at_most("probe/taken", 100) == b"first"
+    assert _direct(proxy.log), "the writes went straight"

@@ -365,16 +365,27 @@ class S3Backend(BucketBackend):
 
     def write_new(self, key: str, data: bytes) -> None:
         md5 = hashlib.md5(data)
+        response: Mapping[str, Any] | None = None
         with self.translate_errors("write", key):
+            if self._direct.enabled:
+                with contextlib.suppress(Fallback):  # else s3fs's answer stands
+                    response = self._direct.put(
+                        self.object_name(key), data, _b64(md5.digest()), create_only=True
+                    )
             try:
-                response = self._call(
-                    "put_object", key, Body=data, ContentMD5=_b64(md5.digest()), IfNoneMatch="*"
-                )
+                if response is None:
+                    digest = _b64(md5.digest())
+                    response = self._call(
+                        "put_object", key, Body=data, ContentMD5=digest, IfNoneMatch="*"
+                    )
             except OSError as exc:
                 # A concurrent conditional write to the same key: the other writer wins.
                 if error_code(exc)[0] == "ConditionalRequestConflict":
                     raise FileExistsError(key) from exc
                 raise
+        self._check_created(key, data, md5, response)
+
+    def _check_created(self, key: str, data: bytes, md5: Any, response: Mapping[str, Any]) -> None:
         try:
             self._check_etag(key, response, md5.hexdigest())
         except TargetError:

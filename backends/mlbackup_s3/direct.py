@@ -133,10 +133,16 @@ class DirectRequests:
             return b""  # an empty object has no byte range
         raise self._declined_answer(status)
 
-    def put(self, object_name: str, data: bytes, content_md5: str) -> dict[str, str]:
-        """Store ``data``; returns what S3 reports as botocore would name it (``ETag``, the
-        encryption). `Fallback` when s3fs must answer."""
-        status, headers, _body = self._send("PUT", object_name, data, {"Content-MD5": content_md5})
+    def put(
+        self, object_name: str, data: bytes, content_md5: str, *, create_only: bool = False
+    ) -> dict[str, str]:
+        """Store ``data`` (``create_only``: only if the key is free); returns what S3 reports
+        as botocore would name it (``ETag``, the encryption). `Fallback` when s3fs must answer
+        (a key taken included: s3fs's answer to the same request says so)."""
+        sent = {"Content-MD5": content_md5}
+        if create_only:
+            sent["If-None-Match"] = "*"
+        status, headers, _body = self._send("PUT", object_name, data, sent)
         if status != 200:
             raise self._declined_answer(status)
         return {ours: str(headers[theirs]) for ours, theirs in _NAMED.items() if theirs in headers}
