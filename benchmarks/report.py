@@ -390,14 +390,7 @@ def write(data: dict[str, Any], docs: Path) -> None:
         "appended file from the old bytes with `UploadPartCopy`. On AWS these copies run inside "
         "S3; moto and s3rver do them in their own process on the same two cores, at the speed "
         "of an upload. `aws s3 sync` overwrites, and keeps no version.",
-        "- S3 no-change from the command line: importing s3fs (aiobotocore, aiohttp, botocore) "
-        "alone costs about 270 ms here; the 0.1x goal leaves about 100 to 150 ms for the "
-        "whole process. The run itself makes three requests: one when the target is opened, "
-        "then the versions listed and the newest manifest read.",
-        "- S3 first backup and restore: of the client's busy time (sampled with py-spy), about "
-        "two thirds is botocore and aiohttp building, signing and sending requests, one per "
-        "small file, and reading the files is about a fifth. moto closes the connection after "
-        "every answer, so each request also opens a TCP connection, for every client alike.",
+        *_s3_notes(data),
         "- *rclone copy* compares size and modification time; *--checksum* reads every byte. "
         "restic's repository is not checked for missed changes (its snapshots are not files). "
         "On S3 rclone runs with `--fast-list` (one recursive listing): without it, on s3rver, "
@@ -435,6 +428,54 @@ def write(data: dict[str, Any], docs: Path) -> None:
         lines += ["", f"Not measured (could not be installed): {', '.join(meta['unavailable'])}."]
     (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")
     (docs / "benchmarks.svg").write_text(_svg(data["targets"]))
+
+
+def _s3_notes(data: dict[str, Any]) -> list[str]:
+    """Where the S3 rows' time goes, from this run's figures and request_cost.py's."""
+    moto = data["tables"].get("S3 (moto)", {})
+    cost = _request_cost()
+    startup = cost.get("startup_ms", {})
+    lines = []
+    cli = startup.get("mlbackup's CLI, S3 backend")
+    aws = moto.get("aws s3 sync", {}).get("no-change", {}).get("wall")
+    if cli is not None and aws:
+        s3fs = cost["stacks"].get("s3fs", {}).get("import_ms", 0)
+        lines.append(
+            f"- S3 no-change from the command line: before its first request the command "
+            f"imports for {cli:.0f} ms (s3fs alone {s3fs:.0f} ms; see the last section), "
+            f"where the 0.3x goal leaves {0.3 * aws * 1e3:.0f} ms for the whole process "
+            f"against `aws s3 sync`'s {_fmt(aws)}. The run itself makes the requests counted "
+            "above: the versions listed, the newest manifest read, the objects listed."
+        )
+    files = data["meta"]["files"]
+    ours = moto.get("mlbackup", {}).get("restore", {})
+    rclone = moto.get("rclone copy", {}).get("restore", {})
+    if ours and rclone:
+        lines.append(
+            f"- S3 restore: mlbackup's client used {ours['cpu']:.1f} s of CPU for {files:,} "
+            f"files ({ours['cpu'] / files * 1e3:.2f} ms a file: one GET, its hash, a file "
+            f"written), rclone's {rclone['cpu']:.1f} s ({rclone['cpu'] / files * 1e3:.2f} ms), "
+            "on the same two cores as the server. A GET through botocore's stack costs the "
+            "client milliseconds of CPU (last section); a Go client a fraction of that. On moto "
+            "the server's own time per request is the same for every client and, on two "
+            "cores, shared with it."
+        )
+    lines.append(
+        "- moto lists a prefix by walking every key of the bucket, so each tool runs against "
+        "a bucket that holds only its own data (its prefix is emptied after its runs), and the "
+        "study.db and far-store rows have buckets of their own. moto closes the connection "
+        "after every answer: each request also opens a TCP connection, for every client alike."
+    )
+    return lines
+
+
+def _request_cost() -> dict[str, Any]:
+    path = Path(__file__).resolve().parent / "request_cost.json"
+    if not path.exists():
+        return {}
+    import json
+
+    return dict(json.loads(path.read_text()))
 
 
 def _far_notes(data: dict[str, Any]) -> list[str]:
@@ -487,12 +528,10 @@ _COST_FIELDS = ("put_cpu_us", "put_wall_us", "get_cpu_us", "get_wall_us")
 
 def _request_cost_section() -> list[str]:
     """The figures of benchmarks/request_cost.py, when it was run."""
-    path = Path(__file__).resolve().parent / "request_cost.json"
-    if not path.exists():
+    measured = _request_cost()
+    if not measured:
         return []
-    import json
-
-    cost = json.loads(path.read_text())
+    cost, startup = measured["stacks"], measured.get("startup_ms", {})
     lines = [
         "## Where the S3 time goes: one request, by HTTP stack",
         "",
@@ -517,6 +556,11 @@ def _request_cost_section() -> list[str]:
         "stays the floor of a command-line run on S3: a no-change run needs only listings "
         "and one read, but the target is opened through s3fs.",
     ]
+    if startup:
+        shown = "; ".join(f"{what} {ms:.0f} ms" for what, ms in startup.items())
+        lines += ["", "What a command-line run spends before it starts (fresh interpreters, "
+                  "the interpreter's own start subtracted but on its own line): "
+                  f"{shown}."]  # fmt: skip
     return lines
 
 

@@ -31,6 +31,12 @@ IMPORTS = {
     "boto3": "import boto3",
     "urllib3 + botocore's signer": "import urllib3, botocore.auth, botocore.credentials",
 }
+#: What a command-line run imports before it does anything, beyond the interpreter's start.
+STARTUP = {
+    "mlbackup's CLI": "import mlbackup.cli",
+    "mlbackup's CLI, local backend": "import mlbackup.cli, mlbackup_local",
+    "mlbackup's CLI, S3 backend": "import mlbackup.cli, mlbackup_s3.backend",
+}
 
 
 def _cpu() -> float:
@@ -146,7 +152,12 @@ def main() -> None:
         server.stop()
     for stack, statement in IMPORTS.items():
         results[stack]["import_ms"] = import_seconds(statement) * 1e3
-    (HERE / "request_cost.json").write_text(json.dumps(results, indent=1) + "\n")
+    startup = {what: import_seconds(statement) * 1e3 for what, statement in STARTUP.items()}
+    startup["the interpreter itself"] = (
+        min(_timed([sys.executable, "-c", "pass"]) for _ in range(3)) * 1e3
+    )
+    out = {"stacks": results, "startup_ms": startup}
+    (HERE / "request_cost.json").write_text(json.dumps(out, indent=1) + "\n")
     print("| stack | import | PUT: client CPU | PUT: wall | GET: client CPU | GET: wall |")
     print("|---|---|---|---|---|---|")
     for stack, f in results.items():
@@ -154,6 +165,8 @@ def main() -> None:
             f"{f[k]:.0f} µs" for k in ("put_cpu_us", "put_wall_us", "get_cpu_us", "get_wall_us")
         ]
         print(f"| {stack} | {' | '.join(cells)} |")
+    for what, ms in startup.items():
+        print(f"{what}: {ms:.0f} ms")
 
 
 if __name__ == "__main__":
