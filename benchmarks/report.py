@@ -438,14 +438,19 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
     lines = []
     cli = startup.get("mlbackup's CLI, S3 backend")
     aws = moto.get("aws s3 sync", {}).get("no-change", {}).get("wall")
-    if cli is not None and aws:
+    inproc = moto.get("mlbackup", {}).get("no-change", {}).get("seconds")
+    if cli is not None and aws and inproc is not None:
         s3fs = cost["stacks"].get("s3fs", {}).get("import_ms", 0)
         lines.append(
             f"- S3 no-change from the command line: before its first request the command "
             f"imports for {cli:.0f} ms (s3fs alone {s3fs:.0f} ms; see the last section), "
             f"where the 0.3x goal leaves {0.3 * aws * 1e3:.0f} ms for the whole process "
-            f"against `aws s3 sync`'s {_fmt(aws)}. The run itself makes the requests counted "
-            "above: the versions listed, the newest manifest read, the objects listed."
+            f"against `aws s3 sync`'s {_fmt(aws)}. The run itself, in-process, took "
+            f"{_fmt(inproc)}: the requests counted above, nearly all of it the listing of "
+            "every object (a page per 1,000 keys, each parsed by botocore and walked by moto "
+            "over the whole bucket), which is how a no-change run finds bytes deleted behind "
+            "its back; `aws s3 sync` lists as many keys, so on moto the two cost about the "
+            "same."
         )
     files = data["meta"]["files"]
     ours = moto.get("mlbackup", {}).get("restore", {})
