@@ -151,7 +151,8 @@ class DirectRequests:
         with self._lock:
             self._declined += 1
             if self._declined >= GIVE_UP_AFTER and self.enabled:
-                log.debug("direct S3 requests off: %d answers in a row left to s3fs", status)
+                log.debug("direct S3 requests off: %d answers in a row left to s3fs (the last "
+                          "%s)", self._declined, status or "no connection")  # fmt: skip
                 self.enabled = False
         return Fallback(status)
 
@@ -183,6 +184,10 @@ class DirectRequests:
             )
         except urllib3.exceptions.SSLError:
             raise Fallback("TLS") from None
+        except urllib3.exceptions.NewConnectionError:
+            # No connection at all (refused, a name that does not resolve): s3fs's client
+            # asks the same way, and its error, or success, stands.
+            raise self._declined_answer(0) from None
         except (urllib3.exceptions.TimeoutError, TimeoutError):
             # No URL in the message: it would name the bucket's host and the key, and a
             # signed URL carries credentials.
