@@ -57,16 +57,51 @@ def test_an_answer_the_direct_path_does_not_expect_is_left_to_s3fs(target, proxy
     proxy.answer_matching("/objects/", 503, b"<Error><Code>SlowDown</Code></Error>", nth=2)
     restore("run", tmp_path / "back", target=target)
     assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
-    answered_by_s3fs = [r for r in proxy.log if not r.client.startswith("python-urllib3")]
-    assert answered_by_s3fs, "each refused direct request is asked again through s3fs"
+    refused = [r for r in proxy.log if r.injected]
+    assert [r.status for r in refused] == [404, 503]
+    assert _direct(refused) == refused, "the injected answers went to direct requests"
+    for answer in refused:  # and each call was made again through s3fs, which got the bytes
+        again = [r for r in proxy.log if r.path == answer.path and not r.injected]
+        assert [r.status for r in again if not _direct([r])] == [206], again
 
 
 def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
     restore("run", tmp_path / "warm", target=target)
-    proxy.truncate_gets(3)  # three answers cut off after a few bytes, then reset
+    proxy.clear()
+    proxy.truncate_gets(3, path_contains="/objects/")  # three cut off after a few bytes
     restore("run", tmp_path / "back", target=target)
     assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
+    cut = [r for r in proxy.log if r.injected]
+    assert len(cut) == 3 and _direct(cut) == cut, cut
+    for answer in cut:  # a broken connection is transient: the same call is made again
+        assert [r.status for r in proxy.log if r.path == answer.path and not r.injected] == [206]
+
+
+def test_no_connection_at_all_gets_the_answer_s3fs_gives(s3_server, s3_bucket, tmp_path):
+    """A store that went away (its port closed): once the direct path is set up, the error a
+    caller sees is the one s3fs gives a target that never set it up, typed and in time."""
+    from mlbackup.testing.fault_proxy import FaultProxy
+
+    with FaultProxy(s3_server.endpoint_url) as gateway:
+        options = s3_server.storage_options(
+            endpoint_url=gateway.endpoint_url, connect_timeout=1, read_timeout=1, deadline=5
+        )
+        warm = open_target(f"s3://{s3_bucket}/gone", **options)
+        cold = open_target(f"s3://{s3_bucket}/gone", **options)  # it will read through s3fs
+        backup(write_tree(tmp_path / "run", FILES), target=warm, name="run")
+        restore("run", tmp_path / "warm", target=warm)
+        assert _direct(gateway.log), "the direct path is set up"
+        key = warm.locate(warm.manifest("run"))[0].key
+    errors = []
+    for target in (cold, warm):
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as caught:
+            target.backend.read_at_most(key, 100_000)
+        assert time.monotonic() - started < 60
+        errors.append(caught.value)
+    assert [type(e) for e in errors] == [type(errors[0])] * 2
+    assert str(errors[1]) == str(errors[0])
 
 
 def test_a_changed_small_file_and_its_commit_are_sent_straight(target, proxy, tmp_path):
@@ -119,8 +154,10 @@ def test_a_store_gone_silent_fails_a_direct_read_typed_within_the_deadline(
     )
     target = open_target(f"s3://{s3_bucket}/silent", **options)
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
-    restore("run", tmp_path / "warm", target=target)  # the direct path is set up
+    restore("run", tmp_path / "warm", target=target)
+    assert _direct(proxy.log), "the direct path is set up"
     manifest = target.manifest("run")
+    proxy.clear()
     proxy.silence_next(10_000)
     started = time.monotonic()
     try:
@@ -129,6 +166,7 @@ def test_a_store_gone_silent_fails_a_direct_read_typed_within_the_deadline(
     finally:
         proxy.release_silenced()
     assert time.monotonic() - started < 60
+    assert _direct(proxy.log[:1]), "the first request silenced was a direct one"
     assert "127.0.0.1" not in str(caught.value.__cause__ or "")  # no URL in the cause either
 
 

@@ -32,6 +32,7 @@ consumed in order and random ones come from a seeded generator, so runs are dete
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import socket
@@ -136,11 +137,13 @@ class FaultProxy(LoopbackServer):
         self._truncated_gets = 0
         self._truncate_keep = 16
         self._truncate_reset = True
+        self._truncate_path = ""
         self.latency = 0.0
         self.log: list[LoggedRequest] = []
         #: Faults injected since the proxy was made (not reset by `clear()`).
         self.injected_total = 0
         self._httpd: QuietThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()  # open client connections
 
     @property
     def endpoint_url(self) -> str:
@@ -239,18 +242,24 @@ class FaultProxy(LoopbackServer):
                 return True, self._planned.pop(self._arrivals)
             return False, None
 
-    def truncate_gets(self, count: int, keep_bytes: int = 16, *, reset: bool = True) -> None:
-        """Forward the next ``count`` GETs whose answer has a body, then send the full length
-        in the headers but only ``keep_bytes`` of the body, and reset the connection (or,
-        with ``reset=False``, close it cleanly): a download cut off half-way."""
+    def truncate_gets(
+        self, count: int, keep_bytes: int = 16, *, reset: bool = True, path_contains: str = ""
+    ) -> None:
+        """Forward the next ``count`` GETs whose answer has a body (and whose path contains
+        ``path_contains``), then send the full length in the headers but only ``keep_bytes``
+        of the body, and reset the connection (or, with ``reset=False``, close it cleanly): a
+        download cut off half-way."""
         with self._lock:
             self._truncated_gets += count
             self._truncate_keep = keep_bytes
             self._truncate_reset = reset
+            self._truncate_path = path_contains
 
-    def _take_truncation(self, method: str, size: int) -> int | None:
+    def _take_truncation(self, method: str, path: str, size: int) -> int | None:
         with self._lock:
             if method != "GET" or size <= self._truncate_keep or not self._truncated_gets:
+                return None
+            if self._truncate_path not in path:
                 return None
             self._truncated_gets -= 1
             return self._truncate_keep
@@ -419,6 +428,13 @@ class FaultProxy(LoopbackServer):
             def setup(self) -> None:
                 super().setup()
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with proxy._lock:
+                    proxy._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._connections.discard(self.connection)
+                super().finish()
 
             def handle(self) -> None:
                 if proxy.refusing:
@@ -436,7 +452,7 @@ class FaultProxy(LoopbackServer):
                 if planned:
                     self._read_chunked() if chunked else self.rfile.read(length)
                     status = answer.status if answer is not None else 0
-                    proxy._record(LoggedRequest(self.command, self.path, status, True))
+                    self._injected(status)
                     if answer is None:
                         self._reset()
                     else:
@@ -445,7 +461,7 @@ class FaultProxy(LoopbackServer):
                 reset_at = proxy._next_reset(length > 0 or chunked)
                 if reset_at is not None:
                     self.rfile.read(min(reset_at, length) if length else reset_at)
-                    proxy._record(LoggedRequest(self.command, self.path, 0, True))
+                    self._injected(0)
                     self._reset()
                     return
                 body = self._read_chunked() if chunked else self.rfile.read(length)
@@ -456,7 +472,7 @@ class FaultProxy(LoopbackServer):
                 proxy._throttle(len(body))
                 if proxy._take_silence():
                     released = proxy._released
-                    proxy._record(LoggedRequest(self.command, self.path, 0, True))
+                    self._injected(0)
                     released.wait()
                     self._reset()
                     return
@@ -464,7 +480,7 @@ class FaultProxy(LoopbackServer):
                     self.command, self.path, {h.lower() for h in self.headers}
                 )
                 if answer is not None:
-                    proxy._record(LoggedRequest(self.command, self.path, answer.status, True))
+                    self._injected(answer.status)
                     self._send(answer.status, list(answer.headers.items()), answer.body)
                     return
                 status, headers, payload = self._forward(body)
@@ -473,12 +489,12 @@ class FaultProxy(LoopbackServer):
                 if proxy._take_lost_response() or proxy._take_lost_matching(
                     self.command, self.path
                 ):
-                    proxy._record(LoggedRequest(self.command, self.path, 0, True))
+                    self._injected(0)
                     self._reset()
                     return
-                keep = proxy._take_truncation(self.command, len(payload))
+                keep = proxy._take_truncation(self.command, self.path, len(payload))
                 if keep is not None:
-                    proxy._record(LoggedRequest(self.command, self.path, status, True))
+                    self._injected(status)
                     self._send(status, headers, payload, keep=keep)
                     if proxy._truncate_reset:
                         self._reset()
@@ -491,6 +507,11 @@ class FaultProxy(LoopbackServer):
                 )
                 proxy._run_hook(number, self.path)
                 self._send(status, headers, payload)
+
+            def _injected(self, status: int) -> None:
+                """Log this request as answered (or cut) by the proxy."""
+                agent = self.headers.get("User-Agent", "")
+                proxy._record(LoggedRequest(self.command, self.path, status, True, client=agent))
 
             def _read_chunked(self) -> bytes:
                 data = bytearray()
@@ -566,6 +587,13 @@ class FaultProxy(LoopbackServer):
         return self
 
     def stop(self) -> None:
+        """Stop as a server that went away: the port closed (a new connection is refused)
+        and every connection it held dropped, kept-alive ones included."""
         self.release_silenced()  # silenced requests end with a reset
         shut_down(self._httpd)
         self._httpd = None
+        with self._lock:
+            held, self._connections = self._connections, set()
+        for connection in held:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
