@@ -321,14 +321,22 @@ def test_ctrl_c_during_an_s3_upload_leaves_no_incomplete_upload(
     base = [sys.executable, "-m", "mlbackup", "backup"]
     subprocess.run([*base, str(tmp_path / "small.bin"), "--to", url, *args, "--name", "big.bin"],
                    check=True, capture_output=True)  # fmt: skip
-    child = subprocess.Popen(
+    children: list[subprocess.Popen[str]] = []
+
+    def interrupt() -> None:
+        # Part 2's answer is held until the child has ended: the part is still in flight
+        # whenever the child gets to the signal (a loaded machine delays that).
+        children[0].send_signal(signal.SIGINT)
+        children[0].wait(timeout=120)
+
+    s3_proxy.after_matching("partNumber=2", interrupt)  # armed before the child can get there
+    children.append(subprocess.Popen(
         [*base, str(tmp_path / "big.bin"), "--to", url, *args, "--name", "big.bin", "-o",
          "part_size=5242880"],
         stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    s3_proxy.after_matching("partNumber=2", lambda: child.send_signal(signal.SIGINT))
-    _, err = child.communicate(timeout=120)
-    assert child.returncode == 130, err
+    ))  # fmt: skip
+    _, err = children[0].communicate(timeout=120)
+    assert children[0].returncode == 130, (err, [(r.method, r.path) for r in s3_proxy.log])
     assert "interrupted: nothing committed; version 1 of 'big.bin' is intact" in err
     uploads = s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
     assert uploads == []

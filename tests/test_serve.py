@@ -34,5 +34,11 @@ def test_a_served_store_takes_the_printed_command(store, tmp_path):
         assert url.split("://")[0] in ("s3", "gs", "gdrive") and options
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-    assert server.returncode == 0
+        try:
+            _, err = server.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, err = server.communicate()
+            pytest.fail(f"the server did not stop on Ctrl-C within 120 s: {err}")
+    assert server.returncode == 0, err
+    assert err.strip().endswith("stopped"), err

@@ -15,7 +15,7 @@ import json
 import shlex
 import sys
 import tempfile
-import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"options: {json.dumps(options)}")
         print(f"try:     {_command(url, options)}", flush=True)
         try:
-            threading.Event().wait()  # until Ctrl-C
+            # Awake each second: a Ctrl-C the kernel hands to one of the servers' threads is
+            # only acted on when this thread next runs Python code.
+            while True:
+                time.sleep(1)
         except KeyboardInterrupt:
             print("stopped", file=sys.stderr)
     return 0
