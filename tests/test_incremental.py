@@ -37,3 +37,30 @@ def test_five_thousand_files(tmp_path):
     fresh = open_target(target_dir)
     fourth = backup(root, target=fresh, name="ckpt")
     assert (fourth.status, fourth.files_sent, fourth.bytes_sent) == (BackupStatus.UNCHANGED, 0, 0)
+
+
+def test_one_folder_however_it_is_named_is_one_writer(tmp_path, monkeypatch):
+    """The folder named by its absolute path, relative to the working directory, or through
+    a symlink is the same writer: an unchanged file is trusted on its size and mtime, not
+    read again (reading every byte of a large checkpoint because ``cd`` differed is slow)."""
+    import mlbackup.engine
+
+    root = tmp_path / "work" / "ckpt"
+    for i in range(20):
+        (root / f"f{i}.bin").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"f{i}.bin").write_bytes(os.urandom(100 + i))
+    (tmp_path / "link").symlink_to(root)
+    target = tmp_path / "target"
+    backup(root, target=target, name="ckpt")
+    hashed = []
+    real_hash = mlbackup.engine.hash_file_and_prefix
+    monkeypatch.setattr(
+        mlbackup.engine,
+        "hash_file_and_prefix",
+        lambda path, *a, **k: hashed.append(path) or real_hash(path, *a, **k),
+    )
+    monkeypatch.chdir(tmp_path / "work")
+    for named in ("ckpt", "./ckpt/", "../link", str(root)):
+        again = backup(named, target=target, name="ckpt")
+        assert again.status is BackupStatus.UNCHANGED, named
+        assert hashed == [], f"{named!r}: {len(hashed)} files read again"

@@ -414,13 +414,17 @@ def _run_backup(
 
 @functools.cache
 def _writer_id(source: Path) -> str:
-    """This source folder on this machine, as an opaque ID (no host name in manifests)."""
+    """This source folder on this machine, as an opaque ID (no host name in manifests).
+
+    The folder is named by its real path: named relative to another working directory or
+    through a symlink it is the same writer, whose unchanged files are not read again."""
     import hashlib
 
     machine = os.uname().nodename
     with contextlib.suppress(OSError):
         machine += Path("/etc/machine-id").read_text().strip()
-    return hashlib.sha256(f"{machine}\0{source}".encode()).hexdigest()[:16]
+    folder = os.path.realpath(source)
+    return hashlib.sha256(f"{machine}\0{folder}".encode()).hexdigest()[:16]
 
 
 def _adopt(target: BackupTarget, previous: Manifest, kept: list[FileEntry]) -> list[FileEntry]:
