@@ -83,18 +83,26 @@ class _Transfer:
         totals: tuple[int, int],
         progress: ProgressCallback | None,
         created: list[str],
+        *,
+        listed: bool = True,
     ) -> None:
         self.target = target
         self.created = created  # appended to by the worker threads (list.append is atomic)
         self.backend = target.backend
         self.name = name
-        # Objects the previous version lists are live: reused without a request. A format-1
-        # version's bytes are not objects yet (see _adopt).
-        self.live: dict[str, str | None] = (
+        # The objects the previous version lists, which an appended file may extend (the
+        # store's copy or compose fails on one that is gone, and the whole file goes). A
+        # format-1 version's bytes are not objects yet (see _adopt).
+        self.bases: dict[str, str | None] = (
             {e.hash: e.ref for e in previous.files}
             if previous is not None and previous.format_version >= 2
             else {}
         )
+        # The objects reused without a request: the previous version's, once the store's
+        # listing (``listed``) showed them there; without it, a reuse is checked by the
+        # store (objects.store_object) or the bytes are sent again.
+        self.listed = listed
+        self.live = dict(self.bases) if listed else {}
         self.progress = ProgressCounter(name, *totals, progress)
 
     def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
@@ -121,10 +129,10 @@ class _Transfer:
                     _size, digest, head = hash_file_and_prefix(
                         readable, self.target.hash_name, old.size
                     )
-                    if digest == old.hash:  # touched, not changed
+                    if digest == old.hash and self.listed:  # touched, not changed
                         self.progress.add(source.path, old.size)
                         return _Sent(replace(old, sig=before, mtime_ns=st.st_mtime_ns), False)
-                    if head == old.hash and old.hash in self.live:
+                    if head == old.hash and old.hash in self.bases:
                         base = (old.hash, old.size)
                 with self.progress.chunks(source.path) as in_flight:
                     try:
@@ -150,7 +158,10 @@ class _Transfer:
                     sqlite=kind == "sqlite",
                     ref=stored.info.ref,
                 )
-                return _Sent(entry, True, uploaded=stored.sent)
+                # Bytes the previous version held already (touched, not changed) are no change,
+                # even where they had to be checked or sent again.
+                changed = old is None or entry.hash != old.hash
+                return _Sent(entry, changed, uploaded=stored.sent)
             self.progress.add(source.path, -in_flight[0], files=0)  # sent again from the start
             log.info("%s changed while it was read; reading it again", source.abspath)
         raise SourceChangedError(
@@ -261,8 +272,19 @@ def _run_backup(
             "(one .tar or .zip) or a bucket target",
             source, len(scanned.files), target.url,
         )  # fmt: skip
-    with _early_object_listing(target, name) as early:
-        previous = target.latest_manifest(name)
+    # The version this process committed last is the base without a listing of the versions
+    # where a commit is create-only: a newer one by another writer takes the number we ask
+    # for, and the commit then takes the next free one (the version lists every file anyway).
+    # Not when every file looks as it did: that run is likely a no-change one, which must
+    # know the newest version (listed alongside the objects, one round trip for both).
+    optimistic = target.committed_here(name) if target.backend.create_only else None
+    if optimistic is not None and _looks_unchanged(optimistic, scanned.files, source):
+        optimistic = None
+    if optimistic is not None:
+        previous: Manifest | None = optimistic
+    else:
+        with _early_object_listing(target, name) as early:
+            previous = target.latest_manifest(name)
     if previous is None:
         _check_no_overlap(target, name)
     old_entries = previous.by_path() if previous else {}
@@ -270,10 +292,23 @@ def _run_backup(
     # writer's files of the same size can carry the same mtime (the kernel's clock ticks in
     # milliseconds), so after another writer every file is hashed (and sent only if changed).
     same_writer = previous is not None and previous.meta.get("writer") == _writer_id(source)
+    as_before = {
+        sf.path
+        for sf in scanned.files
+        if same_writer
+        and (old := old_entries.get(sf.path)) is not None
+        and (old.sig, old.size) == (sf.sig, sf.size)
+    }
 
     # Bytes the previous version lists that are gone from the store (deleted behind our
-    # back): its files that still hold them are sent again, as if new.
-    stored = early.result(previous) if early is not None else _stored_objects(target, previous)
+    # back): its files that still hold them are sent again, as if new. A run that keeps none
+    # of the previous version's files needs no listing before its commit (a study.db after a
+    # trial: every byte is new), see _Transfer.listed for what it may still reuse.
+    stored: set[str] | None = None
+    if optimistic is None:
+        stored = early.result(previous) if early is not None else _stored_objects(target, previous)
+    elif as_before:
+        stored = _stored_objects(target, previous)
     missing = set()
     if previous is not None and stored is not None:
         missing = {e.hash for e in previous.files} - stored
@@ -283,7 +318,7 @@ def _run_backup(
         old = old_entries.get(sf.path)
         if old is not None and old.hash in missing:
             todo.append((sf, None))
-        elif same_writer and old is not None and old.sig == sf.sig and old.size == sf.size:
+        elif old is not None and sf.path in as_before:
             unchanged.append(old)
         else:
             todo.append((sf, old))
@@ -295,7 +330,8 @@ def _run_backup(
     )  # fmt: skip
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
-    transfer = _Transfer(target, name, previous, totals, progress, run.created)
+    listed = optimistic is None or stored is not None
+    transfer = _Transfer(target, name, previous, totals, progress, run.created, listed=listed)
     for digest in missing:
         transfer.live.pop(digest, None)
     for entry in unchanged:
@@ -360,7 +396,13 @@ def _run_backup(
         and not failed  # a file the version had could not be read: not "unchanged"
         and changes_sent == 0
         and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
+        # Unless another writer's version is newer than ours, which this source still
+        # matches: ours is committed again, as the newest (a run that had listed the
+        # versions would have done the same).
+        and (optimistic is None or target.latest_manifest(name) is optimistic)
     ):
+        if stored is None and optimistic is not None:
+            stored = _stored_objects(target, previous)
         if keep_last is not None:  # finish a retention an earlier run was killed in
             apply_retention(target, name, keep_last)
         return BackupResult(
@@ -395,6 +437,8 @@ def _run_backup(
     )
     run.committed = manifest.version
     refresh_browsable(target, manifest, previous)
+    if stored is None and optimistic is not None:
+        stored = _stored_objects(target, previous)  # for the older versions' check, below
     if keep_last is not None:
         apply_retention(target, name, keep_last)
     log.info(
@@ -506,6 +550,16 @@ def _early_object_listing(target: BackupTarget, name: str) -> Iterator[_EarlyLis
         yield early
     finally:
         early.join()
+
+
+def _looks_unchanged(previous: Manifest, files: list[SourceFile], source: Path) -> bool:
+    """Whether every file of ``source`` has the size and signature ``previous`` lists."""
+    if len(files) != len(previous.files) or previous.meta.get("writer") != _writer_id(source):
+        return False
+    old = previous.by_path()
+    return all(
+        (e := old.get(sf.path)) is not None and (e.sig, e.size) == (sf.sig, sf.size) for sf in files
+    )
 
 
 def _stored_objects_needed(previous: Manifest | None) -> bool:
