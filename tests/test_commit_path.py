@@ -1,8 +1,8 @@
 """The steady state of a callback: a process backing up a name whose previous version it
-committed itself. Where commits are create-only it starts from that version without listing
-the versions, and a run that keeps none of its files lists no objects either before the
-commit; another writer's newer version, or bytes deleted behind its back, change nothing of
-what a run commits."""
+committed itself, and which keeps none of its files (a study.db after a trial). It sends its
+files while it lists the versions, lists no objects before its commit, and commits only once
+the listing shows its version still the newest; another writer's versions, retention, or bytes
+deleted behind its back change nothing of what a run commits or reports."""
 
 import pytest
 from conftest import empty_store
@@ -18,8 +18,11 @@ def _write(path, data: bytes):
     return path
 
 
-def test_a_changed_file_is_committed_with_two_requests(s3_target, s3_proxy, tmp_path):
-    """A study.db after a trial: its object and its manifest, nothing read before."""
+def test_a_changed_file_is_committed_after_one_round_trip_more(s3_target, s3_proxy, tmp_path):
+    """A study.db after a trial: its object goes up while the versions are listed, then the
+    manifest; no object listing and no manifest read before the commit."""
+    import urllib.parse
+
     db = _write(tmp_path / "study.db", b"trial 0" * 1000)
     for trial in range(1, 6):  # past the direct path's warm-up
         backup(db, target=s3_target, name="study")
@@ -27,11 +30,14 @@ def test_a_changed_file_is_committed_with_two_requests(s3_target, s3_proxy, tmp_
     s3_proxy.clear()
     result = backup(db, target=s3_target, name="study")
     assert result.version == 6
-    commit = next(
-        i for i, r in enumerate(s3_proxy.log) if r.method == "PUT" and "/manifests/" in r.path
-    )
-    until_commit = [(r.method, r.path.split("/")[-2]) for r in s3_proxy.log[: commit + 1]]
-    assert until_commit == [("PUT", "objects"), ("PUT", "manifests")], until_commit
+    log = list(s3_proxy.log)
+    commit = next(i for i, r in enumerate(log) if r.method == "PUT" and "/manifests/" in r.path)
+    before = log[:commit]
+    assert sorted(r.method for r in before) == ["GET", "PUT"], before
+    listing = next(r for r in before if r.method == "GET")
+    prefix = urllib.parse.parse_qs(urllib.parse.urlsplit(listing.path).query)["prefix"][0]
+    assert prefix.endswith("/names/study/manifests/"), prefix  # the versions, not the objects
+    assert "/objects/" in next(r for r in before if r.method == "PUT").path
     restore("study", tmp_path / "back.db", target=s3_target)
     assert (tmp_path / "back.db").read_bytes() == db.read_bytes()
 
@@ -72,17 +78,86 @@ def test_an_unchanged_source_after_another_writer_is_the_newest_again(request, k
 
 
 @pytest.mark.parametrize("kind", STORES)
-def test_bytes_deleted_behind_its_back_are_never_reused_unchecked(request, kind, tmp_path):
+def test_bytes_deleted_behind_its_back_are_put_back_and_said_so(request, kind, tmp_path):
     """The file was only touched (same bytes, new mtime), and its object deleted meanwhile:
-    without a listing the run must not list that object in its version unchecked."""
+    without a listing the run still finds it gone, sends it again and reports it healed."""
     url, options = empty_store(request, kind, tmp_path)
     target = open_target(url, **options)
-    db = _write(tmp_path / "study.db", b"the same bytes")
-    backup(db, target=target, name="study")
-    target.backend.delete(object_key(target.manifest("study").files[0].hash))
+    run = tmp_path / "run"
+    run.mkdir()
+    db = _write(run / "study.db", b"the same bytes")
+    _write(run / "log.txt", b"trial 1")
+    backup(run, target=target, name="study")
+    stored = target.manifest("study").by_path()["study.db"].hash
+    target.backend.delete(object_key(stored))
     _write(db, b"the same bytes")  # a new mtime
-    result = backup(db, target=target, name="study")
-    assert result.status is BackupStatus.UNCHANGED
-    target.verify("study")  # the newest restores whole again
-    restore("study", tmp_path / "back.db", target=open_target(url, **options))
-    assert (tmp_path / "back.db").read_bytes() == b"the same bytes"
+    _write(run / "log.txt", b"trial 2")
+    result = backup(run, target=target, name="study")
+    assert (result.status, result.version) == (BackupStatus.COPIED, 2)
+    assert result.healed == ("study.db",) and result.lost == ()
+    assert (result.files_sent, result.bytes_sent) == (2, len(b"the same bytes" + b"trial 2"))
+    target.verify("study")
+    target.verify("study", 1)  # its bytes are back for version 1 too
+    _write(db, b"the same bytes")
+    again = backup(run, target=target, name="study")
+    assert (again.status, again.version, again.healed) == (BackupStatus.UNCHANGED, 2, ())
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_number_retention_freed_is_not_taken_again(request, kind, tmp_path):
+    """Another writer commits versions 2 and 3 and keeps only the last: number 2 is free
+    again, and the next version is still 4, the newest, which its own retention keeps."""
+    url, options = empty_store(request, kind, tmp_path)
+    ours, theirs = open_target(url, **options), open_target(url, **options)
+    db = _write(tmp_path / "ours.db", b"ours 1")
+    backup(db, target=ours, name="study")
+    for data in (b"theirs 2", b"theirs 3"):
+        backup(_write(tmp_path / "theirs.db", data), target=theirs, name="study", keep_last=1)
+    assert ours.versions("study") == [3]
+    result = backup(_write(db, b"ours 4"), target=ours, name="study", keep_last=1)
+    assert (result.status, result.version) == (BackupStatus.COPIED, 4)
+    assert ours.versions("study") == [4]
+    restore("study", tmp_path / "newest.db", target=open_target(url, **options))
+    assert (tmp_path / "newest.db").read_bytes() == b"ours 4"
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_dropped_own_version_is_not_the_base(request, kind, tmp_path, caplog):
+    """Our version 1 was dropped by another writer's retention (and its objects swept): the
+    run plans from the newest version, and reports nothing healed or lost of version 1."""
+    from mlbackup.commit import collect_garbage
+
+    url, options = empty_store(request, kind, tmp_path)
+    ours, theirs = open_target(url, **options), open_target(url, **options)
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run / "keep.bin", b"kept")
+    _write(run / "study.db", b"ours 1")
+    backup(run, target=ours, name="study")
+    other = tmp_path / "other"
+    other.mkdir()
+    _write(other / "study.db", b"theirs 2")
+    backup(other, target=theirs, name="study", keep_last=1)
+    collect_garbage(theirs, grace=-1)  # the sweep: version 1's objects are gone
+    _write(run / "study.db", b"ours 3")
+    result = backup(run, target=ours, name="study")
+    assert (result.status, result.version) == (BackupStatus.COPIED, 3)
+    assert (result.healed, result.lost, result.damaged_versions) == ((), (), ())
+    assert "behind mlbackup's back" not in caplog.text
+    ours.verify("study")
+    restore("study", tmp_path / "back", target=open_target(url, **options))
+    assert (tmp_path / "back" / "keep.bin").read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_touched_file_matching_the_newest_is_no_new_version(request, kind, tmp_path):
+    """Another writer's newest version holds our bytes again: a run that only touched the
+    file makes no new version."""
+    url, options = empty_store(request, kind, tmp_path)
+    ours, theirs = open_target(url, **options), open_target(url, **options)
+    db = _write(tmp_path / "ours.db", b"same")
+    backup(db, target=ours, name="study")
+    backup(_write(tmp_path / "theirs.db", b"other"), target=theirs, name="study")
+    backup(_write(tmp_path / "theirs.db", b"same"), target=theirs, name="study")
+    result = backup(_write(db, b"same"), target=ours, name="study")  # a new mtime
+    assert (result.status, result.version) == (BackupStatus.UNCHANGED, 3)

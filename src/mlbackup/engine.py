@@ -99,11 +99,19 @@ class _Transfer:
             else {}
         )
         # The objects reused without a request: the previous version's, once the store's
-        # listing (``listed``) showed them there; without it, a reuse is checked by the
-        # store (objects.store_object) or the bytes are sent again.
+        # listing (``listed``) showed them there. Without it, a touched file's object is
+        # looked up (and sent again if gone, which ``found_missing`` records, as the listing
+        # would have); any other reuse is checked by objects.store_object.
         self.listed = listed
         self.live = dict(self.bases) if listed else {}
+        self.found_missing: set[str] = set()
         self.progress = ProgressCounter(name, *totals, progress)
+
+    def _still_stored(self, digest: str) -> bool:
+        if self.listed or self.backend.info(layout.object_key(digest)) is not None:
+            return True
+        self.found_missing.add(digest)  # set.add is atomic
+        return False
 
     def send(self, source: SourceFile, old: FileEntry | None) -> _Sent:
         """Send one new or changed file; returns its manifest entry, or why it was left out
@@ -129,10 +137,10 @@ class _Transfer:
                     _size, digest, head = hash_file_and_prefix(
                         readable, self.target.hash_name, old.size
                     )
-                    if digest == old.hash and self.listed:  # touched, not changed
+                    if digest == old.hash and self._still_stored(digest):  # touched
                         self.progress.add(source.path, old.size)
                         return _Sent(replace(old, sig=before, mtime_ns=st.st_mtime_ns), False)
-                    if head == old.hash and old.hash in self.bases:
+                    if head == old.hash != digest and old.hash in self.bases:
                         base = (old.hash, old.size)
                 with self.progress.chunks(source.path) as in_flight:
                     try:
@@ -158,10 +166,7 @@ class _Transfer:
                     sqlite=kind == "sqlite",
                     ref=stored.info.ref,
                 )
-                # Bytes the previous version held already (touched, not changed) are no change,
-                # even where they had to be checked or sent again.
-                changed = old is None or entry.hash != old.hash
-                return _Sent(entry, changed, uploaded=stored.sent)
+                return _Sent(entry, True, uploaded=stored.sent)
             self.progress.add(source.path, -in_flight[0], files=0)  # sent again from the start
             log.info("%s changed while it was read; reading it again", source.abspath)
         raise SourceChangedError(
@@ -258,6 +263,7 @@ def _run_backup(
     keep_last: int | None,
     progress: ProgressCallback | None,
     include_credentials: bool,
+    from_own_version: bool = True,
 ) -> BackupResult:
     started = time.perf_counter()
     if keep_last is not None and keep_last < 1:
@@ -272,14 +278,16 @@ def _run_backup(
             "(one .tar or .zip) or a bucket target",
             source, len(scanned.files), target.url,
         )  # fmt: skip
-    # The version this process committed last is the base without a listing of the versions
-    # where a commit is create-only: a newer one by another writer takes the number we ask
-    # for, and the commit then takes the next free one (the version lists every file anyway).
-    # Not when every file looks as it did: that run is likely a no-change one, which must
-    # know the newest version (listed alongside the objects, one round trip for both).
-    optimistic = target.committed_here(name) if target.backend.create_only else None
-    if optimistic is not None and _looks_unchanged(optimistic, scanned.files, source):
+    # A run that keeps none of the files of the version this process committed last (a
+    # study.db after a trial) starts from that version while the versions are listed, and
+    # its files are sent meanwhile; it commits only once the listing shows that version still
+    # the newest, else it starts again from the newest (see _NewestCheck).
+    optimistic = target.committed_here(name) if from_own_version else None
+    if optimistic is not None and (
+        target.backend.max_workers < 2 or _keeps_a_file(optimistic, scanned.files, source)
+    ):
         optimistic = None
+    newest_check = _NewestCheck(target, name, optimistic) if optimistic is not None else None
     if optimistic is not None:
         previous: Manifest | None = optimistic
     else:
@@ -292,23 +300,13 @@ def _run_backup(
     # writer's files of the same size can carry the same mtime (the kernel's clock ticks in
     # milliseconds), so after another writer every file is hashed (and sent only if changed).
     same_writer = previous is not None and previous.meta.get("writer") == _writer_id(source)
-    as_before = {
-        sf.path
-        for sf in scanned.files
-        if same_writer
-        and (old := old_entries.get(sf.path)) is not None
-        and (old.sig, old.size) == (sf.sig, sf.size)
-    }
 
     # Bytes the previous version lists that are gone from the store (deleted behind our
     # back): its files that still hold them are sent again, as if new. A run that keeps none
-    # of the previous version's files needs no listing before its commit (a study.db after a
-    # trial: every byte is new), see _Transfer.listed for what it may still reuse.
+    # of them lists no objects before its commit: see _Transfer.listed for what it reuses.
     stored: set[str] | None = None
     if optimistic is None:
         stored = early.result(previous) if early is not None else _stored_objects(target, previous)
-    elif as_before:
-        stored = _stored_objects(target, previous)
     missing = set()
     if previous is not None and stored is not None:
         missing = {e.hash for e in previous.files} - stored
@@ -318,7 +316,7 @@ def _run_backup(
         old = old_entries.get(sf.path)
         if old is not None and old.hash in missing:
             todo.append((sf, None))
-        elif old is not None and sf.path in as_before:
+        elif same_writer and old is not None and old.sig == sf.sig and old.size == sf.size:
             unchanged.append(old)
         else:
             todo.append((sf, old))
@@ -330,13 +328,26 @@ def _run_backup(
     )  # fmt: skip
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
-    listed = optimistic is None or stored is not None
-    transfer = _Transfer(target, name, previous, totals, progress, run.created, listed=listed)
+    transfer = _Transfer(
+        target, name, previous, totals, progress, run.created, listed=optimistic is None
+    )
     for digest in missing:
         transfer.live.pop(digest, None)
     for entry in unchanged:
         transfer.progress.add(entry.path, entry.size)
-    sent = _send_all(transfer, todo)
+    try:
+        sent = _send_all(transfer, todo)
+    finally:
+        newest = newest_check.result() if newest_check is not None else True
+    if not newest:
+        # Another writer's version came after ours (or ours was dropped): plan again from the
+        # newest; what was sent is in the store already, under its hash.
+        log.debug("%s: version %s is no longer the newest; planning again", name, previous)
+        return _run_backup(
+            target, source, name, run, keep_last=keep_last, progress=progress,
+            include_credentials=include_credentials, from_own_version=False,
+        )  # fmt: skip
+    missing |= transfer.found_missing
     left_out = [s.skipped for s in sent if s.skipped is not None]
     failed = scanned.failed + [s.failed for s in sent if s.failed is not None]
     if failed and scanned.kind == "file":
@@ -396,10 +407,6 @@ def _run_backup(
         and not failed  # a file the version had could not be read: not "unchanged"
         and changes_sent == 0
         and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
-        # Unless another writer's version is newer than ours, which this source still
-        # matches: ours is committed again, as the newest (a run that had listed the
-        # versions would have done the same).
-        and (optimistic is None or target.latest_manifest(name) is optimistic)
     ):
         if stored is None and optimistic is not None:
             stored = _stored_objects(target, previous)
@@ -552,14 +559,38 @@ def _early_object_listing(target: BackupTarget, name: str) -> Iterator[_EarlyLis
         early.join()
 
 
-def _looks_unchanged(previous: Manifest, files: list[SourceFile], source: Path) -> bool:
-    """Whether every file of ``source`` has the size and signature ``previous`` lists."""
-    if len(files) != len(previous.files) or previous.meta.get("writer") != _writer_id(source):
+def _keeps_a_file(previous: Manifest, files: list[SourceFile], source: Path) -> bool:
+    """Whether a file of ``source`` has the size and signature ``previous`` lists for it (a
+    run would keep its entry, and its object, without reading it)."""
+    if previous.meta.get("writer") != _writer_id(source):
         return False
     old = previous.by_path()
-    return all(
+    return any(
         (e := old.get(sf.path)) is not None and (e.sig, e.size) == (sf.sig, sf.size) for sf in files
     )
+
+
+class _NewestCheck:
+    """Whether ``ours`` is still the newest version of ``name``: the versions listed on a
+    thread of its own while the run sends its files. A run that commits on it has the same
+    view as one that listed first: its base existed and was the newest when it looked (so
+    retention's grace period covers what it reuses), and its number is the next one."""
+
+    def __init__(self, target: BackupTarget, name: str, ours: Manifest) -> None:
+        self._target, self._name, self._ours = target, name, ours
+        self._newest: bool = False
+        self._thread = threading.Thread(target=self._check, name="mlbackup-newest", daemon=True)
+        self._thread.start()
+
+    def _check(self) -> None:
+        try:
+            self._newest = self._target.latest_manifest(self._name) is self._ours
+        except BaseException:  # noqa: BLE001 - the run plans again, listing on its own thread
+            self._newest = False
+
+    def result(self) -> bool:
+        self._thread.join()
+        return self._newest
 
 
 def _stored_objects_needed(previous: Manifest | None) -> bool:
