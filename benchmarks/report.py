@@ -447,8 +447,8 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
             f"where the 0.3x goal leaves {0.3 * aws * 1e3:.0f} ms for the whole process "
             f"against `aws s3 sync`'s {_fmt(aws)}. The run itself, in-process, took "
             f"{_fmt(inproc)}: the requests counted above, nearly all of it the listing of "
-            "every object (a page per 1,000 keys, each parsed by botocore and walked by moto "
-            "over the whole bucket), which is how a no-change run finds bytes deleted behind "
+            "every object (a page per 1,000 keys, each walked by moto over the whole "
+            "bucket), which is how a no-change run finds bytes deleted behind "
             "its back; `aws s3 sync` lists as many keys, so on moto the two cost about the "
             "same."
         )
@@ -555,9 +555,10 @@ def _request_cost_section() -> list[str]:
         lines.append(f"| {stack} | {' | '.join(cells)} |")
     lines += [
         "",
-        "The choice: listings, multipart uploads, copies and commits stay on s3fs; single "
-        "small GETs and PUTs, one per file on a restore or a backup of many small files, go "
-        "straight over urllib3 with botocore's signer (see docs/backends/s3.md). Importing s3fs "
+        "The choice: multipart uploads and copies stay on s3fs; single small GETs and PUTs "
+        "(one per file on a restore or a backup of many small files, a manifest's commit) and "
+        "a folder's listing go straight over urllib3 with botocore's signer, the listing "
+        "parsed without botocore (see docs/backends/s3.md). Importing s3fs "
         "stays the floor of a command-line run on S3: a no-change run needs only listings "
         "and one read, but the target is opened through s3fs.",
     ]

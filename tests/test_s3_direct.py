@@ -180,3 +180,25 @@ def test_a_create_only_write_to_a_taken_key_is_refused(target, proxy):
         store.write_new("probe/taken", b"second")
     assert store.read_at_most("probe/taken", 100) == b"first"
     assert _direct(proxy.log), "the writes went straight"
+
+
+def test_a_listing_goes_straight_and_names_what_s3fs_names(target, proxy, tmp_path, monkeypatch):
+    import mlbackup_s3.direct
+
+    monkeypatch.setattr(mlbackup_s3.direct, "PAGE_KEYS", 7)  # several pages per folder
+    files = {**FILES, "a b&c/ü+x.txt": b"odd names", "sub/é é.bin": b"more"}
+    backup(write_tree(tmp_path / "run", files), target=target, name="run")
+    store = target.backend.inner
+    prefixes = [".mlbackup/objects", ".mlbackup/names", "run", "run/a b&c", "run/sub", ""]
+    proxy.clear()
+    straight = {prefix: store.list_dir(prefix) for prefix in prefixes}
+    assert {r.client.split("/")[0] for r in proxy.log} == {"python-urllib3"}
+    assert len(proxy.log) > len(prefixes), "the objects took several pages"
+    monkeypatch.setattr(store._direct, "enabled", False)
+    assert straight == {prefix: store.list_dir(prefix) for prefix in prefixes}
+    assert "ü+x.txt" in straight["run/a b&c"] and len(straight[".mlbackup/objects"]) == 26
+    monkeypatch.setattr(store._direct, "enabled", True)
+    proxy.clear()
+    assert store.list_dir("nothing/here") == []  # an empty folder: s3fs's answer
+    assert _direct(proxy.log[:1]), "asked straight first"
+    assert not _direct(proxy.log[1:]), "then asked through s3fs"

@@ -242,6 +242,16 @@ class S3Backend(BucketBackend):
                     pass  # s3fs's answer stands
         return super().read_at_most(key, limit)
 
+    def list_dir(self, prefix: str) -> list[str]:
+        if self._direct.enabled:
+            with self.translate_errors("list", prefix):
+                folder = self.object_name(prefix).strip("/")
+                try:
+                    return sorted(self._direct.list_folder(f"{folder}/" if folder else ""))
+                except Fallback:
+                    pass  # s3fs's answer stands
+        return super().list_dir(prefix)
+
     def _put_bytes(self, key: str, data: bytes, md5: Any) -> ObjectInfo:
         response: Mapping[str, Any] | None = None
         with self.translate_errors("upload", key):

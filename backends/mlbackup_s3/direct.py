@@ -1,4 +1,5 @@
-"""Small reads and writes sent straight over urllib3, signed with botocore's SigV4 signer.
+"""Small reads, writes and listings sent straight over urllib3, signed with botocore's SigV4
+signer.
 
 A restore of many small files is one GET per file, and a backup one PUT: through s3fs each
 request goes through aiobotocore's event loop, about 1.3 ms of client CPU here, all of it on
@@ -8,7 +9,9 @@ docs/benchmarks.md). This path only ever does what it is sure of: an answer it d
 expect (a redirect, any error status, a TLS problem) sends the same call through s3fs, whose
 answer, and error translation, stands. It is set up after a few calls (a sync botocore
 client, once, to learn the URL S3 expects and the region), so a one-request command pays
-nothing for it.
+nothing for it. A listing (ListObjectsV2 with a delimiter: one folder's names) is parsed
+here too: botocore's parser costs more than the request; an empty or unexpected answer is
+s3fs's, whose error translation tells a missing bucket from an empty folder.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import threading
 import urllib.parse
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +30,9 @@ log = logging.getLogger("mlbackup")
 WARM_UP_CALLS = 4
 #: Answers in a row it left to s3fs after which it stops trying (a store that wants more).
 GIVE_UP_AFTER = 16
+#: Keys asked for per listing page (S3's most).
+PAGE_KEYS = 1000
+_S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 #: The answer's headers a caller checks, under the names botocore gives them.
@@ -147,6 +154,31 @@ class DirectRequests:
             raise self._declined_answer(status)
         return {ours: str(headers[theirs]) for ours, theirs in _NAMED.items() if theirs in headers}
 
+    def list_folder(self, prefix: str) -> list[str]:
+        """The names right under ``prefix`` (a key prefix ending in ``/``): objects and
+        folders, as ``fs.ls`` gives them; `Fallback` when s3fs must answer (an empty folder
+        included: only its error translation tells that from a missing bucket)."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            query = {"list-type": "2", "prefix": prefix, "delimiter": "/",
+                     "max-keys": str(PAGE_KEYS), "encoding-type": "url"}  # fmt: skip
+            if token is not None:
+                query["continuation-token"] = token
+            status, _headers, body = self._send("GET", "", b"", {}, query=query)
+            if status != 200:
+                raise self._declined_answer(status)
+            try:
+                page, token = _listed(body, prefix)
+            except (ET.ParseError, ValueError):
+                raise self._declined_answer(status) from None
+            names += page
+            if token is None:
+                break
+        if not names:
+            raise Fallback("empty")
+        return names
+
     def _declined_answer(self, status: int) -> Fallback:
         with self._lock:
             self._declined += 1
@@ -157,7 +189,13 @@ class DirectRequests:
         return Fallback(status)
 
     def _send(
-        self, method: str, object_name: str, body: bytes, headers: dict[str, str]
+        self,
+        method: str,
+        object_name: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        query: Mapping[str, str] | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         ready = self._setup()
         if ready is None:
@@ -168,6 +206,8 @@ class DirectRequests:
 
         base, region, credentials, pool = ready
         url = base + urllib.parse.quote(object_name, safe="/~")
+        if query:
+            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         if self._options.get("requester_pays"):
             headers["x-amz-request-payer"] = "requester"
         request = AWSRequest(method=method, url=url, data=body, headers=headers)
@@ -200,6 +240,28 @@ class DirectRequests:
             with self._lock:
                 self._declined = 0
         return answer.status, answer.headers, bytes(answer.data)
+
+
+def _listed(body: bytes, prefix: str) -> tuple[list[str], str | None]:
+    """One ListObjectsV2 page (keys URL-encoded): the names under ``prefix``, and the token
+    for the next page (None after the last)."""
+    root = ET.fromstring(body)  # noqa: S314 - the store's own answer over a signed request
+    if root.tag != f"{_S3_XMLNS}ListBucketResult":
+        raise ValueError(root.tag)
+    names = []
+    for tag, field in (("Contents", "Key"), ("CommonPrefixes", "Prefix")):
+        for item in root.iter(f"{_S3_XMLNS}{tag}"):
+            full = urllib.parse.unquote_plus(item.findtext(f"{_S3_XMLNS}{field}") or "")
+            if not full.startswith(prefix):
+                raise ValueError("a key outside the prefix")
+            name = full[len(prefix) :].rstrip("/")
+            if name:  # a folder marker (the prefix itself) is no name
+                names.append(name)
+    truncated = root.findtext(f"{_S3_XMLNS}IsTruncated") == "true"
+    token = root.findtext(f"{_S3_XMLNS}NextContinuationToken") if truncated else None
+    if truncated and not token:
+        raise ValueError("a truncated page without a token")
+    return names, token
 
 
 def _usable(options: Mapping[str, Any]) -> bool:
