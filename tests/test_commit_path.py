@@ -19,8 +19,8 @@ def _write(path, data: bytes):
 
 
 def test_a_changed_file_is_committed_after_one_round_trip_more(s3_target, s3_proxy, tmp_path):
-    """A study.db after a trial: its object goes up while the versions are listed, then the
-    manifest; no object listing and no manifest read before the commit."""
+    """A study.db after a trial: its object goes up while the versions and the objects are
+    listed, then the manifest; no manifest is read before the commit."""
     import urllib.parse
 
     db = _write(tmp_path / "study.db", b"trial 0" * 1000)
@@ -33,10 +33,13 @@ def test_a_changed_file_is_committed_after_one_round_trip_more(s3_target, s3_pro
     log = list(s3_proxy.log)
     commit = next(i for i, r in enumerate(log) if r.method == "PUT" and "/manifests/" in r.path)
     before = log[:commit]
-    assert sorted(r.method for r in before) == ["GET", "PUT"], before
-    listing = next(r for r in before if r.method == "GET")
-    prefix = urllib.parse.parse_qs(urllib.parse.urlsplit(listing.path).query)["prefix"][0]
-    assert prefix.endswith("/names/study/manifests/"), prefix  # the versions, not the objects
+    assert sorted(r.method for r in before) == ["GET", "GET", "PUT"], before
+    prefixes = sorted(
+        urllib.parse.parse_qs(urllib.parse.urlsplit(r.path).query)["prefix"][0].split("/")[-2]
+        for r in before
+        if r.method == "GET"
+    )
+    assert prefixes == ["manifests", "objects"], prefixes
     assert "/objects/" in next(r for r in before if r.method == "PUT").path
     restore("study", tmp_path / "back.db", target=s3_target)
     assert (tmp_path / "back.db").read_bytes() == db.read_bytes()
@@ -161,3 +164,67 @@ def test_a_touched_file_matching_the_newest_is_no_new_version(request, kind, tmp
     backup(_write(tmp_path / "theirs.db", b"same"), target=theirs, name="study")
     result = backup(_write(db, b"same"), target=ours, name="study")  # a new mtime
     assert (result.status, result.version) == (BackupStatus.UNCHANGED, 3)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_changed_file_whose_old_bytes_are_gone_is_reported_lost(request, kind, tmp_path):
+    url, options = empty_store(request, kind, tmp_path)
+    target = open_target(url, **options)
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run / "a.bin", b"a 1")
+    _write(run / "study.db", b"db 1")
+    backup(run, target=target, name="study")
+    target.backend.delete(object_key(target.manifest("study").by_path()["a.bin"].hash))
+    _write(run / "a.bin", b"a 2")
+    _write(run / "study.db", b"db 2")
+    result = backup(run, target=target, name="study")
+    assert (result.version, result.lost, result.healed) == (2, ("a.bin",), ())
+    assert result.damaged_versions == (1,)
+
+
+def test_planning_again_sends_nothing_twice(s3_server, s3_bucket, s3_proxy, tmp_path):
+    """Another writer's version came since ours: the run, which sent its file while it
+    listed the versions, plans again from that one without sending the object again, and
+    reports the bytes it sent."""
+    options = s3_server.storage_options(endpoint_url=s3_proxy.endpoint_url)
+    ours = open_target(f"s3://{s3_bucket}/run", **options)
+    theirs = open_target(f"s3://{s3_bucket}/run", **options)
+    db = _write(tmp_path / "ours.db", b"ours 1")
+    backup(db, target=ours, name="study")
+    backup(_write(tmp_path / "theirs.db", b"theirs 2"), target=theirs, name="study")
+    s3_proxy.clear()
+    result = backup(_write(db, b"ours 3 " * 100), target=ours, name="study")
+    assert (result.status, result.version, result.bytes_sent) == (BackupStatus.COPIED, 3, 700)
+    sent = [r for r in s3_proxy.log if r.method == "PUT" and "/objects/" in r.path]
+    assert len(sent) == 1, sent
+    restore("study", tmp_path / "v3.db", target=ours)
+    assert (tmp_path / "v3.db").read_bytes() == b"ours 3 " * 100
+
+
+def test_a_run_that_planned_again_and_failed_leaves_nothing(tmp_path, monkeypatch):
+    """Interrupted in its second plan (before any commit): what its first one sent is taken
+    back too, as a run that failed leaves nothing behind."""
+    import mlbackup.engine
+
+    url = str(tmp_path / "store")
+    ours, theirs = open_target(url), open_target(url)
+    db = _write(tmp_path / "ours.db", b"ours 1")
+    backup(db, target=ours, name="study")
+    backup(_write(tmp_path / "theirs.db", b"theirs 2"), target=theirs, name="study")
+    real_send_all = mlbackup.engine._send_all
+    calls = []
+
+    def interrupted_the_second_time(transfer, todo):
+        calls.append(transfer)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_send_all(transfer, todo)
+
+    monkeypatch.setattr(mlbackup.engine, "_send_all", interrupted_the_second_time)
+    before = ours.stored_objects()
+    _write(db, b"ours 3")
+    with pytest.raises(KeyboardInterrupt):
+        backup(db, target=ours, name="study")
+    assert len(calls) == 2, "it planned again"
+    assert ours.stored_objects() == before  # what the first plan sent was taken back

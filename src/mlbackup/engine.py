@@ -264,6 +264,7 @@ def _run_backup(
     progress: ProgressCallback | None,
     include_credentials: bool,
     from_own_version: bool = True,
+    first_pass: _FirstPass | None = None,
 ) -> BackupResult:
     started = time.perf_counter()
     if keep_last is not None and keep_last < 1:
@@ -290,6 +291,8 @@ def _run_backup(
     newest_check = _NewestCheck(target, name, optimistic) if optimistic is not None else None
     if optimistic is not None:
         previous: Manifest | None = optimistic
+        # Its objects listed meanwhile too: what is gone is known before the commit.
+        early = _EarlyListing(target, optimistic) if _stored_objects_needed(optimistic) else None
     else:
         with _early_object_listing(target, name) as early:
             previous = target.latest_manifest(name)
@@ -303,7 +306,7 @@ def _run_backup(
 
     # Bytes the previous version lists that are gone from the store (deleted behind our
     # back): its files that still hold them are sent again, as if new. A run that keeps none
-    # of them lists no objects before its commit: see _Transfer.listed for what it reuses.
+    # of them sends before the listing is in: see _Transfer.listed for what it reuses.
     stored: set[str] | None = None
     if optimistic is None:
         stored = early.result(previous) if early is not None else _stored_objects(target, previous)
@@ -329,25 +332,32 @@ def _run_backup(
 
     totals = (len(scanned.files), sum(sf.size for sf in scanned.files))
     transfer = _Transfer(
-        target, name, previous, totals, progress, run.created, listed=optimistic is None
-    )
+        target, name, previous, totals, progress if first_pass is None else None, run.created,
+        listed=optimistic is None,
+    )  # fmt: skip
+    if first_pass is not None:
+        transfer.live.update(first_pass.stored)
     for digest in missing:
         transfer.live.pop(digest, None)
     for entry in unchanged:
         transfer.progress.add(entry.path, entry.size)
-    try:
-        sent = _send_all(transfer, todo)
-    finally:
-        newest = newest_check.result() if newest_check is not None else True
-    if not newest:
+    sent = _send_all(transfer, todo)
+    if newest_check is not None and not newest_check.result():
         # Another writer's version came after ours (or ours was dropped): plan again from the
-        # newest; what was sent is in the store already, under its hash.
+        # newest, reusing what was sent (its progress already shown).
         log.debug("%s: version %s is no longer the newest; planning again", name, previous)
         return _run_backup(
             target, source, name, run, keep_last=keep_last, progress=progress,
             include_credentials=include_credentials, from_own_version=False,
+            first_pass=_FirstPass.of(sent, started),
         )  # fmt: skip
+    if optimistic is not None and early is not None:
+        early.join()
+        stored = early.result(previous)
+        missing = {e.hash for e in optimistic.files} - (stored or set())
     missing |= transfer.found_missing
+    if first_pass is not None:
+        started = first_pass.started
     left_out = [s.skipped for s in sent if s.skipped is not None]
     failed = scanned.failed + [s.failed for s in sent if s.failed is not None]
     if failed and scanned.kind == "file":
@@ -365,7 +375,7 @@ def _run_backup(
 
     entries = unchanged + [s.entry for s in sent if s.entry is not None]
     files_sent = sum(1 for s in sent if s.sent)
-    bytes_sent = sum(s.uploaded for s in sent)
+    bytes_sent = sum(s.uploaded for s in sent) + (first_pass.uploaded if first_pass else 0)
     healed = _healed(previous, missing, sent)
     lost = tuple(sorted({e.path for e in old_entries.values() if e.hash in missing} - {*healed}))
     healed_paths = {*healed}
@@ -408,8 +418,6 @@ def _run_backup(
         and changes_sent == 0
         and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
     ):
-        if stored is None and optimistic is not None:
-            stored = _stored_objects(target, previous)
         if keep_last is not None:  # finish a retention an earlier run was killed in
             apply_retention(target, name, keep_last)
         return BackupResult(
@@ -444,8 +452,6 @@ def _run_backup(
     )
     run.committed = manifest.version
     refresh_browsable(target, manifest, previous)
-    if stored is None and optimistic is not None:
-        stored = _stored_objects(target, previous)  # for the older versions' check, below
     if keep_last is not None:
         apply_retention(target, name, keep_last)
     log.info(
@@ -579,18 +585,37 @@ class _NewestCheck:
     def __init__(self, target: BackupTarget, name: str, ours: Manifest) -> None:
         self._target, self._name, self._ours = target, name, ours
         self._newest: bool = False
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._check, name="mlbackup-newest", daemon=True)
         self._thread.start()
 
     def _check(self) -> None:
         try:
             self._newest = self._target.latest_manifest(self._name) is self._ours
-        except BaseException:  # noqa: BLE001 - the run plans again, listing on its own thread
-            self._newest = False
+        except BaseException as exc:  # noqa: BLE001 - raised on the run's thread, below
+            self._error = exc
 
     def result(self) -> bool:
+        """Raises what the listing raised: the run fails as one that listed first would."""
         self._thread.join()
+        if self._error is not None:
+            raise self._error
         return self._newest
+
+
+@dataclass(frozen=True)
+class _FirstPass:
+    """What a run that planned again had sent already: its objects (reused without a
+    request, so not touched: a failed run still takes them back) and its bytes."""
+
+    stored: dict[str, str | None]
+    uploaded: int
+    started: float
+
+    @classmethod
+    def of(cls, sent: list[_Sent], started: float) -> _FirstPass:
+        stored = {s.entry.hash: s.entry.ref for s in sent if s.entry is not None}
+        return cls(stored, sum(s.uploaded for s in sent), started)
 
 
 def _stored_objects_needed(previous: Manifest | None) -> bool:
