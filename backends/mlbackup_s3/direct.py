@@ -10,8 +10,8 @@ expect (a redirect, any error status, a TLS problem) sends the same call through
 answer, and error translation, stands. It is set up after a few calls (a sync botocore
 client, once, to learn the URL S3 expects and the region), so a one-request command pays
 nothing for it. A listing (ListObjectsV2 with a delimiter: one folder's names) is parsed
-here too: botocore's parser costs more than the request; an empty or unexpected answer is
-s3fs's, whose error translation tells a missing bucket from an empty folder.
+here too: botocore's parser costs more than the request; an error (a missing bucket's 404
+included) or an unexpected answer is s3fs's.
 """
 
 from __future__ import annotations
@@ -156,8 +156,7 @@ class DirectRequests:
 
     def list_folder(self, prefix: str) -> list[str]:
         """The names right under ``prefix`` (a key prefix ending in ``/``): objects and
-        folders, as ``fs.ls`` gives them; `Fallback` when s3fs must answer (an empty folder
-        included: only its error translation tells that from a missing bucket)."""
+        folders, as ``fs.ls`` gives them; `Fallback` when s3fs must answer."""
         names: list[str] = []
         token: str | None = None
         while True:
@@ -175,9 +174,7 @@ class DirectRequests:
             names += page
             if token is None:
                 break
-        if not names:
-            raise Fallback("empty")
-        return names
+        return names  # none: an empty folder (a missing bucket is a 404, left to s3fs)
 
     def _declined_answer(self, status: int) -> Fallback:
         with self._lock:
@@ -248,10 +245,15 @@ def _listed(body: bytes, prefix: str) -> tuple[list[str], str | None]:
     root = ET.fromstring(body)  # noqa: S314 - the store's own answer over a signed request
     if root.tag != f"{_S3_XMLNS}ListBucketResult":
         raise ValueError(root.tag)
+    # Decoded only if the store says it encoded them (one that ignores the request sends
+    # keys as they are, where a "+" or "%" is part of the name).
+    encoded = root.findtext(f"{_S3_XMLNS}EncodingType") == "url"
     names = []
     for tag, field in (("Contents", "Key"), ("CommonPrefixes", "Prefix")):
         for item in root.iter(f"{_S3_XMLNS}{tag}"):
-            full = urllib.parse.unquote_plus(item.findtext(f"{_S3_XMLNS}{field}") or "")
+            full = item.findtext(f"{_S3_XMLNS}{field}") or ""
+            if encoded:
+                full = urllib.parse.unquote_plus(full)
             if not full.startswith(prefix):
                 raise ValueError("a key outside the prefix")
             name = full[len(prefix) :].rstrip("/")
