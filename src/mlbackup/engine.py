@@ -291,8 +291,6 @@ def _run_backup(
     newest_check = _NewestCheck(target, name, optimistic) if optimistic is not None else None
     if optimistic is not None:
         previous: Manifest | None = optimistic
-        # Its objects listed meanwhile too: what is gone is known before the commit.
-        early = _EarlyListing(target, optimistic) if _stored_objects_needed(optimistic) else None
     else:
         with _early_object_listing(target, name) as early:
             previous = target.latest_manifest(name)
@@ -351,10 +349,6 @@ def _run_backup(
             include_credentials=include_credentials, from_own_version=False,
             first_pass=_FirstPass.of(sent, started),
         )  # fmt: skip
-    if optimistic is not None and early is not None:
-        early.join()
-        stored = early.result(previous)
-        missing = {e.hash for e in optimistic.files} - (stored or set())
     missing |= transfer.found_missing
     if first_pass is not None:
         started = first_pass.started
@@ -392,12 +386,7 @@ def _run_backup(
             name, len(healed), target.url, ", ".join(healed_shown[:5]),
         )  # fmt: skip
     if lost:
-        log.error(
-            "%s: version %d lists %d files whose stored bytes are gone from %s and which the "
-            "source no longer holds as they were, so it does not restore them: %s",
-            name, previous.version if previous else 0, len(lost), target.url,
-            ", ".join(lost_shown[:5]),
-        )  # fmt: skip
+        _log_lost(target, name, previous, lost_shown)
     common = {
         "name": name,
         "target": target.url,
@@ -418,6 +407,8 @@ def _run_backup(
         and changes_sent == 0
         and (sorted(scanned.empty_dirs) == sorted(previous.dirs) and scanned.kind == previous.kind)
     ):
+        if optimistic is not None:
+            stored, common["lost"] = _objects_after(target, name, previous, healed)
         if keep_last is not None:  # finish a retention an earlier run was killed in
             apply_retention(target, name, keep_last)
         return BackupResult(
@@ -452,6 +443,8 @@ def _run_backup(
     )
     run.committed = manifest.version
     refresh_browsable(target, manifest, previous)
+    if optimistic is not None:
+        stored, common["lost"] = _objects_after(target, name, previous, healed)
     if keep_last is not None:
         apply_retention(target, name, keep_last)
     log.info(
@@ -563,6 +556,33 @@ def _early_object_listing(target: BackupTarget, name: str) -> Iterator[_EarlyLis
         yield early
     finally:
         early.join()
+
+
+def _log_lost(
+    target: BackupTarget, name: str, previous: Manifest | None, lost_shown: tuple[str, ...]
+) -> None:
+    log.error(
+        "%s: version %d lists %d files whose stored bytes are gone from %s and which the "
+        "source no longer holds as they were, so it does not restore them: %s",
+        name, previous.version if previous else 0, len(lost_shown), target.url,
+        ", ".join(lost_shown[:5]),
+    )  # fmt: skip
+
+
+def _objects_after(
+    target: BackupTarget, name: str, previous: Manifest | None, healed: tuple[str, ...]
+) -> tuple[set[str] | None, tuple[str, ...]]:
+    """For a run that listed no objects before its commit: the objects, listed now (for the
+    check of the older versions), and the files of ``previous`` whose bytes are gone, which
+    the source no longer holds as they were (logged as a run that listed first does)."""
+    stored = _stored_objects(target, previous)
+    if stored is None or previous is None:
+        return stored, ()
+    lost = tuple(sorted({e.path for e in previous.files if e.hash not in stored} - {*healed}))
+    shown = tuple(p or name for p in lost)
+    if shown:
+        _log_lost(target, name, previous, shown)
+    return stored, shown
 
 
 def _keeps_a_file(previous: Manifest, files: list[SourceFile], source: Path) -> bool:
