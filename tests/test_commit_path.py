@@ -228,3 +228,47 @@ def test_a_run_that_planned_again_and_failed_leaves_nothing(tmp_path, monkeypatc
         backup(db, target=ours, name="study")
     assert len(calls) == 2, "it planned again"
     assert ours.stored_objects() == before  # what the first plan sent was taken back
+
+
+def test_a_replan_never_reuses_an_object_it_only_found(tmp_path, monkeypatch):
+    """The first plan found a touched file's object still there (of our version, which the
+    other writer's retention dropped); a sweep collects it before the second plan, which must
+    not list it unchecked."""
+    import mlbackup.engine
+    from mlbackup.commit import collect_garbage
+
+    url = str(tmp_path / "store")
+    ours, theirs = open_target(url), open_target(url)
+    db = _write(tmp_path / "ours.db", b"same bytes")
+    backup(db, target=ours, name="study")
+    backup(_write(tmp_path / "theirs.db", b"theirs"), target=theirs, name="study", keep_last=1)
+    real_send_all = mlbackup.engine._send_all
+    calls = []
+
+    def swept_after_the_first_plan(transfer, todo):
+        sent = real_send_all(transfer, todo)
+        calls.append(transfer)
+        if len(calls) == 1:
+            assert collect_garbage(theirs, grace=-1) >= 1  # our version 1's object goes
+        return sent
+
+    monkeypatch.setattr(mlbackup.engine, "_send_all", swept_after_the_first_plan)
+    result = backup(_write(db, b"same bytes"), target=ours, name="study")  # only touched
+    assert len(calls) == 2 and (result.status, result.version) == (BackupStatus.COPIED, 3)
+    ours.verify("study")  # its object is there: sent again, not reused unchecked
+
+
+def test_a_failed_listing_after_the_commit_fails_nothing(tmp_path, monkeypatch, caplog):
+    from mlbackup.errors import TargetError
+
+    target = open_target(tmp_path / "store")
+    db = _write(tmp_path / "study.db", b"trial 1")
+    backup(db, target=target, name="study")
+
+    def unlistable():
+        raise TargetError("the listing failed")
+
+    monkeypatch.setattr(target, "stored_objects", unlistable)
+    result = backup(_write(db, b"trial 2"), target=target, name="study")
+    assert (result.status, result.version) == (BackupStatus.COPIED, 2)
+    assert "could not list the objects" in caplog.text

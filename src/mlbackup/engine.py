@@ -292,7 +292,8 @@ def _run_backup(
     if optimistic is not None:
         previous: Manifest | None = optimistic
     else:
-        with _early_object_listing(target, name) as early:
+        listing = _early_object_listing(target, name) if first_pass is None else _no_listing()
+        with listing as early:
             previous = target.latest_manifest(name)
     if previous is None:
         _check_no_overlap(target, name)
@@ -372,6 +373,8 @@ def _run_backup(
     bytes_sent = sum(s.uploaded for s in sent) + (first_pass.uploaded if first_pass else 0)
     healed = _healed(previous, missing, sent)
     lost = tuple(sorted({e.path for e in old_entries.values() if e.hash in missing} - {*healed}))
+    if optimistic is not None:
+        lost = ()  # known once the objects are listed, after the commit (_objects_after)
     healed_paths = {*healed}
     # A file backup's one entry has no path: shown by the name.
     healed_shown, lost_shown = (tuple(p or name for p in ps) for ps in (healed, lost))
@@ -575,7 +578,12 @@ def _objects_after(
     """For a run that listed no objects before its commit: the objects, listed now (for the
     check of the older versions), and the files of ``previous`` whose bytes are gone, which
     the source no longer holds as they were (logged as a run that listed first does)."""
-    stored = _stored_objects(target, previous)
+    try:
+        stored = _stored_objects(target, previous)
+    except (MLBackupError, OSError) as exc:  # the version is committed: this is a report
+        log.warning("%s: could not list the objects of %s to check the older versions: %s",
+                    name, target.url, exc)  # fmt: skip
+        return None, ()
     if stored is None or previous is None:
         return stored, ()
     lost = tuple(sorted({e.path for e in previous.files if e.hash not in stored} - {*healed}))
@@ -634,8 +642,15 @@ class _FirstPass:
 
     @classmethod
     def of(cls, sent: list[_Sent], started: float) -> _FirstPass:
-        stored = {s.entry.hash: s.entry.ref for s in sent if s.entry is not None}
+        # Only what it stored or touched: an object it merely found is no younger than the
+        # version that listed it, which may be one retention dropped (and a sweep collects).
+        stored = {s.entry.hash: s.entry.ref for s in sent if s.entry is not None and s.sent}
         return cls(stored, sum(s.uploaded for s in sent), started)
+
+
+@contextlib.contextmanager
+def _no_listing() -> Iterator[_EarlyListing | None]:
+    yield None
 
 
 def _stored_objects_needed(previous: Manifest | None) -> bool:
