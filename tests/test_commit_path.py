@@ -10,7 +10,7 @@ from conftest import empty_store
 from mlbackup import BackupStatus, backup, open_target, restore
 from mlbackup.layout import object_key
 
-STORES = ["file", "s3", "gs"]
+STORES = ["file", "drive", "gdrive", "s3", "gs"]
 
 
 def _write(path, data: bytes):
