@@ -263,7 +263,6 @@ def _run_backup(
     keep_last: int | None,
     progress: ProgressCallback | None,
     include_credentials: bool,
-    from_own_version: bool = True,
     first_pass: _FirstPass | None = None,
 ) -> BackupResult:
     started = time.perf_counter()
@@ -283,7 +282,7 @@ def _run_backup(
     # study.db after a trial) starts from that version while the versions are listed, and
     # its files are sent meanwhile; it commits only once the listing shows that version still
     # the newest, else it starts again from the newest (see _NewestCheck).
-    optimistic = target.committed_here(name) if from_own_version else None
+    optimistic = target.committed_here(name) if first_pass is None else None
     if optimistic is not None and (
         target.backend.max_workers < 2 or _keeps_a_file(optimistic, scanned.files, source)
     ):
@@ -292,7 +291,10 @@ def _run_backup(
     if optimistic is not None:
         previous: Manifest | None = optimistic
     else:
-        listing = _early_object_listing(target, name) if first_pass is None else _no_listing()
+        # Planning again, the listing would be of our version, which is not the base.
+        listing = (
+            _early_object_listing(target, name) if first_pass is None else contextlib.nullcontext()
+        )
         with listing as early:
             previous = target.latest_manifest(name)
     if previous is None:
@@ -347,8 +349,7 @@ def _run_backup(
         log.debug("%s: version %s is no longer the newest; planning again", name, previous)
         return _run_backup(
             target, source, name, run, keep_last=keep_last, progress=progress,
-            include_credentials=include_credentials, from_own_version=False,
-            first_pass=_FirstPass.of(sent, started),
+            include_credentials=include_credentials, first_pass=_FirstPass.of(sent, started),
         )  # fmt: skip
     missing |= transfer.found_missing
     if first_pass is not None:
@@ -646,11 +647,6 @@ class _FirstPass:
         # version that listed it, which may be one retention dropped (and a sweep collects).
         stored = {s.entry.hash: s.entry.ref for s in sent if s.entry is not None and s.sent}
         return cls(stored, sum(s.uploaded for s in sent), started)
-
-
-@contextlib.contextmanager
-def _no_listing() -> Iterator[_EarlyListing | None]:
-    yield None
 
 
 def _stored_objects_needed(previous: Manifest | None) -> bool:
