@@ -12,6 +12,7 @@ import pytest
 from mlbackup import (
     BackendUnavailableError,
     BackupStatus,
+    IntegrityError,
     TargetError,
     backup,
     open_target,
@@ -207,3 +208,100 @@ def test_a_listing_goes_straight_and_names_what_s3fs_names(target, proxy, tmp_pa
     proxy.answer_matching("list-type=2", 404, b"<Error><Code>NoSuchBucket</Code></Error>")
     assert store.list_dir("run") == straight["run"]  # an error is s3fs's to answer
     assert not _direct(proxy.log[-1:]), "asked again through s3fs"
+
+
+# -- large objects: one streamed GET, going on where a cut left it ---------------------------
+
+BIG = 20 << 20  # above a whole read (4 MiB) and two of s3fs's read blocks (8 MiB each)
+CUT = 5 << 20
+
+
+@pytest.fixture
+def big(target, proxy, tmp_path):
+    """A large file backed up, and restored once (so the direct path is set up)."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(BIG))
+    backup(path, target=target, name="big")
+    restore("big", tmp_path / "warm.bin", target=target)
+    proxy.clear()
+    return path
+
+
+def _object_gets(log):
+    return [r for r in log if r.method == "GET" and "/objects/" in r.path]
+
+
+def test_a_large_file_comes_back_over_one_streamed_request(target, proxy, big, tmp_path):
+    restore("big", tmp_path / "back.bin", target=target)
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    gets = _object_gets(proxy.log)
+    assert [(r.status, r.range) for r in gets] == [(200, "")], gets
+    assert _direct(gets) == gets
+
+
+def test_a_large_download_cut_off_goes_on_from_the_byte_it_stopped_at(target, proxy, big, tmp_path):
+    proxy.truncate_gets(2, CUT, reset=False, path_contains="/objects/")  # cut twice, closed
+    restore("big", tmp_path / "back.bin", target=target)
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    gets = _object_gets(proxy.log)
+    assert [(r.status, r.range, r.injected) for r in gets] == [
+        (200, "", True),
+        (206, f"bytes={CUT}-", True),
+        (206, f"bytes={2 * CUT}-", False),
+    ]
+    assert _direct(gets) == gets
+
+
+def test_a_large_download_whose_connection_is_reset_goes_on(target, proxy, big, tmp_path):
+    proxy.truncate_gets(2, CUT, reset=True, path_contains="/objects/")
+    restore("big", tmp_path / "back.bin", target=target)
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    gets = _object_gets(proxy.log)
+    # A reset drops what the client had not read yet: each goes on from wherever it got to.
+    starts = [int(r.range.removeprefix("bytes=").rstrip("-")) for r in gets[1:]]
+    assert len(gets) == 3 and starts == sorted(starts), gets
+    assert [r.status for r in gets] == [200, 206, 206] and not gets[-1].injected
+
+
+def test_a_cut_off_download_never_goes_on_into_other_bytes(
+    target, proxy, big, s3_server, s3_bucket
+):
+    store = target.backend.inner
+    key = target.locate(target.manifest("big"))[0].key
+    proxy.truncate_gets(1, CUT, reset=False, path_contains="/objects/")
+    with target.backend.open_read(key) as stream:
+        assert stream.read(1 << 20) == big.read_bytes()[: 1 << 20]
+        # Another program puts other bytes under the key meanwhile.
+        s3_server.client().put_object(
+            Bucket=s3_bucket, Key=store.object_name(key), Body=os.urandom(BIG)
+        )
+        with pytest.raises(IntegrityError, match="was replaced while it was read"):
+            stream.read()
+    resumed = _object_gets(proxy.log)[1:]
+    assert [(r.status, r.range) for r in resumed] == [(412, f"bytes={CUT}-")]
+
+
+def test_a_store_gone_silent_mid_download_fails_typed_within_the_deadline(
+    s3_server, s3_bucket, proxy, tmp_path
+):
+    options = s3_server.storage_options(
+        endpoint_url=proxy.endpoint_url, connect_timeout=1, read_timeout=1
+    )
+    target = open_target(f"s3://{s3_bucket}/silent", **options)
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(BIG))
+    backup(path, target=target, name="big")
+    restore("big", tmp_path / "warm.bin", target=target)
+    key = target.locate(target.manifest("big"))[0].key
+    proxy.clear()
+    proxy.truncate_gets(1, CUT, reset=False, path_contains="/objects/")
+    with target.backend.open_read(key) as stream:
+        proxy.silence_next(10_000)  # every request from here on: no answer at all
+        started = time.monotonic()
+        try:
+            with pytest.raises(BackendUnavailableError, match=r"\(TimeoutError\)"):
+                stream.read()
+        finally:
+            proxy.release_silenced()
+    assert time.monotonic() - started < 30
+    assert _direct(proxy.log), "the download was a direct one"

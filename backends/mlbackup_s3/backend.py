@@ -6,6 +6,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import io
 import itertools
 import logging
 import os
@@ -13,7 +14,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar, cast
 
 from mlbackup.registry import needs_extra
 
@@ -241,6 +242,17 @@ class S3Backend(BucketBackend):
                 except Fallback:
                     pass  # s3fs's answer stands
         return super().read_at_most(key, limit)
+
+    def open_read(self, key: str) -> BinaryIO:
+        if self._direct.enabled:
+            with self.translate_errors("read", key):
+                try:
+                    stream = self._direct.open(self.object_name(key))
+                except Fallback:
+                    pass  # s3fs's answer stands
+                else:
+                    return cast(BinaryIO, _TranslatedReads(stream, self, key))
+        return super().open_read(key)
 
     def list_dir(self, prefix: str) -> list[str]:
         if self._direct.enabled:
@@ -554,3 +566,24 @@ class _Multipart:
         if not self._aborted:
             self._aborted = True
             self._backend._call("abort_multipart_upload", self._key, UploadId=self._upload_id)
+
+
+class _TranslatedReads(io.RawIOBase):
+    """A direct stream whose failures read as every other call's (`S3Backend.translate_error`):
+    a cut it could not get past is a `BackendUnavailableError`."""
+
+    def __init__(self, stream: io.RawIOBase, backend: S3Backend, key: str) -> None:
+        self._stream = stream
+        self._backend = backend
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._backend.translate_errors("read", self._key):
+            return self._stream.readinto(buffer) or 0
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()

@@ -11,18 +11,25 @@ answer, and error translation, stands. It is set up after a few calls (a sync bo
 client, once, to learn the URL S3 expects and the region), so a one-request command pays
 nothing for it. A listing (ListObjectsV2 with a delimiter: one folder's names) is parsed
 here too: botocore's parser costs more than the request; an error (a missing bucket's 404
-included) or an unexpected answer is s3fs's.
+included) or an unexpected answer is s3fs's. A large object is read over one streamed GET
+(s3fs reads a block per request, each a round trip the reader waits for, and moto reads
+the whole object again for each), going on from where it stopped if the connection is cut.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import random
 import threading
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
+
+from mlbackup.errors import IntegrityError
 
 log = logging.getLogger("mlbackup")
 
@@ -30,6 +37,10 @@ log = logging.getLogger("mlbackup")
 WARM_UP_CALLS = 4
 #: Answers in a row it left to s3fs after which it stops trying (a store that wants more).
 GIVE_UP_AFTER = 16
+#: Ranged GETs in a row, none of which got a byte, after which a cut-off read fails.
+RESUMES = 4
+#: The first wait before going on after a cut (seconds; it doubles, with full jitter).
+RESUME_DELAY = 0.25
 #: Keys asked for per listing page (S3's most).
 PAGE_KEYS = 1000
 _S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -48,7 +59,7 @@ class Fallback(Exception):
 
 
 class DirectRequests:
-    """GET and PUT of single small objects of one bucket, from the calling thread."""
+    """GETs, small PUTs and listings of one bucket's objects, from the calling thread."""
 
     def __init__(
         self, options: Mapping[str, Any], bucket: str, workers: int, timeouts: tuple[float, float]
@@ -132,10 +143,10 @@ class DirectRequests:
 
     def get(self, object_name: str, limit: int) -> bytes:
         """Up to ``limit`` bytes of the object; `Fallback` when s3fs must answer."""
-        answer = self._send("GET", object_name, b"", {"Range": f"bytes=0-{limit - 1}"})
-        status, _headers, body = answer
+        answer = self._request("GET", object_name, b"", {"Range": f"bytes=0-{limit - 1}"})
+        status = answer.status
         if status in (200, 206):
-            return body[:limit]
+            return bytes(answer.data[:limit])
         if status == 416:
             return b""  # an empty object has no byte range
         raise self._declined_answer(status)
@@ -149,9 +160,10 @@ class DirectRequests:
         sent = {"Content-MD5": content_md5}
         if create_only:
             sent["If-None-Match"] = "*"
-        status, headers, _body = self._send("PUT", object_name, data, sent)
-        if status != 200:
-            raise self._declined_answer(status)
+        answer = self._request("PUT", object_name, data, sent)
+        if answer.status != 200:
+            raise self._declined_answer(answer.status)
+        headers = answer.headers
         return {ours: str(headers[theirs]) for ours, theirs in _NAMED.items() if theirs in headers}
 
     def list_folder(self, prefix: str) -> list[str]:
@@ -164,17 +176,28 @@ class DirectRequests:
                      "max-keys": str(PAGE_KEYS), "encoding-type": "url"}  # fmt: skip
             if token is not None:
                 query["continuation-token"] = token
-            status, _headers, body = self._send("GET", "", b"", {}, query=query)
+            answer = self._request("GET", "", b"", {}, query=query)
+            status = answer.status
             if status != 200:
                 raise self._declined_answer(status)
             try:
-                page, token = _listed(body, prefix)
+                page, token = _listed(answer.data, prefix)
             except (ET.ParseError, ValueError):
                 raise self._declined_answer(status) from None
             names += page
             if token is None:
                 break
         return names  # none: an empty folder (a missing bucket is a 404, left to s3fs)
+
+    def open(self, object_name: str) -> io.RawIOBase:
+        """The whole object, streamed over one GET (see `_ObjectStream`); `Fallback` when
+        s3fs must answer."""
+        answer = self._request("GET", object_name, b"", {}, stream=True)
+        if answer.status != 200:
+            answer.close()
+            answer.release_conn()
+            raise self._declined_answer(answer.status)
+        return _ObjectStream(self, object_name, answer)
 
     def _declined_answer(self, status: int) -> Fallback:
         with self._lock:
@@ -185,7 +208,7 @@ class DirectRequests:
                 self.enabled = False
         return Fallback(status)
 
-    def _send(
+    def _request(
         self,
         method: str,
         object_name: str,
@@ -193,7 +216,10 @@ class DirectRequests:
         headers: dict[str, str],
         *,
         query: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
+        stream: bool = False,
+    ) -> Any:
+        """The urllib3 answer (its body unread when ``stream``), or the error s3fs's own
+        client would meet; `Fallback` before the path is set up."""
         ready = self._setup()
         if ready is None:
             raise Fallback("not set up")
@@ -217,7 +243,8 @@ class DirectRequests:
                 body=body or None,
                 headers=dict(request.headers.items()),
                 redirect=False,
-                preload_content=True,
+                preload_content=not stream,
+                decode_content=False,  # the object's bytes as stored, whatever it says
             )
         except urllib3.exceptions.SSLError:
             raise Fallback("TLS") from None
@@ -236,7 +263,92 @@ class DirectRequests:
         if answer.status in (200, 206, 416):
             with self._lock:
                 self._declined = 0
-        return answer.status, answer.headers, bytes(answer.data)
+        return answer
+
+
+class _ObjectStream(io.RawIOBase):
+    """One object read front to back over one GET. A connection cut mid-answer (a reset, an
+    early close, a read timeout) goes on from the byte it stopped at, with a ranged GET of
+    the same object (``If-Match`` its ETag: never the rest of another one), up to
+    `RESUMES` times in a row without a byte got."""
+
+    def __init__(self, requests: DirectRequests, object_name: str, answer: Any) -> None:
+        self._requests = requests
+        self._object_name = object_name
+        self._answer = answer
+        self._etag = answer.headers.get("ETag")
+        length = answer.headers.get("Content-Length")
+        self._size = int(length) if length is not None and length.isdigit() else None
+        self._position = 0
+        self._failures = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        import urllib3
+
+        while True:
+            try:
+                got = self._answer.readinto(buffer)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                self._resume(exc)
+                continue
+            if not got and self._size is not None and self._position < self._size:
+                self._resume(None)  # closed early (urllib3 1.26 does not count the length)
+                continue
+            if got:
+                self._position += got
+                self._failures = 0
+            return int(got)
+
+    def _resume(self, cut: BaseException | None) -> None:
+        self._answer.close()
+        self._answer.release_conn()
+        shown = f"at byte {self._position}" + (f" of {self._size}" if self._size else "")
+        while True:
+            self._failures += 1
+            timed_out = isinstance(cut, TimeoutError)
+            if self._failures > RESUMES or self._etag is None or self._size is None:
+                why = "timed out" if timed_out else "broke off"
+                raise (TimeoutError if timed_out else ConnectionError)(
+                    f"S3 GET of an object {why} {shown}, {self._failures} times in a row"
+                )
+            jitter = random.uniform(0, RESUME_DELAY * 2 ** (self._failures - 1))  # noqa: S311
+            time.sleep(jitter)
+            headers = {"Range": f"bytes={self._position}-", "If-Match": self._etag}
+            try:
+                answer = self._requests._request(
+                    "GET", self._object_name, b"", headers, stream=True
+                )
+            except (Fallback, ConnectionError, TimeoutError) as exc:
+                cut = exc
+                continue
+            if answer.status == 206 and answer.headers.get("Content-Range", "").startswith(
+                f"bytes {self._position}-"
+            ):
+                self._answer = answer
+                return
+            answer.close()
+            answer.release_conn()
+            if answer.status == 412:  # If-Match failed
+                raise IntegrityError(
+                    f"the S3 object {self._object_name!r} was replaced while it was read (the "
+                    f"read broke off {shown}, and the rest is of other bytes): another program "
+                    "writes where mlbackup keeps its objects"
+                )
+            raise ConnectionError(
+                f"S3 GET of an object broke off {shown} and could not go on: the store "
+                f"answered {answer.status} to a ranged GET"
+            )
+
+    def close(self) -> None:
+        if not self.closed:
+            done = self._size is not None and self._position >= self._size
+            if not done:
+                self._answer.close()  # a half-read connection is no use to the next request
+            self._answer.release_conn()
+        super().close()
 
 
 def _listed(body: bytes, prefix: str) -> tuple[list[str], str | None]:

@@ -100,6 +100,7 @@ class LoggedRequest:
     injected: bool  # answered or cut by the proxy rather than the upstream server
     body_bytes: int = 0  # the request body forwarded upstream
     client: str = ""  # the request's User-Agent: which HTTP stack sent it
+    range: str = ""  # the request's Range header: which bytes it asked for
 
 
 _WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
@@ -501,17 +502,19 @@ class FaultProxy(LoopbackServer):
                     else:
                         self.close_connection = True
                     return
-                agent = self.headers.get("User-Agent", "")
+                agent, asked = self.headers.get("User-Agent", ""), self.headers.get("Range", "")
                 number = proxy._record(
-                    LoggedRequest(self.command, self.path, status, False, len(body), agent)
+                    LoggedRequest(self.command, self.path, status, False, len(body), agent, asked)
                 )
                 proxy._run_hook(number, self.path)
                 self._send(status, headers, payload)
 
             def _injected(self, status: int) -> None:
                 """Log this request as answered (or cut) by the proxy."""
-                agent = self.headers.get("User-Agent", "")
-                proxy._record(LoggedRequest(self.command, self.path, status, True, client=agent))
+                agent, asked = self.headers.get("User-Agent", ""), self.headers.get("Range", "")
+                proxy._record(
+                    LoggedRequest(self.command, self.path, status, True, client=agent, range=asked)
+                )
 
             def _read_chunked(self) -> bytes:
                 data = bytearray()
