@@ -111,7 +111,11 @@ def backup_with_edited_manifest(tmp_path, edit_files):
     return t
 
 
-@pytest.mark.parametrize("evil", ["../escaped.txt", "/tmp/abs.txt", "a/../../x", "nul\x00byte"])
+@pytest.mark.parametrize(
+    "evil",
+    ["../escaped.txt", "/tmp/abs.txt", "a/../../x", "nul\x00byte", "a//b", "a/./b", "..", "a/",
+     "back\\slash", "a/b/.."],
+)  # fmt: skip
 def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil, figures):
     t = backup_with_edited_manifest(tmp_path, lambda files: [{**files[0], "path": evil}])
     before = tree_snapshot(tmp_path)
@@ -123,8 +127,15 @@ def test_hostile_manifest_paths_write_nothing_outside(tmp_path, evil, figures):
 
 @pytest.mark.parametrize(
     "evil",
-    ["../../../../home/u/.bashrc", "/etc/passwd", "0" * 31 + "/", "ABCDEF" * 5 + "00", "0" * 64],
-    ids=["relative-path", "absolute", "slash", "uppercase", "another-algorithm"],
+    [
+        "../../../../home/u/.bashrc",
+        "/etc/passwd",
+        "0" * 31 + "/",
+        "ABCDEF" * 5 + "00",
+        "0" * 64,
+        "0" * 31 + "\n",
+    ],
+    ids=["relative-path", "absolute", "slash", "uppercase", "another-algorithm", "newline"],
 )
 def test_a_hash_that_is_not_a_hash_is_refused(tmp_path, evil, figures):
     """A manifest's hash names an object, so anything but a digest of its algorithm is

@@ -50,6 +50,10 @@ _PATHS = {
     ("huggingface", "token"): "Hugging Face token",
     (".config/gcloud", "credentials.db"): "gcloud credentials",
 }
+#: The same, by file name: one look-up per scanned file.
+_PATHS_BY_NAME: dict[str, list[tuple[str, str]]] = {}
+for (_parent, _file), _what in _PATHS.items():
+    _PATHS_BY_NAME.setdefault(_file, []).append((_parent, _what))
 _EXAMPLES = (".env.example", ".env.sample", ".env.template", "example.env", "sample.env")
 #: Files whose names say nothing are sniffed when they are this small and their extension is
 #: one a key or config file has (a model's weights or a dataset shard never is).
@@ -77,8 +81,8 @@ def credential_reason(rel: str, path: str, size: int) -> str | None:
         return _NAMES[name]
     if (name.startswith(".env.") or name.endswith(".env")) and name not in _EXAMPLES:
         return "environment file"
-    for (parent, file), what in _PATHS.items():
-        if name == file and (folder == parent or folder.endswith("/" + parent)):
+    for parent, what in _PATHS_BY_NAME.get(name, ()):
+        if folder == parent or folder.endswith("/" + parent):
             return what
     extension = name.rpartition(".")[2] if "." in name.lstrip(".") else ""
     if 0 < size <= _SNIFF_BYTES and (extension in _SNIFFED_EXTENSIONS or name.startswith(".")):

@@ -56,7 +56,7 @@ META_DIR = ".mlbackup"
 _MANIFEST_RE = re.compile(r"^(\d{10})(?:-([0-9a-f]{8,40}))?\.json$")
 #: Hex digits of each hash's digest: an object key is built only from a string of this shape.
 _DIGEST_HEX = {"md5": 32, "xxh128": 32, "sha256": 64}
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 class ManifestKey(NamedTuple):
@@ -91,7 +91,7 @@ def check_digest(digest: str, hash_name: str) -> str:
     `IntegrityError`: a manifest's ``hash`` becomes part of a key, so it must never be a
     path (``../../home/u/.bashrc``) or anything but the hash it claims to be."""
     length = _DIGEST_HEX.get(hash_name)
-    if length is None or len(digest) != length or not _HEX.match(digest):
+    if length is None or len(digest) != length or not _HEX.fullmatch(digest):
         shown = digest if len(digest) <= 80 else digest[:77] + "..."
         raise IntegrityError(
             f"{shown!r} is not a {hash_name} digest; the manifest was edited or damaged, "

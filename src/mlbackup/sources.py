@@ -224,6 +224,8 @@ def _walk(
 
 
 def _is_sidecar(name: str, names: set[str], folder: Path) -> bool:
+    if not name.endswith(SQLITE_SIDECARS):  # nearly every file: one test, not one a suffix
+        return False
     for suffix in SQLITE_SIDECARS:
         if name.endswith(suffix):
             db = name[: -len(suffix)]
