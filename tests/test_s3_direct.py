@@ -8,11 +8,12 @@ import os
 import time
 
 import pytest
+from mlbackup_s3.direct import RESUMES
 
 from mlbackup import (
+    BackendPermissionError,
     BackendUnavailableError,
     BackupStatus,
-    IntegrityError,
     TargetError,
     backup,
     open_target,
@@ -263,29 +264,80 @@ def test_a_large_download_whose_connection_is_reset_goes_on(target, proxy, big, 
     assert [r.status for r in gets] == [200, 206, 206] and not gets[-1].injected
 
 
-def test_a_cut_off_download_never_goes_on_into_other_bytes(
-    target, proxy, big, s3_server, s3_bucket
+def _rewrite_in_parts(client, bucket, key, data):
+    """Put ``data`` under ``key`` again as a two-part upload: the same bytes, another ETag
+    (as under SSE-KMS, or another part size)."""
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    half = len(data) // 2
+    parts = [
+        {"PartNumber": n, "ETag": client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload, PartNumber=n, Body=chunk)["ETag"]}
+        for n, chunk in ((1, data[:half]), (2, data[half:]))
+    ]  # fmt: skip
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+
+
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "other-bytes"])
+def test_an_object_written_again_mid_download_is_judged_by_its_hash(
+    target, proxy, big, s3_server, s3_bucket, tmp_path, same_bytes
 ):
-    store = target.backend.inner
-    key = target.locate(target.manifest("big"))[0].key
+    """Read on after a cut, an object put again since (another ETag) gives the rest of its
+    bytes: the same bytes restore, other bytes are reported as damage, never placed."""
+    location = target.locate(target.manifest("big"))[0]
+    name = target.backend.inner.object_name(location.key)
+    data = big.read_bytes()
     proxy.truncate_gets(1, CUT, reset=False, path_contains="/objects/")
-    with target.backend.open_read(key) as stream:
-        assert stream.read(1 << 20) == big.read_bytes()[: 1 << 20]
-        # Another program puts other bytes under the key meanwhile.
-        s3_server.client().put_object(
-            Bucket=s3_bucket, Key=store.object_name(key), Body=os.urandom(BIG)
-        )
-        with pytest.raises(IntegrityError, match="was replaced while it was read"):
-            stream.read()
+    replacing = iter([lambda: _rewrite_in_parts(
+        s3_server.client(), s3_bucket, name, data if same_bytes else os.urandom(BIG))])  # fmt: skip
+
+    class Out:  # rewrites the object once the first bytes are in, as another writer might
+        def __init__(self):
+            self.parts = []
+
+        def write(self, chunk):
+            self.parts.append(bytes(chunk))
+            next(replacing, lambda: None)()
+
+    out = Out()
+    problem = target.copy_verified(location, out, target.manifest("big").hash_name)
+    if same_bytes:
+        assert problem is None and b"".join(out.parts) == data
+    else:
+        assert problem is not None and "does not match" in problem
     resumed = _object_gets(proxy.log)[1:]
-    assert [(r.status, r.range) for r in resumed] == [(412, f"bytes={CUT}-")]
+    going_on = f"bytes={CUT}-"
+    assert [(r.status, r.range) for r in resumed] == [(412, going_on), (206, going_on)]
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_busy_answer_to_going_on_is_a_failed_try(target, proxy, big, tmp_path, status):
+    proxy.truncate_gets(1, CUT, reset=False, path_contains="/objects/")
+    proxy.answer_matching("/objects/", status, b"<Error><Code>SlowDown</Code></Error>", nth=2)
+    restore("big", tmp_path / "back.bin", target=target)
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    gets = _object_gets(proxy.log)
+    assert [r.status for r in gets] == [200, status, 206], gets
+
+
+def test_a_refusal_while_going_on_is_the_error_it_names(target, proxy, big, tmp_path):
+    proxy.truncate_gets(1, CUT, reset=False, path_contains="/objects/")
+    denied = b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+    proxy.answer_matching("/objects/", 403, denied, nth=2)
+    with pytest.raises(BackendPermissionError, match="AccessDenied"):
+        restore("big", tmp_path / "back.bin", target=target)
+    assert not (tmp_path / "back.bin").exists()
+
+
+DEADLINE = 2.5
 
 
 def test_a_store_gone_silent_mid_download_fails_typed_within_the_deadline(
     s3_server, s3_bucket, proxy, tmp_path
 ):
     options = s3_server.storage_options(
-        endpoint_url=proxy.endpoint_url, connect_timeout=1, read_timeout=1
+        endpoint_url=proxy.endpoint_url, connect_timeout=1, read_timeout=1, deadline=DEADLINE
     )
     target = open_target(f"s3://{s3_bucket}/silent", **options)
     path = tmp_path / "big.bin"
@@ -303,5 +355,116 @@ def test_a_store_gone_silent_mid_download_fails_typed_within_the_deadline(
                 stream.read()
         finally:
             proxy.release_silenced()
-    assert time.monotonic() - started < 30
-    assert _direct(proxy.log), "the download was a direct one"
+    # Tries go on only while one more could end within the deadline of the last byte got.
+    assert time.monotonic() - started < DEADLINE + 1
+    resumed = [r for r in _object_gets(proxy.log) if r.range]
+    assert resumed and _direct(resumed) == resumed, proxy.log
+    assert len(resumed) < RESUMES, "the deadline, not the count of tries, ended it"
+
+
+# -- the browsable tree: server-side copies ------------------------------------------------
+
+
+def _copies(log):
+    """The browsable tree's CopyObject requests: bodiless PUTs to a plain key."""
+    puts = [r for r in log if r.method == "PUT" and not r.body_bytes]
+    return [r for r in puts if "/.mlbackup/" not in r.path]
+
+
+def test_the_browsable_tree_is_copied_straight(target, proxy, tmp_path):
+    backup(write_tree(tmp_path / "warm", {"a.bin": b"warm"}), target=target, name="warm")
+    proxy.clear()
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    copies = _copies(proxy.log)
+    assert len(copies) == len(FILES) and _direct(copies) == copies, copies
+    store = target.backend.inner
+    assert {rel: store.read_bytes(f"run/{rel}") for rel in FILES} == FILES
+
+
+def test_a_copy_answered_200_with_an_error_is_made_again_through_s3fs(target, proxy, tmp_path):
+    backup(write_tree(tmp_path / "warm", {"a.bin": b"warm"}), target=target, name="warm")
+    proxy.clear()
+    # S3 may answer a copy that failed with a 200 and an error body.
+    error = b"<Error><Code>InternalError</Code><Message>try again</Message></Error>"
+    proxy.answer_matching("/run/layer0/w0.bin", 200, error)
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    assert target.backend.inner.read_bytes("run/layer0/w0.bin") == FILES["layer0/w0.bin"]
+    tries = [r for r in _copies(proxy.log) if r.path.endswith("/run/layer0/w0.bin")]
+    assert [(r.injected, bool(_direct([r]))) for r in tries] == [(True, True), (False, False)]
+
+
+# -- the stream's edge cases, against a stand-in for urllib3's answer -------------------------
+
+
+class _Answer:
+    """urllib3's streamed answer as the stream uses it; ``cut`` raises after the bytes, and
+    ``cut=None`` ends early without an error (urllib3 1.26 does not count the length)."""
+
+    def __init__(self, data, size, status=200, cut=None, start=0):
+        self.status, self._data, self._cut = status, bytearray(data), cut
+        self.headers = {"ETag": '"e"', "Content-Length": str(size)}
+        if status == 206:
+            self.headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
+        self.data, self.closed = b"", False
+
+    def readinto(self, buffer):
+        if not self._data:
+            if self._cut is not None:
+                raise self._cut
+            return 0
+        got = min(len(buffer), len(self._data))
+        buffer[:got] = self._data[:got]
+        del self._data[:got]
+        return got
+
+    def close(self):
+        self.closed = True
+
+    def release_conn(self):
+        pass
+
+
+class _Requests:
+    def __init__(self, *answers):
+        self.answers, self.asked = list(answers), []
+
+    def _request(self, method, name, body, headers, **options):
+        self.asked.append(headers)
+        return self.answers.pop(0)
+
+
+def _stream(first, *rest):
+    from mlbackup_s3.direct import _ObjectStream
+
+    requests = _Requests(*rest)
+    return _ObjectStream(requests, "k", first, deadline=30), requests
+
+
+def test_an_answer_that_ends_early_without_an_error_goes_on(monkeypatch):
+    monkeypatch.setattr("mlbackup_s3.direct.RESUME_DELAY", 0)
+    stream, requests = _stream(_Answer(b"abc", 6), _Answer(b"def", 6, 206, start=3))
+    assert stream.read() == b"abcdef"
+    assert requests.asked == [{"Range": "bytes=3-", "If-Match": '"e"'}]
+
+
+def test_a_cut_after_the_last_byte_asks_for_nothing_more():
+    stream, requests = _stream(_Answer(b"abc", 3, cut=ConnectionResetError()))
+    assert stream.read() == b"abc" and requests.asked == []
+
+
+def test_a_read_of_nothing_asks_for_nothing_and_a_closed_stream_reads_nothing():
+    first = _Answer(b"abc", 3)
+    stream, requests = _stream(first)
+    assert stream.read(0) == b"" and requests.asked == []
+    stream.close()
+    assert first.closed
+    with pytest.raises(ValueError):
+        stream.read()
+
+
+def test_a_range_other_than_asked_is_not_spliced_in(monkeypatch):
+    monkeypatch.setattr("mlbackup_s3.direct.RESUME_DELAY", 0)
+    wrong = _Answer(b"xyz", 6, 206, start=0)  # the store sent the object from its start
+    stream, _ = _stream(_Answer(b"abc", 6, cut=ConnectionResetError()), wrong)
+    with pytest.raises(OSError, match="could not go on"):
+        stream.read()

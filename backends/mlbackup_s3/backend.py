@@ -247,7 +247,7 @@ class S3Backend(BucketBackend):
         if self._direct.enabled:
             with self.translate_errors("read", key):
                 try:
-                    stream = self._direct.open(self.object_name(key))
+                    stream = self._direct.open(self.object_name(key), self.deadline)
                 except Fallback:
                     pass  # s3fs's answer stands
                 else:
@@ -373,6 +373,12 @@ class S3Backend(BucketBackend):
         # most one copy takes, goes through s3fs's part-wise copy.
         source = {"Bucket": self.bucket, "Key": self.object_name(src)}
         with self.translate_errors("copy", src):
+            if self._direct.enabled:
+                try:
+                    self._direct.copy(source["Key"], self.object_name(dst))
+                    return True
+                except Fallback:
+                    pass  # s3fs's answer stands
             try:
                 self._call("copy_object", dst, CopySource=source)
             except OSError as exc:
@@ -585,5 +591,6 @@ class _TranslatedReads(io.RawIOBase):
             return self._stream.readinto(buffer) or 0
 
     def close(self) -> None:
-        self._stream.close()
+        with self._backend.translate_errors("read", self._key):
+            self._stream.close()
         super().close()

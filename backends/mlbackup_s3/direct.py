@@ -13,7 +13,8 @@ nothing for it. A listing (ListObjectsV2 with a delimiter: one folder's names) i
 here too: botocore's parser costs more than the request; an error (a missing bucket's 404
 included) or an unexpected answer is s3fs's. A large object is read over one streamed GET
 (s3fs reads a block per request, each a round trip the reader waits for, and moto reads
-the whole object again for each), going on from where it stopped if the connection is cut.
+the whole object again for each), going on from where it stopped if the connection is cut;
+the browsable tree's server-side copies (``CopyObject``) go this way too.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from mlbackup.errors import IntegrityError
-
 log = logging.getLogger("mlbackup")
 
 #: Calls a backend makes through s3fs before setting this path up.
@@ -41,6 +40,8 @@ GIVE_UP_AFTER = 16
 RESUMES = 4
 #: The first wait before going on after a cut (seconds; it doubles, with full jitter).
 RESUME_DELAY = 0.25
+#: Answers to a ranged GET that are a failed try: the store busy or briefly failing.
+_BUSY = frozenset({408, 429, 500, 502, 503, 504})
 #: Keys asked for per listing page (S3's most).
 PAGE_KEYS = 1000
 _S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -59,7 +60,8 @@ class Fallback(Exception):
 
 
 class DirectRequests:
-    """GETs, small PUTs and listings of one bucket's objects, from the calling thread."""
+    """GETs, small PUTs, copies and listings of one bucket's objects, from the calling
+    thread."""
 
     def __init__(
         self, options: Mapping[str, Any], bucket: str, workers: int, timeouts: tuple[float, float]
@@ -166,6 +168,21 @@ class DirectRequests:
         headers = answer.headers
         return {ours: str(headers[theirs]) for ours, theirs in _NAMED.items() if theirs in headers}
 
+    def copy(self, source_name: str, object_name: str) -> None:
+        """Copy the bucket's object ``source_name`` to ``object_name`` inside the store (one
+        ``CopyObject``); `Fallback` when s3fs must answer. S3 may answer a copy that failed
+        with a 200 whose body is an error: only a ``CopyObjectResult`` counts."""
+        source = f"{self._bucket}/{urllib.parse.quote(source_name, safe='/~')}"
+        answer = self._request("PUT", object_name, b"", {"x-amz-copy-source": source})
+        if answer.status != 200:
+            raise self._declined_answer(answer.status)
+        try:
+            copied = ET.fromstring(answer.data).tag == f"{_S3_XMLNS}CopyObjectResult"  # noqa: S314
+        except ET.ParseError:
+            copied = False
+        if not copied:
+            raise self._declined_answer(answer.status)
+
     def list_folder(self, prefix: str) -> list[str]:
         """The names right under ``prefix`` (a key prefix ending in ``/``): objects and
         folders, as ``fs.ls`` gives them; `Fallback` when s3fs must answer."""
@@ -189,15 +206,16 @@ class DirectRequests:
                 break
         return names  # none: an empty folder (a missing bucket is a 404, left to s3fs)
 
-    def open(self, object_name: str) -> io.RawIOBase:
-        """The whole object, streamed over one GET (see `_ObjectStream`); `Fallback` when
-        s3fs must answer."""
+    def open(self, object_name: str, deadline: float) -> io.RawIOBase:
+        """The whole object, streamed over one GET (see `_ObjectStream`: a cut is got past
+        within ``deadline`` seconds of the last byte, or not at all); `Fallback` when s3fs
+        must answer."""
         answer = self._request("GET", object_name, b"", {}, stream=True)
-        if answer.status != 200:
-            answer.close()
-            answer.release_conn()
+        etag, length = answer.headers.get("ETag", ""), answer.headers.get("Content-Length", "")
+        if answer.status != 200 or not etag.startswith('"') or not length.isdigit():
+            _drop(answer)  # a stream it could not go on with after a cut is s3fs's to read
             raise self._declined_answer(answer.status)
-        return _ObjectStream(self, object_name, answer)
+        return _ObjectStream(self, object_name, answer, deadline)
 
     def _declined_answer(self, status: int) -> Fallback:
         with self._lock:
@@ -217,9 +235,11 @@ class DirectRequests:
         *,
         query: Mapping[str, str] | None = None,
         stream: bool = False,
+        within: float | None = None,
     ) -> Any:
         """The urllib3 answer (its body unread when ``stream``), or the error s3fs's own
-        client would meet; `Fallback` before the path is set up."""
+        client would meet; `Fallback` before the path is set up. ``within``: seconds the
+        request may wait for the store at most (below its timeouts)."""
         ready = self._setup()
         if ready is None:
             raise Fallback("not set up")
@@ -233,6 +253,11 @@ class DirectRequests:
             url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         if self._options.get("requester_pays"):
             headers["x-amz-request-payer"] = "requester"
+        bounded: dict[str, Any] = {}  # else the pool's timeouts
+        if within is not None:
+            connect, read = self._timeouts
+            bound = max(within, 0.1)
+            bounded["timeout"] = urllib3.Timeout(connect=min(connect, bound), read=min(read, bound))
         request = AWSRequest(method=method, url=url, data=body, headers=headers)
         # Frozen per request: refreshed here when they expire, never changed mid-signature.
         S3SigV4Auth(credentials.get_frozen_credentials(), "s3", region).add_auth(request)
@@ -245,6 +270,7 @@ class DirectRequests:
                 redirect=False,
                 preload_content=not stream,
                 decode_content=False,  # the object's bytes as stored, whatever it says
+                **bounded,
             )
         except urllib3.exceptions.SSLError:
             raise Fallback("TLS") from None
@@ -253,8 +279,7 @@ class DirectRequests:
             # asks the same way, and its error, or success, stands.
             raise self._declined_answer(0) from None
         except (urllib3.exceptions.TimeoutError, TimeoutError):
-            # No URL in the message: it would name the bucket's host and the key, and a
-            # signed URL carries credentials.
+            # No URL in the message: it would name the bucket's host and the key.
             raise TimeoutError(f"S3 did not answer a {method} in time") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ConnectionError(
@@ -266,19 +291,42 @@ class DirectRequests:
         return answer
 
 
-class _ObjectStream(io.RawIOBase):
-    """One object read front to back over one GET. A connection cut mid-answer (a reset, an
-    early close, a read timeout) goes on from the byte it stopped at, with a ranged GET of
-    the same object (``If-Match`` its ETag: never the rest of another one), up to
-    `RESUMES` times in a row without a byte got."""
+class AnswerError(OSError):
+    """A ranged GET answered with an S3 error, its code and status shaped as botocore's
+    ``response``, so that the backend's error table reads it as it reads s3fs's."""
 
-    def __init__(self, requests: DirectRequests, object_name: str, answer: Any) -> None:
+    def __init__(self, message: str, status: int, code: str) -> None:
+        super().__init__(message)
+        self.response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+class _ObjectStream(io.RawIOBase):
+    """One object read front to back over one GET.
+
+    A connection cut mid-answer (a reset, an early close, a read timeout) goes on from the
+    byte it stopped at with a ranged GET, ``If-Match`` the object's ETag. An object written
+    again meanwhile (mlbackup puts an object again with the same bytes; under SSE-KMS, or in
+    other parts, its ETag differs) is read on without it: the hash of the whole file, which
+    the reader checks, decides. A busy store's answer (429, 5xx) is a failed try. Tries go
+    on up to `RESUMES` in a row without a byte got, and only while another, as long as the
+    one that failed, would end within ``deadline`` seconds of the last byte got (as
+    `mlbackup.retry.RetryPolicy` judges a retry)."""
+
+    def __init__(
+        self, requests: DirectRequests, object_name: str, answer: Any, deadline: float
+    ) -> None:
+        import urllib3
+
+        self._cuts = (urllib3.exceptions.HTTPError, OSError)
+        self._timeouts = (urllib3.exceptions.TimeoutError, TimeoutError)
         self._requests = requests
         self._object_name = object_name
         self._answer = answer
-        self._etag = answer.headers.get("ETag")
-        length = answer.headers.get("Content-Length")
-        self._size = int(length) if length is not None and length.isdigit() else None
+        self._deadline = deadline
+        self._last_byte_at = self._tried_at = time.monotonic()
+        self._etag = str(answer.headers["ETag"])  # open() checks that both are there
+        self._size = int(answer.headers["Content-Length"])
+        self._if_match = True
         self._position = 0
         self._failures = 0
 
@@ -286,69 +334,94 @@ class _ObjectStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        import urllib3
-
+        if self.closed:
+            raise ValueError("read of a closed stream")
+        if not len(buffer):
+            return 0
         while True:
             try:
-                got = self._answer.readinto(buffer)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                got = int(self._answer.readinto(buffer))
+            except self._cuts as exc:
+                if self._position >= self._size:
+                    return 0  # every byte is in (the hash decides): nothing to go on for
                 self._resume(exc)
                 continue
-            if not got and self._size is not None and self._position < self._size:
+            if not got and self._position < self._size:
                 self._resume(None)  # closed early (urllib3 1.26 does not count the length)
                 continue
             if got:
                 self._position += got
                 self._failures = 0
-            return int(got)
+                self._last_byte_at = self._tried_at = time.monotonic()
+            return got
 
     def _resume(self, cut: BaseException | None) -> None:
-        self._answer.close()
-        self._answer.release_conn()
-        shown = f"at byte {self._position}" + (f" of {self._size}" if self._size else "")
+        _drop(self._answer)
+        shown = f"at byte {self._position} of {self._size}"
         while True:
             self._failures += 1
-            timed_out = isinstance(cut, TimeoutError)
-            if self._failures > RESUMES or self._etag is None or self._size is None:
+            wait = random.uniform(0, RESUME_DELAY * 2 ** (self._failures - 1))  # noqa: S311
+            now = time.monotonic()
+            left = self._deadline - (now - self._last_byte_at)
+            if self._failures > RESUMES or wait + (now - self._tried_at) > left:
+                timed_out = isinstance(cut, self._timeouts)
                 why = "timed out" if timed_out else "broke off"
                 raise (TimeoutError if timed_out else ConnectionError)(
                     f"S3 GET of an object {why} {shown}, {self._failures} times in a row"
                 )
-            jitter = random.uniform(0, RESUME_DELAY * 2 ** (self._failures - 1))  # noqa: S311
-            time.sleep(jitter)
-            headers = {"Range": f"bytes={self._position}-", "If-Match": self._etag}
+            time.sleep(wait)
+            self._tried_at = time.monotonic()
+            headers = {"Range": f"bytes={self._position}-"}
+            if self._if_match:
+                headers["If-Match"] = self._etag
             try:
                 answer = self._requests._request(
-                    "GET", self._object_name, b"", headers, stream=True
+                    "GET", self._object_name, b"", headers, stream=True, within=left - wait
                 )
             except (Fallback, ConnectionError, TimeoutError) as exc:
                 cut = exc
                 continue
-            if answer.status == 206 and answer.headers.get("Content-Range", "").startswith(
+            status = answer.status
+            if status == 206 and answer.headers.get("Content-Range", "").startswith(
                 f"bytes {self._position}-"
             ):
                 self._answer = answer
                 return
-            answer.close()
-            answer.release_conn()
-            if answer.status == 412:  # If-Match failed
-                raise IntegrityError(
-                    f"the S3 object {self._object_name!r} was replaced while it was read (the "
-                    f"read broke off {shown}, and the rest is of other bytes): another program "
-                    "writes where mlbackup keeps its objects"
+            body = answer.data if status != 206 else b""  # an error's body is small
+            _drop(answer)
+            if status == 412 and self._if_match:
+                self._if_match = False  # written again since: read on, the hash decides
+                cut = None
+            elif status in _BUSY:
+                cut = ConnectionError(f"S3 answered {status}")
+            else:
+                code = _error_code(body)
+                raise AnswerError(
+                    f"S3 GET of an object broke off {shown} and could not go on: the store "
+                    f"answered {status} {code} to a ranged GET",
+                    status,
+                    code,
                 )
-            raise ConnectionError(
-                f"S3 GET of an object broke off {shown} and could not go on: the store "
-                f"answered {answer.status} to a ranged GET"
-            )
 
     def close(self) -> None:
         if not self.closed:
-            done = self._size is not None and self._position >= self._size
-            if not done:
-                self._answer.close()  # a half-read connection is no use to the next request
-            self._answer.release_conn()
+            _drop(self._answer)
         super().close()
+
+
+def _drop(answer: Any) -> None:
+    """Close an answer and give its connection back (a half-read one is closed, not reused;
+    urllib3 returns a fully read one to the pool by itself)."""
+    answer.close()
+    answer.release_conn()
+
+
+def _error_code(body: bytes) -> str:
+    """The ``Code`` of an S3 error body, or ""."""
+    try:
+        return ET.fromstring(body).findtext("Code") or ""  # noqa: S314 - the store's answer
+    except ET.ParseError:
+        return ""
 
 
 def _listed(body: bytes, prefix: str) -> tuple[list[str], str | None]:

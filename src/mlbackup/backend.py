@@ -73,6 +73,10 @@ class Backend(ABC):
     max_workers: ClassVar[int] = 8
     #: How transient failures (`BackendUnavailableError`) are retried.
     retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
+    #: Seconds one operation may take, its retries included: the deadline of the policy a
+    #: target is opened with, set on the backend then. A backend whose reads go on by
+    #: themselves after a cut connection gives up within it.
+    deadline: float = RetryPolicy.deadline
     #: True where a finished write is only staged on this machine (the Colab Drive mount
     #: uploads in the background): results then say ``staged`` rather than confirmed.
     staged_writes: ClassVar[bool] = False

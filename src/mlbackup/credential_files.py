@@ -54,6 +54,7 @@ _PATHS = {
 _PATHS_BY_NAME: dict[str, list[tuple[str, str]]] = {}
 for (_parent, _file), _what in _PATHS.items():
     _PATHS_BY_NAME.setdefault(_file, []).append((_parent, _what))
+del _parent, _file, _what
 _EXAMPLES = (".env.example", ".env.sample", ".env.template", "example.env", "sample.env")
 #: Files whose names say nothing are sniffed when they are this small and their extension is
 #: one a key or config file has (a model's weights or a dataset shard never is).

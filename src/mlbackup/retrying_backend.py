@@ -39,6 +39,16 @@ class RetryingBackend(Backend):
         self.staged_advice = inner.staged_advice  # type: ignore[misc]
         self.no_room_advice = inner.no_room_advice  # type: ignore[misc]
 
+    @property
+    def policy(self) -> RetryPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: RetryPolicy) -> None:
+        # The inner backend bounds what it retries by itself (a stream going on after a cut).
+        self._policy = policy
+        self.inner.deadline = self.deadline = policy.deadline
+
     @classmethod
     def from_url(cls, url: str, options: Any) -> Backend:  # pragma: no cover - never registered
         raise TypeError("RetryingBackend wraps an open backend; it is not built from a URL")

@@ -224,7 +224,7 @@ def _walk(
 
 
 def _is_sidecar(name: str, names: set[str], folder: Path) -> bool:
-    if not name.endswith(SQLITE_SIDECARS):  # nearly every file: one test, not one a suffix
+    if not name.endswith(SQLITE_SIDECARS):  # nearly every file: one test, not one per suffix
         return False
     for suffix in SQLITE_SIDECARS:
         if name.endswith(suffix):
