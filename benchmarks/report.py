@@ -379,17 +379,19 @@ def write(data: dict[str, Any], docs: Path) -> None:
         "ratios move by 2x or more between runs; every repeat's time is in "
         "`benchmarks/results.json`.",
         "- Where a first local backup's time goes: nearly all of it is kernel time creating "
-        "and renaming 5,008 files on this disk (hashing is xxh128, 0.05 s for the tree; reading "
-        "every byte takes 0.09 s). The same calls cost 30 µs to 700 µs per file depending on "
-        "the disk's recent history, for `cp -a` as for us; writing each file to a temp file "
-        "and renaming it into place (so a reader never sees half a file) is two more metadata "
-        "operations per file than `cp -a` makes. One temp folder per worker thread cut the "
-        "kernel CPU time by about 40% against one shared folder.",
-        "- S3 after the mutation: to keep the previous version restorable, mlbackup copies "
-        "each changed file's old object inside the store before replacing it, and builds the "
-        "appended file from the old bytes with `UploadPartCopy`. On AWS these copies run inside "
-        "S3; moto and s3rver do them in their own process on the same two cores, at the speed "
-        "of an upload. `aws s3 sync` overwrites, and keeps no version.",
+        "5,008 files on this disk (hashing is xxh128, 0.05 s for the tree; reading every byte "
+        "takes 0.09 s). The same calls cost 30 µs to 700 µs per file depending on the disk's "
+        "recent history, for `cp -a` as for us. Each object is written as a file with no name "
+        "(`O_TMPFILE`) and linked at its content address, so a reader never sees half a file "
+        "and there is no rename; the browsable tree adds one hard link per file.",
+        *_flush_notes(data),
+        "- S3 after the mutation: each changed file goes up as a new object under its content "
+        "address (the old one stays, for the previous version), the appended weight file is "
+        "built from its old object with `UploadPartCopy` plus its new tail, and after the "
+        "commit the browsable tree's keys of the changed files are copied from the new objects "
+        "inside the store (`CopyObject`). On AWS these copies run inside S3; moto and s3rver "
+        "do them in their own process on the same two cores, at the speed of an upload. "
+        "`aws s3 sync` overwrites, and keeps no version.",
         *_s3_notes(data),
         "- *rclone copy* compares size and modification time; *--checksum* reads every byte. "
         "restic's repository is not checked for missed changes (its snapshots are not files). "
@@ -462,10 +464,15 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
             f"- S3 restore: mlbackup's client used {ours['cpu']:.1f} s of CPU for {files:,} "
             f"files ({ours['cpu'] / files * 1e3:.2f} ms a file: one GET, its hash, a file "
             f"written), rclone's {rclone['cpu']:.1f} s ({rclone['cpu'] / files * 1e3:.2f} ms), "
-            "on the same two cores as the server. A GET through botocore's stack costs the "
-            "client milliseconds of CPU (last section); a Go client a fraction of that. On moto "
-            "the server's own time per request is the same for every client and, on two "
-            "cores, shared with it."
+            "on the same two cores as the server, whose own time per request is the same for "
+            "every client. Each file, the weight files too, comes back over one GET, md5-hashed "
+            "as it arrives (md5 is what an S3 ETag checks). Measured apart on moto "
+            "(2026-12-04, this tree with 8 MiB weight files, two runs each): 11.4 s and 11.7 s "
+            "against rclone's 11.3 s, so the small files come back at rclone's pace; four "
+            "120 MiB files took 3.2 s when read through s3fs a ranged GET per 8 MiB block (moto "
+            "reads the whole object again for each), 1.8 s streamed over one GET, against "
+            "rclone's 0.9 s: what is left is the md5 of every byte (1.6 s of CPU for the tree "
+            "here; see the reference table) on cores the server shares."
         )
     lines.append(
         "- moto lists a prefix by walking every key of the bucket, so each tool runs against "
@@ -512,6 +519,22 @@ def _far_notes(data: dict[str, Any]) -> list[str]:
             "bound by CPU, not by the distance."
         )
     return lines
+
+
+def _flush_notes(data: dict[str, Any]) -> list[str]:
+    """What the flush before a local commit cost in this run (durable against not)."""
+    durable = _get(data, "local folder", "mlbackup", "first", "seconds")
+    fast = _get(data, "local folder", "mlbackup durable=False", "first", "seconds")
+    cp = _get(data, "local folder", "cp -a", "first", "wall")
+    if None in (durable, fast, cp):
+        return []
+    return [
+        f"  Before the commit one `syncfs` writes the data out to the disk, so that a power "
+        f"loss cannot leave a committed version without it; in this run the first backup took "
+        f"{_fmt(durable)} with it and {_fmt(fast)} without (`durable=False`), against "
+        f"`cp -a`'s {_fmt(cp)}, which leaves its bytes in the page cache: the flush's share "
+        "is the disk's write speed, which swings between runs as `cp -a`'s own time does.",
+    ]
 
 
 def _local_cli_notes(data: dict[str, Any]) -> list[str]:
@@ -607,10 +630,11 @@ def _request_cost_section() -> list[str]:
         lines.append(f"| {stack} | {' | '.join(cells)} |")
     lines += [
         "",
-        "The choice: multipart uploads and copies stay on s3fs; single small GETs and PUTs "
-        "(one per file on a restore or a backup of many small files, a manifest's commit) and "
-        "a folder's listing go straight over urllib3 with botocore's signer, the listing "
-        "parsed without botocore (see docs/backends/s3.md). Importing s3fs "
+        "The choice: multipart uploads and part copies stay on s3fs; single GETs and small "
+        "PUTs (one per file on a restore or a backup of many small files, a manifest's "
+        "commit), the browsable tree's `CopyObject`s and a folder's listing go straight over "
+        "urllib3 with botocore's signer, the listing parsed without botocore, and a large "
+        "object streams over one GET (see docs/backends/s3.md). Importing s3fs "
         "stays the floor of a command-line run on S3: a no-change run needs only listings "
         "and one read, but the target is opened through s3fs.",
     ]
