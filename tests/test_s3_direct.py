@@ -405,7 +405,11 @@ class _Answer:
         self.headers = {"ETag": '"e"', "Content-Length": str(size)}
         if status == 206:
             self.headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
-        self.data, self.closed = b"", False
+        self.closed = False
+
+    def read(self, amount):
+        assert self.status >= 400, "only an error's body is read"
+        return b""
 
     def readinto(self, buffer):
         if not self._data:
@@ -462,9 +466,12 @@ def test_a_read_of_nothing_asks_for_nothing_and_a_closed_stream_reads_nothing():
         stream.read()
 
 
-def test_a_range_other_than_asked_is_not_spliced_in(monkeypatch):
+@pytest.mark.parametrize("status", [206, 200], ids=["another-range", "whole-object"])
+def test_a_range_other_than_asked_is_not_spliced_in(monkeypatch, status):
     monkeypatch.setattr("mlbackup_s3.direct.RESUME_DELAY", 0)
-    wrong = _Answer(b"xyz", 6, 206, start=0)  # the store sent the object from its start
+    # The store sent the object from its start (a 200: the Range ignored; its body, which may
+    # be the whole object, is not read: the stand-in has no read() to call).
+    wrong = _Answer(b"xyz", 6, status, start=0)
     stream, _ = _stream(_Answer(b"abc", 6, cut=ConnectionResetError()), wrong)
     with pytest.raises(OSError, match="could not go on"):
         stream.read()

@@ -42,6 +42,8 @@ RESUMES = 4
 RESUME_DELAY = 0.25
 #: Answers to a ranged GET that are a failed try: the store busy or briefly failing.
 _BUSY = frozenset({408, 429, 500, 502, 503, 504})
+#: The most of an error answer's body read, for its code.
+ERROR_BODY_BYTES = 64 << 10
 #: Keys asked for per listing page (S3's most).
 PAGE_KEYS = 1000
 _S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -387,7 +389,8 @@ class _ObjectStream(io.RawIOBase):
             ):
                 self._answer = answer
                 return
-            body = answer.data if status != 206 else b""  # an error's body is small
+            # An error's body names it; any other answer's (an object sent whole) is unread.
+            body = answer.read(ERROR_BODY_BYTES) if status >= 400 else b""
             _drop(answer)
             if status == 412 and self._if_match:
                 self._if_match = False  # written again since: read on, the hash decides
