@@ -464,8 +464,7 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
             "same."
         )
     files = data["meta"]["files"]
-    ours = moto.get("mlbackup", {}).get("restore", {})
-    rclone = moto.get("rclone copy", {}).get("restore", {})
+    ours, rclone = _restores(moto)
     if ours and rclone:
         lines.append(
             f"- S3 restore: mlbackup's client used {ours['cpu']:.1f} s of CPU for {files:,} "
@@ -481,9 +480,7 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
             "rclone's 0.9 s: what is left is the md5 of every byte (1.6 s of CPU for the tree "
             "here; see the reference table) on cores the server shares."
         )
-    second = data["tables"].get("S3 (s3rver)", {})
-    ours2 = second.get("mlbackup", {}).get("restore", {})
-    rclone2 = second.get("rclone copy", {}).get("restore", {})
+    ours2, rclone2 = _restores(data["tables"].get("S3 (s3rver)", {}))
     if ours2 and rclone2:
         lines.append(
             f"  On s3rver, a Node server much quicker than moto, the client is what waits: our "
@@ -502,6 +499,12 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
         "after every answer: each request also opens a TCP connection, for every client alike."
     )
     return lines
+
+
+def _restores(table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our restore's figures and rclone's in one target's table (empty where not run)."""
+    ours, rclone = (table.get(t, {}).get("restore", {}) for t in ("mlbackup", "rclone copy"))
+    return ours, rclone
 
 
 def _request_cost() -> dict[str, Any]:
