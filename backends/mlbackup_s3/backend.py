@@ -88,9 +88,12 @@ class S3Backend(BucketBackend):
 
     create_only: ClassVar[bool] = True  # If-None-Match: * (an S3 server that ignores it, such
     # as s3rver, overwrites instead: two writers of one name need a store that honours it)
-    # Small files are latency-bound: more in flight (aws s3 sync runs 10). Memory stays
-    # within the shared upload budget whatever the count.
-    max_workers: ClassVar[int] = 16
+    # Small files are latency-bound: more in flight (aws s3 sync runs 10, s5cmd 256). With
+    # the store 20 ms away, 1,000 small files and two 50 MB ones were committed in 4.6 s by
+    # 16 workers and 3.8 s by 32 (restored in 3.45 s and 2.95 s); 48 and 64 gained nothing
+    # more, and on a server on the same host the count changed nothing. Memory stays within
+    # the shared upload budget whatever the count.
+    max_workers: ClassVar[int] = 32
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
         "endpoint_url": str,
         "key": str,

@@ -13,19 +13,37 @@ _R = TypeVar("_R")
 
 
 def map_in_threads(
-    fn: Callable[[_T], _R], items: Sequence[_T], workers: int, name: str
+    fn: Callable[[_T], _R],
+    items: Sequence[_T],
+    workers: int,
+    name: str,
+    *,
+    size: Callable[[_T], int] | None = None,
 ) -> list[_R]:
     """``[fn(item) for item in items]``, with up to ``workers`` running at once (in this
     thread when there is only one). The first exception cancels what has not started yet and
-    is raised once the running calls have ended."""
+    is raised once the running calls have ended.
+
+    With ``size``, the largest items start first (the results keep the items' order): a
+    large file started last is the run's tail, one worker busy while the others idle; started
+    first, the small ones fill the other workers meanwhile.
+    """
+    order = list(range(len(items)))
+    if size is not None:
+        order.sort(key=lambda i: size(items[i]), reverse=True)  # stable: ties keep their order
+    results: list[_R] = [None] * len(items)  # type: ignore[list-item]  # each set below
     workers = min(workers, len(items))
     if workers <= 1:
-        return [fn(item) for item in items]
+        for i in order:
+            results[i] = fn(items[i])
+        return results
     with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
-        futures = [pool.submit(fn, item) for item in items]
+        futures = [(i, pool.submit(fn, items[i])) for i in order]
         try:
-            return [f.result() for f in futures]
+            for i, future in futures:
+                results[i] = future.result()
         except BaseException:
-            for f in futures:
-                f.cancel()
+            for _, future in futures:
+                future.cancel()
             raise
+    return results

@@ -301,7 +301,10 @@ def _fetch_all(
         counter.add(path, item.location.entry.size - in_flight[0])
         crash_point("restore-after-fetch")
 
-    map_in_threads(fetch, staged, target.backend.max_workers, "mlbackup-restore")
+    map_in_threads(
+        fetch, staged, target.backend.max_workers, "mlbackup-restore",
+        size=lambda item: item.location.entry.size,
+    )  # fmt: skip
 
 
 def _place(item: _Staged) -> None:
