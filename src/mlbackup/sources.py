@@ -132,10 +132,15 @@ def _source_file(rel: str, location: str, st: os.stat_result, has_wal: bool = Tr
 def is_sqlite(path: Path) -> bool:
     """True if the file starts with the SQLite 3 header."""
     try:
-        with open(path, "rb", buffering=0) as f:
-            return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # no file object: asked of every file
     except OSError:
         return False
+    try:
+        return os.read(fd, len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:  # a folder (EISDIR), an I/O error
+        return False
+    finally:
+        os.close(fd)
 
 
 def scan(path: Path, *, include_credentials: bool = False) -> ScannedSource:
@@ -242,12 +247,13 @@ def readable_copy(source: SourceFile) -> Iterator[tuple[Path, SnapshotKind]]:
     it was read (compare `signature()` before and after).
     """
     kind: SnapshotKind
-    if source.abspath.suffix in APPEND_LOG_SUFFIXES:
-        snapshot, kind = snapshot_complete_lines(source.abspath), "log"
-    elif is_sqlite(source.abspath):
-        snapshot, kind = snapshot_sqlite(source.abspath), "sqlite"
+    path = source.abspath  # once: a Path costs more than the header's read
+    if path.suffix in APPEND_LOG_SUFFIXES:
+        snapshot, kind = snapshot_complete_lines(path), "log"
+    elif is_sqlite(path):
+        snapshot, kind = snapshot_sqlite(path), "sqlite"
     else:
-        yield source.abspath, "plain"
+        yield path, "plain"
         return
     try:
         yield snapshot, kind
