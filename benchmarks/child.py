@@ -265,7 +265,12 @@ def _import_backend(url: str) -> None:
     once, not per backup."""
     from mlbackup.registry import get_backend_class
 
-    get_backend_class(url.split("://")[0] if "://" in url else "file")
+    scheme = url.split("://")[0] if "://" in url else "file"
+    get_backend_class(scheme)
+    if scheme == "s3":  # what the S3 backend loads on first use: the direct path, and s3fs
+        import botocore.session  # noqa: F401
+        import s3fs  # noqa: F401
+        import urllib3  # noqa: F401
 
 
 def main() -> None:

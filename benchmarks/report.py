@@ -454,7 +454,9 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
         s3fs = cost["stacks"].get("s3fs", {}).get("import_ms", 0)
         lines.append(
             f"- S3 no-change from the command line: before its first request the command "
-            f"imports for {cli:.0f} ms (s3fs alone {s3fs:.0f} ms; see the last section), "
+            f"imports for {cli:.0f} ms (the CLI, the backend, botocore and urllib3; not "
+            f"s3fs, {s3fs:.0f} ms more, which only a call the direct path leaves to it "
+            "loads; see the last section), "
             f"where the 0.3x goal leaves {0.3 * aws * 1e3:.0f} ms for the whole process "
             f"against `aws s3 sync`'s {_fmt(aws)}. The run itself, in-process, took "
             f"{_fmt(inproc)}: the requests counted above, nearly all of it the listing of "
@@ -658,9 +660,9 @@ def _request_cost_section() -> list[str]:
         "PUTs (one per file on a restore or a backup of many small files, a manifest's "
         "commit), the browsable tree's `CopyObject`s and a folder's listing go straight over "
         "urllib3 with botocore's signer, the listing parsed without botocore, and a large "
-        "object streams over one GET (see docs/backends/s3.md). Importing s3fs "
-        "stays the floor of a command-line run on S3: a no-change run needs only listings "
-        "and one read, but the target is opened through s3fs.",
+        "object streams over one GET (see docs/backends/s3.md). s3fs is imported only "
+        "when a call needs it (a multipart upload, an answer the direct path leaves to it): "
+        "a no-change run or a restore of small files never loads it.",
     ]
     if startup:
         shown = "; ".join(f"{what} {ms:.0f} ms" for what, ms in startup.items())

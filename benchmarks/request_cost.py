@@ -35,7 +35,10 @@ IMPORTS = {
 STARTUP = {
     "mlbackup's CLI": "import mlbackup.cli",
     "mlbackup's CLI, local backend": "import mlbackup.cli, mlbackup_local",
-    "mlbackup's CLI, S3 backend": "import mlbackup.cli, mlbackup_s3.backend",
+    # The S3 backend loads botocore and urllib3 for its first request (s3fs only for a call
+    # the direct path leaves to it, such as a multipart upload).
+    "mlbackup's CLI, S3 backend": "import mlbackup.cli, mlbackup_s3.backend, botocore.session, "
+    "botocore.auth, urllib3",
 }
 
 

@@ -68,3 +68,25 @@ def test_the_lock_folder_is_in_the_cache_folder_platformdirs_names(monkeypatch, 
 
     monkeypatch.setenv("XDG_CACHE_HOME", xdg)
     assert _user_cache_dir() == Path(platformdirs.user_cache_dir("mlbackup"))
+
+
+def test_a_no_change_backup_to_s3_loads_no_s3fs(tmp_path, s3_server, s3_bucket):
+    """s3fs, aiobotocore and aiohttp take a quarter second to import: a run whose requests
+    all go straight (listings, reads, a small write) never loads them."""
+    from mlbackup import open_target
+    from mlbackup.testing.s3_server import DEFAULT_KEY, DEFAULT_SECRET
+
+    source = tmp_path / "run"
+    source.mkdir()
+    (source / "weights.bin").write_bytes(b"w" * 1000)
+    url = f"s3://{s3_bucket}/runs"
+    mlbackup.backup(source, target=open_target(url, **s3_server.storage_options()), name="run")
+    code = (
+        "from mlbackup.cli import main\n"
+        f"assert main(['backup', {str(source)!r}, '--to', {url!r}, '--name', 'run', '-q', "
+        f"'-o', 'endpoint_url={s3_server.endpoint_url}']) == 0"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBACKUP_", "AWS_"))}
+    env.update(AWS_ACCESS_KEY_ID=DEFAULT_KEY, AWS_SECRET_ACCESS_KEY=DEFAULT_SECRET)
+    loaded = loaded_after(code, cwd=tmp_path, env=env)
+    assert [m for m in ("s3fs", "aiobotocore", "aiohttp", "fsspec") if m in loaded] == []

@@ -1,6 +1,7 @@
 """Small S3 reads and writes sent straight over urllib3 (backends/mlbackup_s3/direct.py), on
-moto through the fault proxy: the same bytes and the same guarantees as through s3fs, and
-anything unexpected left to s3fs."""
+moto through the fault proxy: the same bytes and the same guarantees as through s3fs; an S3
+error answer raises what s3fs would raise (never asked again through s3fs), and anything else
+unexpected is left to s3fs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mlbackup import (
     BackendUnavailableError,
     BackupStatus,
     TargetError,
+    TargetMissingError,
     backup,
     open_target,
     restore,
@@ -38,11 +40,12 @@ def _direct(log):
     return [r for r in log if r.client.startswith("python-urllib3")]
 
 
-def test_small_files_go_up_and_come_back_straight_after_a_few_calls(target, proxy, tmp_path):
+def test_small_files_go_up_and_come_back_straight(target, proxy, tmp_path):
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
     puts = [r for r in proxy.log if r.method == "PUT" and "/objects/" in r.path]
     assert len(puts) == len(FILES)
-    assert len(_direct(puts)) >= len(FILES) - 8, [r.client for r in puts]
+    sent = [r for r in proxy.log if r.method in ("GET", "PUT")]  # deletes are s3fs's
+    assert sent and _direct(sent) == sent, "from the first request on"
     proxy.clear()
     restore("run", tmp_path / "back", target=target)
     assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
@@ -51,23 +54,46 @@ def test_small_files_go_up_and_come_back_straight_after_a_few_calls(target, prox
     assert len(_direct(gets)) == len(FILES)
 
 
-def test_an_answer_the_direct_path_does_not_expect_is_left_to_s3fs(target, proxy, tmp_path):
+def test_an_answer_that_is_no_s3_error_is_left_to_s3fs(target, proxy, tmp_path):
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
-    restore("run", tmp_path / "warm", target=target)  # the direct path is set up
     proxy.clear()
-    # A spurious 404 for one object's first read, a 503 for another's (each object is read
-    # once, so each first read is a direct one, whatever the threads' order).
-    first, second = sorted({e.hash for e in target.manifest("run").files})[:2]
+    # A 404 without an S3 error (a gateway's, not the store's) for one object's first read:
+    # s3fs's client is asked, and its answer stands.
+    first = sorted({e.hash for e in target.manifest("run").files})[0]
     proxy.answer_matching(f"/objects/{first}", 404)
-    proxy.answer_matching(f"/objects/{second}", 503, b"<Error><Code>SlowDown</Code></Error>")
     restore("run", tmp_path / "back", target=target)
     assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
     refused = [r for r in proxy.log if r.injected]
-    assert sorted(r.status for r in refused) == [404, 503]
-    assert _direct(refused) == refused, "the injected answers went to direct requests"
-    for answer in refused:  # and each call was made again through s3fs, which got the bytes
-        again = [r for r in proxy.log if r.path == answer.path and not r.injected]
-        assert [r.status for r in again if not _direct([r])] == [206], again
+    assert [r.status for r in refused] == [404] and _direct(refused) == refused
+    again = [r for r in proxy.log if r.path == refused[0].path and not r.injected]
+    assert [(r.status, bool(_direct([r]))) for r in again] == [(206, False)], again
+
+
+def test_a_busy_stores_answer_is_retried_by_the_policy_not_through_s3fs(target, proxy, tmp_path):
+    backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
+    proxy.clear()
+    second = sorted({e.hash for e in target.manifest("run").files})[1]
+    proxy.answer_matching(f"/objects/{second}", 503, b"<Error><Code>SlowDown</Code></Error>")
+    restore("run", tmp_path / "back", target=target)
+    assert {rel: (tmp_path / "back" / rel).read_bytes() for rel in FILES} == FILES
+    asked = [r for r in proxy.log if f"/objects/{second}" in r.path]
+    assert [r.status for r in asked] == [503, 206] and _direct(asked) == asked, asked
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (403, b"<Error><Code>AccessDenied</Code></Error>", BackendPermissionError),
+        (404, b"<Error><Code>NoSuchBucket</Code></Error>", TargetMissingError),
+        (501, b"<Error><Code>NotImplemented</Code></Error>", TargetError),
+    ],
+)
+def test_a_refusal_raises_the_error_it_names_after_one_request(target, proxy, status, body, error):
+    proxy.clear()
+    proxy.answer_next(1, status, body, {"Content-Type": "application/xml"})
+    with pytest.raises(error):
+        target.backend.inner.list_dir("run")
+    assert [(r.status, r.injected) for r in proxy.log] == [(status, True)], proxy.log
 
 
 def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
@@ -207,8 +233,9 @@ def test_a_listing_goes_straight_and_names_what_s3fs_names(target, proxy, tmp_pa
     assert store.list_dir("nothing/here") == []  # an empty folder, in one request
     assert len(_direct(proxy.log)) == len(proxy.log) == 1
     proxy.answer_matching("list-type=2", 404, b"<Error><Code>NoSuchBucket</Code></Error>")
-    assert store.list_dir("run") == straight["run"]  # an error is s3fs's to answer
-    assert not _direct(proxy.log[-1:]), "asked again through s3fs"
+    with pytest.raises(TargetMissingError):  # as s3fs's listing would say, in one request
+        store.list_dir("run")
+    assert _direct(proxy.log[-1:]) and proxy.log[-1].injected
 
 
 # -- large objects: one streamed GET, going on where a cut left it ---------------------------

@@ -6,11 +6,13 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import io
 import itertools
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,7 +21,10 @@ from typing import Any, BinaryIO, ClassVar, cast
 from mlbackup.registry import needs_extra
 
 with needs_extra("s3"):  # when missing, loading this plugin fails and names the extra
-    import s3fs
+    # Found, not imported: s3fs (with aiobotocore and aiohttp) takes a quarter second to
+    # import, and a run whose requests all go straight (direct.py) never needs it.
+    if importlib.util.find_spec("s3fs") is None:
+        raise ModuleNotFoundError("No module named 's3fs'", name="s3fs")
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
@@ -112,6 +117,10 @@ class S3Backend(BucketBackend):
     def __init__(
         self, fs: Any, location: BucketURL, options: Mapping[str, Any], part_size: int
     ) -> None:
+        # With ``fs`` None, s3fs's filesystem is made on first use (see `fs`).
+        self._fs: Any = None
+        self._fs_options: Mapping[str, Any] | None = options if fs is None else None
+        self._fs_lock = threading.Lock()
         super().__init__(
             fs,
             location,
@@ -169,7 +178,26 @@ class S3Backend(BucketBackend):
                 f"part_size {part_size} is below S3's minimum part of {MIN_PART_SIZE} bytes "
                 "(5 MiB); raise it"
             )
-        return cls(_filesystem(options), location, options, part_size)
+        _register_credentials(options)  # now, though s3fs may never be loaded
+        return cls(None, location, options, part_size)
+
+    @property
+    def fs(self) -> Any:
+        """s3fs's filesystem, made on the first call that needs it: multipart uploads and
+        anything the direct path leaves to s3fs. None once closed."""
+        if self._fs is None and self._fs_options is not None:
+            with self._fs_lock:
+                if self._fs is None and self._fs_options is not None:
+                    self._fs = _filesystem(self._fs_options)
+        return self._fs
+
+    @fs.setter
+    def fs(self, value: Any) -> None:
+        self._fs = value
+
+    def close(self) -> None:
+        self._fs_options = None  # closed: not made again
+        super().close()
 
     def translate_error(self, exc: Exception, what: str) -> Exception:
         # A missing bucket also comes as FileNotFoundError; it must not read as "no object".
@@ -189,6 +217,9 @@ class S3Backend(BucketBackend):
         # One GET: s3fs's cat_file otherwise asks for the size first (a HEAD), to decide on
         # ranged parallel reads that a manifest never needs.
         with self.translate_errors("read", key):
+            if self._direct.enabled:
+                with contextlib.suppress(Fallback):  # else s3fs's answer stands
+                    return self._direct.get(self.object_name(key))
             return cast(bytes, self.fs.cat_file(self.path(key), max_concurrency=1))
 
     def check(self) -> None:
@@ -196,6 +227,10 @@ class S3Backend(BucketBackend):
         # bucket would look alike.
         with self.translate_errors("open", ""):
             prefix = f"{self.prefix}/" if self.prefix else ""
+            if self._direct.enabled:
+                with contextlib.suppress(Fallback):  # else s3fs's answer, or error, stands
+                    self._direct.probe(prefix)
+                    return
             try:
                 self._call("list_objects_v2", Prefix=prefix, MaxKeys=1)
             except Exception as exc:
@@ -493,13 +528,14 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
         "use_listings_cache": False,
         "config_kwargs": config,
     }
-    _register_credentials(options)
     for name in ("endpoint_url", "key", "secret", "token", "anon", "requester_pays"):
         if name in options:
             kwargs[name] = options[name]
     kwargs["session"] = _session(options.get("profile"))
     if "region" in options:
         kwargs["client_kwargs"] = {"region_name": options["region"]}
+    import s3fs
+
     fs = s3fs.S3FileSystem(**kwargs)
     fs.retries = 1  # no third loop in s3fs: botocore's and ours are enough
     return fs

@@ -5,20 +5,24 @@ A restore of many small files is one GET per file, and a backup one PUT: through
 request goes through aiobotocore's event loop, about 1.3 ms of client CPU here, all of it on
 one thread; the same request signed by botocore's ``S3SigV4Auth`` and sent with urllib3 from
 the calling thread costs about a third of that (``benchmarks/request_cost.py``, figures in
-docs/benchmarks.md). This path only ever does what it is sure of: an answer it does not
-expect (a redirect, any error status, a TLS problem) sends the same call through s3fs, whose
-answer, and error translation, stands. It is set up after a few calls (a sync botocore
-client, once, to learn the URL S3 expects and the region), so a one-request command pays
-nothing for it. A listing (ListObjectsV2 with a delimiter: one folder's names) is parsed
-here too: botocore's parser costs more than the request; an error (a missing bucket's 404
-included) or an unexpected answer is s3fs's. A large object is read over one streamed GET
-(s3fs reads a block per request, each a round trip the reader waits for, and moto reads
-the whole object again for each), going on from where it stopped if the connection is cut;
-the browsable tree's server-side copies (``CopyObject``) go this way too.
+docs/benchmarks.md). This path only ever does what it is sure of. An S3 error answer
+raises what s3fs would raise from it (a missing key, a key taken, a refusal the backend's
+error table names), after that one request; an answer it does not expect (a redirect, a
+region to learn, an error status that is no S3 error, a TLS problem) sends the same call
+through s3fs, whose answer, and error translation, stands. It is set up at the first call
+(a sync botocore client, once, to learn the URL S3 expects and the region): 0.2 s with its
+imports, against 0.35 s to import s3fs and make its client, which a run whose calls all go
+this way (a no-change backup, a restore of small files) never loads. A listing
+(ListObjectsV2 with a delimiter: one folder's names) is parsed here too: botocore's parser
+costs more than the request. A large object is read over one streamed GET (s3fs reads a
+block per request, each a round trip the reader waits for, and moto reads the whole object
+again for each), going on from where it stopped if the connection is cut; the browsable
+tree's server-side copies (``CopyObject``) go this way too.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -32,8 +36,9 @@ from typing import Any
 
 log = logging.getLogger("mlbackup")
 
-#: Calls a backend makes through s3fs before setting this path up.
-WARM_UP_CALLS = 4
+#: Calls a backend makes through s3fs before setting this path up: none, since setting it
+#: up (botocore's client, to learn the URL and region) costs less than importing s3fs.
+WARM_UP_CALLS = 0
 #: Answers in a row it left to s3fs after which it stops trying (a store that wants more).
 GIVE_UP_AFTER = 16
 #: Ranged GETs in a row, none of which got a byte, after which a cut-off read fails.
@@ -47,6 +52,11 @@ ERROR_BODY_BYTES = 64 << 10
 #: Keys asked for per listing page (S3's most).
 PAGE_KEYS = 1000
 _S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+#: Refusals botocore's client answers by asking again elsewhere (the bucket's region).
+_REGION_CODES = frozenset(
+    {"AuthorizationHeaderMalformed", "PermanentRedirect", "TemporaryRedirect",
+     "IllegalLocationConstraintException"}
+)  # fmt: skip
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 #: The answer's headers a caller checks, under the names botocore gives them.
@@ -145,28 +155,38 @@ class DirectRequests:
 
     # -- requests ------------------------------------------------------------------------
 
-    def get(self, object_name: str, limit: int) -> bytes:
-        """Up to ``limit`` bytes of the object; `Fallback` when s3fs must answer."""
-        answer = self._request("GET", object_name, b"", {"Range": f"bytes=0-{limit - 1}"})
+    def get(self, object_name: str, limit: int | None = None) -> bytes:
+        """Up to ``limit`` bytes of the object (None: all of it); `Fallback` when s3fs must
+        answer."""
+        ranged = {} if limit is None else {"Range": f"bytes=0-{limit - 1}"}
+        answer = self._request("GET", object_name, b"", ranged)
         status = answer.status
-        if status in (200, 206):
-            return bytes(answer.data[:limit])
-        if status == 416:
+        if status == 200 or (status == 206 and limit is not None):
+            return bytes(answer.data if limit is None else answer.data[:limit])
+        if status == 416 and limit is not None:
             return b""  # an empty object has no byte range
-        raise self._declined_answer(status)
+        raise self._refusal(answer)
+
+    def probe(self, prefix: str) -> None:
+        """Ask for one key under ``prefix``: the bucket is there and the credentials may list
+        it (a refusal raises the error it names); `Fallback` when s3fs must answer."""
+        query = {"list-type": "2", "prefix": prefix, "max-keys": "1"}
+        answer = self._request("GET", "", b"", {}, query=query)
+        if answer.status != 200 or b"ListBucketResult" not in answer.data:
+            raise self._refusal(answer)
 
     def put(
         self, object_name: str, data: bytes, content_md5: str, *, create_only: bool = False
     ) -> dict[str, str]:
         """Store ``data`` (``create_only``: only if the key is free); returns what S3 reports
-        as botocore would name it (``ETag``, the encryption). `Fallback` when s3fs must answer
-        (a key taken included: s3fs's answer to the same request says so)."""
+        as botocore would name it (``ETag``, the encryption); `FileExistsError` for a
+        create-only write whose key is taken; `Fallback` when s3fs must answer."""
         sent = {"Content-MD5": content_md5}
         if create_only:
             sent["If-None-Match"] = "*"
         answer = self._request("PUT", object_name, data, sent)
         if answer.status != 200:
-            raise self._declined_answer(answer.status)
+            raise self._refusal(answer, create_only=create_only)
         headers = answer.headers
         return {ours: str(headers[theirs]) for ours, theirs in _NAMED.items() if theirs in headers}
 
@@ -177,7 +197,7 @@ class DirectRequests:
         source = f"{self._bucket}/{urllib.parse.quote(source_name, safe='/~')}"
         answer = self._request("PUT", object_name, b"", {"x-amz-copy-source": source})
         if answer.status != 200:
-            raise self._declined_answer(answer.status)
+            raise self._refusal(answer)
         try:
             copied = ET.fromstring(answer.data).tag == f"{_S3_XMLNS}CopyObjectResult"  # noqa: S314
         except ET.ParseError:
@@ -198,7 +218,7 @@ class DirectRequests:
             answer = self._request("GET", "", b"", {}, query=query)
             status = answer.status
             if status != 200:
-                raise self._declined_answer(status)
+                raise self._refusal(answer)
             try:
                 page, token = _listed(answer.data, prefix)
             except (ET.ParseError, ValueError):
@@ -206,7 +226,7 @@ class DirectRequests:
             names += page
             if token is None:
                 break
-        return names  # none: an empty folder (a missing bucket is a 404, left to s3fs)
+        return names  # none: an empty folder (a missing bucket is a NoSuchBucket refusal)
 
     def open(self, object_name: str, deadline: float) -> io.RawIOBase:
         """The whole object, streamed over one GET (see `_ObjectStream`: a cut is got past
@@ -214,10 +234,38 @@ class DirectRequests:
         must answer."""
         answer = self._request("GET", object_name, b"", {}, stream=True)
         etag, length = answer.headers.get("ETag", ""), answer.headers.get("Content-Length", "")
+        if answer.status >= 400:
+            body = answer.read(ERROR_BODY_BYTES)
+            _drop(answer)
+            raise self._refusal(answer, body=body)
         if answer.status != 200 or not etag.startswith('"') or not length.isdigit():
             _drop(answer)  # a stream it could not go on with after a cut is s3fs's to read
             raise self._declined_answer(answer.status)
         return _ObjectStream(self, object_name, answer, deadline)
+
+    def _refusal(
+        self, answer: Any, *, create_only: bool = False, body: bytes | None = None
+    ) -> Exception:
+        """What an answer other than the one asked for means, to raise: the S3 error it
+        names, as s3fs raises it (`FileNotFoundError` for a missing key, `FileExistsError`
+        for a create-only write whose key is taken, else an `AnswerError` the backend's error
+        table reads as s3fs's), so that a refusal is never asked again through s3fs and a
+        busy store's answer is retried by the policy, with its backoff. `Fallback` where
+        s3fs's client knows more: a redirect, a region to learn, an answer that is no S3
+        error."""
+        status = answer.status
+        code = _error_code(answer.data[:ERROR_BODY_BYTES] if body is None else body)
+        transient = status == 429 or status >= 500
+        if status < 400 or code in _REGION_CODES or not (code or transient):
+            return self._declined_answer(status)
+        with self._lock:
+            self._declined = 0  # a store that answers in S3's terms
+        if status == 404 and code == "NoSuchKey":
+            return FileNotFoundError(errno.ENOENT, "no such key")
+        if create_only and status == 412:
+            return FileExistsError(errno.EEXIST, "the key is taken")
+        retry_after = answer.headers.get("Retry-After")
+        return AnswerError(f"S3 answered {status} {code}".rstrip(), status, code, retry_after)
 
     def _declined_answer(self, status: int) -> Fallback:
         with self._lock:
@@ -294,12 +342,18 @@ class DirectRequests:
 
 
 class AnswerError(OSError):
-    """A ranged GET answered with an S3 error, its code and status shaped as botocore's
+    """An S3 error answer, its code, status and ``Retry-After`` shaped as botocore's
     ``response``, so that the backend's error table reads it as it reads s3fs's."""
 
-    def __init__(self, message: str, status: int, code: str) -> None:
+    def __init__(
+        self, message: str, status: int, code: str, retry_after: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        headers = {} if retry_after is None else {"retry-after": retry_after}
+        self.response = {
+            "Error": {"Code": code},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers},
+        }
 
 
 class _ObjectStream(io.RawIOBase):
