@@ -24,7 +24,7 @@ def test_a_changed_file_is_committed_after_one_round_trip_more(s3_target, s3_pro
     import urllib.parse
 
     db = _write(tmp_path / "study.db", b"trial 0" * 1000)
-    for trial in range(1, 6):  # past the direct path's warm-up
+    for trial in range(1, 6):  # the callback's steady state: versions it committed itself
         backup(db, target=s3_target, name="study")
         _write(db, f"trial {trial}".encode() * 1000)
     s3_proxy.clear()

@@ -30,8 +30,9 @@ ON_DEMAND = [
 def loaded_after(code: str, cwd, env: dict[str, str] | None = None) -> list[str]:
     probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True, env=env
-    ).stdout
+        [sys.executable, "-c", probe],
+        cwd=cwd, capture_output=True, text=True, check=True, env=env, timeout=120,
+    ).stdout  # fmt: skip
     return json.loads(out.splitlines()[-1])
 
 
@@ -70,9 +71,12 @@ def test_the_lock_folder_is_in_the_cache_folder_platformdirs_names(monkeypatch, 
     assert _user_cache_dir() == Path(platformdirs.user_cache_dir("mlbackup"))
 
 
-def test_a_no_change_backup_to_s3_loads_no_s3fs(tmp_path, s3_server, s3_bucket):
-    """s3fs, aiobotocore and aiohttp take a quarter second to import: a run whose requests
-    all go straight (listings, reads, a small write) never loads them."""
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_a_no_change_backup_or_a_small_restore_from_s3_loads_no_s3fs(
+    tmp_path, s3_server, s3_bucket, command
+):
+    """s3fs, aiobotocore and aiohttp take a quarter second to import: a command whose
+    requests all go straight (listings, reads, small writes) never loads them."""
     from mlbackup import open_target
     from mlbackup.testing.s3_server import DEFAULT_KEY, DEFAULT_SECRET
 
@@ -81,12 +85,19 @@ def test_a_no_change_backup_to_s3_loads_no_s3fs(tmp_path, s3_server, s3_bucket):
     (source / "weights.bin").write_bytes(b"w" * 1000)
     url = f"s3://{s3_bucket}/runs"
     mlbackup.backup(source, target=open_target(url, **s3_server.storage_options()), name="run")
-    code = (
-        "from mlbackup.cli import main\n"
-        f"assert main(['backup', {str(source)!r}, '--to', {url!r}, '--name', 'run', '-q', "
-        f"'-o', 'endpoint_url={s3_server.endpoint_url}']) == 0"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBACKUP_", "AWS_"))}
+    argv = {
+        "backup": ["backup", str(source), "--to", url, "--name", "run"],
+        "restore": ["restore", "run", "--to", str(tmp_path / "back"), "--from", url],
+    }[command] + ["-q", "-o", f"endpoint_url={s3_server.endpoint_url}"]
+    code = f"from mlbackup.cli import main\nassert main({argv!r}) == 0"
+    # A proxy in the environment turns the direct path off (see docs/backends/s3.md).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLBACKUP_", "AWS_")) and not k.lower().endswith("_proxy")
+    }
     env.update(AWS_ACCESS_KEY_ID=DEFAULT_KEY, AWS_SECRET_ACCESS_KEY=DEFAULT_SECRET)
     loaded = loaded_after(code, cwd=tmp_path, env=env)
     assert [m for m in ("s3fs", "aiobotocore", "aiohttp", "fsspec") if m in loaded] == []
+    if command == "restore":
+        assert (tmp_path / "back" / "weights.bin").read_bytes() == b"w" * 1000

@@ -91,9 +91,44 @@ def test_a_busy_stores_answer_is_retried_by_the_policy_not_through_s3fs(target, 
 def test_a_refusal_raises_the_error_it_names_after_one_request(target, proxy, status, body, error):
     proxy.clear()
     proxy.answer_next(1, status, body, {"Content-Type": "application/xml"})
-    with pytest.raises(error):
-        target.backend.inner.list_dir("run")
+    with pytest.raises(error) as raised:
+        target.backend.list_dir("run")  # through the retry policy: permanent, not retried
+    assert not isinstance(raised.value, BackendUnavailableError)
     assert [(r.status, r.injected) for r in proxy.log] == [(status, True)], proxy.log
+
+
+def test_a_busy_stores_retry_after_is_honoured(target, proxy, caplog):
+    target.backend.write_new("probe/one", b"bytes")
+    proxy.clear()
+    proxy.answer_next(1, 429, b"<Error><Code>SlowDown</Code></Error>", {"Retry-After": "1"})
+    with caplog.at_level("INFO", logger="mlbackup"):
+        assert target.backend.read_at_most("probe/one", 100) == b"bytes"
+    assert "retry 1 in 1.0s" in caplog.text
+    assert [r.status for r in proxy.log] == [429, 206] and _direct(proxy.log) == proxy.log
+
+
+def test_a_concurrent_conditional_write_loses_as_a_taken_key(target, proxy):
+    """S3's 409 ConditionalRequestConflict: another create-only write of the key is under
+    way; it wins, as if it had come first (the loser commits the next version)."""
+    proxy.clear()
+    conflict = b"<Error><Code>ConditionalRequestConflict</Code></Error>"
+    proxy.answer_next(1, 409, conflict, {"Content-Type": "application/xml"})
+    with pytest.raises(FileExistsError):
+        target.backend.inner.write_new("probe/raced", b"ours")
+    assert [(r.status, r.injected) for r in proxy.log] == [(409, True)]
+
+
+def test_a_copy_the_store_refuses_as_too_large_goes_through_s3fs(target, proxy):
+    """A source above 5 GiB (InvalidRequest to one CopyObject) is copied in parts by s3fs."""
+    store = target.backend.inner
+    store.write_new("probe/source", b"the bytes")
+    proxy.clear()
+    too_large = b"<Error><Code>InvalidRequest</Code></Error>"
+    proxy.answer_matching("probe/copy", 400, too_large)
+    assert store.copy_object("probe/source", "probe/copy")
+    assert store.read_bytes("probe/copy") == b"the bytes"
+    made = [r for r in proxy.log if "probe/copy" in r.path and not r.injected]
+    assert made and not _direct(made[:1]), "copied again through s3fs"
 
 
 def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
@@ -138,7 +173,7 @@ def test_no_connection_at_all_gets_the_answer_s3fs_gives(s3_server, s3_bucket, t
 def test_a_changed_small_file_and_its_commit_are_sent_straight(target, proxy, tmp_path):
     run = write_tree(tmp_path / "run", FILES)
     backup(run, target=target, name="run")
-    for i in range(10):  # past the warm-up
+    for i in range(3):  # a few versions of one changed file first
         (run / "layer0" / "w0.bin").write_bytes(os.urandom(2000 + i))
         assert backup(run, target=target, name="run").status is BackupStatus.COPIED
     proxy.clear()
@@ -203,14 +238,13 @@ def test_a_store_gone_silent_fails_a_direct_read_typed_within_the_deadline(
 
 def test_a_create_only_write_to_a_taken_key_is_refused(target, proxy):
     store = target.backend.inner
-    for i in range(8):  # past the warm-up
-        store.write_new(f"probe/{i}", b"ours")
     proxy.clear()
     store.write_new("probe/taken", b"first")
     with pytest.raises(FileExistsError):
         store.write_new("probe/taken", b"second")
     assert store.read_at_most("probe/taken", 100) == b"first"
-    assert _direct(proxy.log), "the writes went straight"
+    puts = [r.status for r in proxy.log if r.method == "PUT"]
+    assert puts == [200, 412] and _direct(proxy.log) == proxy.log, "refused once, straight"
 
 
 def test_a_listing_goes_straight_and_names_what_s3fs_names(target, proxy, tmp_path, monkeypatch):
@@ -502,3 +536,12 @@ def test_a_range_other_than_asked_is_not_spliced_in(monkeypatch, status):
     stream, _ = _stream(_Answer(b"abc", 6, cut=ConnectionResetError()), wrong)
     with pytest.raises(OSError, match="could not go on"):
         stream.read()
+
+
+def test_a_closed_target_drops_its_connections_and_says_so(target, proxy):
+    target.backend.write_new("probe/one", b"bytes")
+    target.close()
+    proxy.clear()
+    with pytest.raises(TargetError, match="closed; open the target again"):
+        target.backend.read_at_most("probe/one", 100)
+    assert list(proxy.log) == [], "nothing sent once closed"

@@ -23,8 +23,9 @@ from mlbackup.registry import needs_extra
 with needs_extra("s3"):  # when missing, loading this plugin fails and names the extra
     # Found, not imported: s3fs (with aiobotocore and aiohttp) takes a quarter second to
     # import, and a run whose requests all go straight (direct.py) never needs it.
-    if importlib.util.find_spec("s3fs") is None:
-        raise ModuleNotFoundError("No module named 's3fs'", name="s3fs")
+    for _client in ("s3fs", "aiobotocore", "botocore", "urllib3"):
+        if importlib.util.find_spec(_client) is None:
+            raise ModuleNotFoundError(f"No module named {_client!r}", name=_client)
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url
@@ -184,19 +185,26 @@ class S3Backend(BucketBackend):
     @property
     def fs(self) -> Any:
         """s3fs's filesystem, made on the first call that needs it: multipart uploads and
-        anything the direct path leaves to s3fs. None once closed."""
-        if self._fs is None and self._fs_options is not None:
+        anything the direct path leaves to s3fs."""
+        if self._fs is None:
             with self._fs_lock:
-                if self._fs is None and self._fs_options is not None:
+                if self._fs is None:
+                    if self._fs_options is None:
+                        raise TargetError(
+                            f"{self.where} was closed; open the target again (open_target)"
+                        )
                     self._fs = _filesystem(self._fs_options)
         return self._fs
 
     @fs.setter
     def fs(self, value: Any) -> None:
-        self._fs = value
+        with self._fs_lock:
+            self._fs = value
 
     def close(self) -> None:
-        self._fs_options = None  # closed: not made again
+        with self._fs_lock:
+            self._fs_options = None  # closed: not made again
+        self._direct.close()
         super().close()
 
     def translate_error(self, exc: Exception, what: str) -> Exception:
@@ -411,13 +419,13 @@ class S3Backend(BucketBackend):
         # most one copy takes, goes through s3fs's part-wise copy.
         source = {"Bucket": self.bucket, "Key": self.object_name(src)}
         with self.translate_errors("copy", src):
-            if self._direct.enabled:
-                try:
-                    self._direct.copy(source["Key"], self.object_name(dst))
-                    return True
-                except Fallback:
-                    pass  # s3fs's answer stands
             try:
+                if self._direct.enabled:
+                    try:
+                        self._direct.copy(source["Key"], self.object_name(dst))
+                        return True
+                    except Fallback:
+                        pass  # s3fs's answer stands
                 self._call("copy_object", dst, CopySource=source)
             except OSError as exc:
                 if error_code(exc)[0] not in ("InvalidRequest", "EntityTooLarge"):
@@ -433,12 +441,12 @@ class S3Backend(BucketBackend):
         md5 = hashlib.md5(data)
         response: Mapping[str, Any] | None = None
         with self.translate_errors("write", key):
-            if self._direct.enabled:
-                with contextlib.suppress(Fallback):  # else s3fs's answer stands
-                    response = self._direct.put(
-                        self.object_name(key), data, _b64(md5.digest()), create_only=True
-                    )
             try:
+                if self._direct.enabled:
+                    with contextlib.suppress(Fallback):  # else s3fs's answer stands
+                        response = self._direct.put(
+                            self.object_name(key), data, _b64(md5.digest()), create_only=True
+                        )
                 if response is None:
                     digest = _b64(md5.digest())
                     response = self._call(
@@ -534,7 +542,8 @@ def _filesystem(options: Mapping[str, Any]) -> Any:
     kwargs["session"] = _session(options.get("profile"))
     if "region" in options:
         kwargs["client_kwargs"] = {"region_name": options["region"]}
-    import s3fs
+    with needs_extra("s3"):  # found at load time, but it may fail to import (a broken install)
+        import s3fs
 
     fs = s3fs.S3FileSystem(**kwargs)
     fs.retries = 1  # no third loop in s3fs: botocore's and ours are enough

@@ -52,10 +52,13 @@ ERROR_BODY_BYTES = 64 << 10
 #: Keys asked for per listing page (S3's most).
 PAGE_KEYS = 1000
 _S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-#: Refusals botocore's client answers by asking again elsewhere (the bucket's region).
-_REGION_CODES = frozenset(
+#: Refusals s3fs's client is asked about: the ones botocore answers by asking again
+#: elsewhere (the bucket's region), and the ones that may be this path's own doing (its
+#: signature, a body spoilt on the way), which botocore's request settles.
+_ASK_S3FS_CODES = frozenset(
     {"AuthorizationHeaderMalformed", "PermanentRedirect", "TemporaryRedirect",
-     "IllegalLocationConstraintException"}
+     "IllegalLocationConstraintException", "SignatureDoesNotMatch",
+     "XAmzContentSHA256Mismatch", "BadDigest", "InvalidDigest"}
 )  # fmt: skip
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -162,7 +165,11 @@ class DirectRequests:
         answer = self._request("GET", object_name, b"", ranged)
         status = answer.status
         if status == 200 or (status == 206 and limit is not None):
-            return bytes(answer.data if limit is None else answer.data[:limit])
+            data = answer.data
+            length = answer.headers.get("Content-Length", "")
+            if length.isdigit() and len(data) < int(length):  # urllib3 1.x lets a cut through
+                raise ConnectionError(f"S3 GET failed: the answer was cut short ({status})")
+            return bytes(data if limit is None else data[:limit])
         if status == 416 and limit is not None:
             return b""  # an empty object has no byte range
         raise self._refusal(answer)
@@ -256,16 +263,26 @@ class DirectRequests:
         status = answer.status
         code = _error_code(answer.data[:ERROR_BODY_BYTES] if body is None else body)
         transient = status == 429 or status >= 500
-        if status < 400 or code in _REGION_CODES or not (code or transient):
+        if status < 400 or code in _ASK_S3FS_CODES or not (code or transient):
             return self._declined_answer(status)
         with self._lock:
             self._declined = 0  # a store that answers in S3's terms
         if status == 404 and code == "NoSuchKey":
             return FileNotFoundError(errno.ENOENT, "no such key")
-        if create_only and status == 412:
+        if create_only and (status == 412 or code == "ConditionalRequestConflict"):
+            # Taken, or being taken by a concurrent conditional write: the other one wins.
             return FileExistsError(errno.EEXIST, "the key is taken")
         retry_after = answer.headers.get("Retry-After")
-        return AnswerError(f"S3 answered {status} {code}".rstrip(), status, code, retry_after)
+        return AnswerError(f"S3 answered {status}", status, code, retry_after)
+
+    def close(self) -> None:
+        """Drop the connections and the credentials; later calls are s3fs's (a closed
+        backend refuses them)."""
+        with self._lock:
+            self.enabled = False
+            ready, self._ready = self._ready, None
+        if ready is not None:
+            ready[3].clear()  # the pool's connections
 
     def _declined_answer(self, status: int) -> Fallback:
         with self._lock:
