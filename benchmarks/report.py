@@ -382,7 +382,7 @@ def write(data: dict[str, Any], docs: Path) -> None:
         "5,008 files on this disk (hashing is xxh128, 0.05 s for the tree; reading every byte "
         "takes 0.09 s). The same calls cost 30 µs to 700 µs per file depending on the disk's "
         "recent history, for `cp -a` as for us: this disk's ext4 has no journal, and without "
-        "one the kernel's inode allocator skips each inode freed in the last seconds (minutes "
+        "one the kernel's inode allocator skips each inode freed in the last minute (six "
         "while its table block is dirty), reading that block for each (`recently_deleted()`), "
         "and every repeat starts right after the previous copy was deleted. A perf profile of "
         "a first backup of the 5,000 small files started that way put 46% of all samples in "
@@ -452,6 +452,32 @@ def write(data: dict[str, Any], docs: Path) -> None:
     (docs / "benchmarks.svg").write_text(_svg(data["targets"]))
 
 
+def _s3_first_backup_notes(data: dict[str, Any], files: int) -> list[str]:
+    """Where a first backup to S3 spends its time, until its commit and after it."""
+    moto = data["tables"].get("S3 (moto)", {})
+    ours = moto.get("mlbackup", {}).get("first", {})
+    aws = moto.get("aws s3 sync", {}).get("first", {})
+    md5 = data["tables"].get("reference", {}).get("md5 of every byte", {}).get("first", {})
+    if not (ours.get("committed") and aws and md5):
+        return []
+    committed = statistics.median(ours["committed"])
+    after = ours["wall"] - committed
+    return [
+        f"- S3 first backup (moto): {_fmt(committed)} until the version was committed, against "
+        f"`aws s3 sync`'s {_fmt(aws['wall'])}; the whole process used {ours['cpu']:.1f} s of "
+        f"client CPU (the copies after the commit included) against {aws['cpu']:.1f} s, with "
+        "the server on the same two cores: each upload is checked "
+        f"against the md5 S3 answers (the md5 of every byte is {md5['cpu']:.1f} s of CPU here, "
+        "see the reference table; `aws s3 sync` sends a CRC32), and each file is one request "
+        f"as for `aws s3 sync`. The {_fmt(after)} after the commit are the browsable tree: "
+        f"{files:,} `CopyObject`s, which moto (and s3rver) run in their own process at the "
+        "speed of an upload, where AWS runs them inside S3; no reader waits for them, and "
+        "`browsable=false` skips them. `aws s3 sync` keeps one copy and no version. On "
+        "s3rver every file also goes up whole in one `PutObject` (see above), and a no-change "
+        "run lists every object as on moto.",
+    ]
+
+
 def _s3_notes(data: dict[str, Any]) -> list[str]:
     """Where the S3 rows' time goes, from this run's figures and request_cost.py's."""
     moto = data["tables"].get("S3 (moto)", {})
@@ -466,8 +492,8 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
         lines.append(
             f"- S3 no-change from the command line: before its first request the command "
             f"imports for {cli:.0f} ms (the CLI, the backend, botocore and urllib3; not "
-            f"s3fs, {s3fs:.0f} ms more, which only a call the direct path leaves to it "
-            "loads; see the last section), "
+            f"s3fs, whose import alone, botocore's included, takes {s3fs:.0f} ms, and which "
+            "only a call that needs it loads; see the last section), "
             f"where the 0.3x goal leaves {0.3 * aws * 1e3:.0f} ms for the whole process "
             f"against `aws s3 sync`'s {_fmt(aws)}. The run itself, in-process, took "
             f"{_fmt(inproc)}: the requests counted above, nearly all of it the listing of "
@@ -477,6 +503,7 @@ def _s3_notes(data: dict[str, Any]) -> list[str]:
             "same."
         )
     files = data["meta"]["files"]
+    lines += _s3_first_backup_notes(data, files)
     ours, rclone = _restores(moto)
     if ours and rclone:
         lines.append(
@@ -679,8 +706,8 @@ def _request_cost_section() -> list[str]:
         "commit), the browsable tree's `CopyObject`s and a folder's listing go straight over "
         "urllib3 with botocore's signer, the listing parsed without botocore, and a large "
         "object streams over one GET (see docs/backends/s3.md). s3fs is imported only "
-        "when a call needs it (a multipart upload, an answer the direct path leaves to it): "
-        "a no-change run or a restore of small files never loads it.",
+        "when a call needs it (a multipart upload, a HEAD, a delete, an answer the direct "
+        "path leaves to it): a no-change run or a restore of small files never loads it.",
     ]
     if startup:
         shown = "; ".join(f"{what} {ms:.0f} ms" for what, ms in startup.items())

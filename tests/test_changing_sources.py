@@ -65,7 +65,8 @@ def tree_and_serial_target(tmp_path, folder, files):
     for i in range(files):
         (root / f"f{i}.bin").write_bytes(bytes([i]) * 5000)
     target, faults = faulty_target(tmp_path / "t")
-    target.backend.max_workers = 1  # one upload at a time: f0 is held, the rest wait
+    # One upload at a time: f0 is held, the rest wait (files of one size start in scan order).
+    target.backend.max_workers = 1
     return root, target, faults
 
 

@@ -44,7 +44,7 @@ def test_small_files_go_up_and_come_back_straight(target, proxy, tmp_path):
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
     puts = [r for r in proxy.log if r.method == "PUT" and "/objects/" in r.path]
     assert len(puts) == len(FILES)
-    sent = [r for r in proxy.log if r.method in ("GET", "PUT")]  # deletes are s3fs's
+    sent = [r for r in proxy.log if r.method in ("GET", "PUT")]  # HEADs and deletes: s3fs's
     assert sent and _direct(sent) == sent, "from the first request on"
     proxy.clear()
     restore("run", tmp_path / "back", target=target)
@@ -133,7 +133,6 @@ def test_a_copy_the_store_refuses_as_too_large_goes_through_s3fs(target, proxy):
 
 def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
-    restore("run", tmp_path / "warm", target=target)
     proxy.clear()
     proxy.truncate_gets(3, path_contains="/objects/")  # three cut off after a few bytes
     restore("run", tmp_path / "back", target=target)
@@ -145,22 +144,22 @@ def test_a_connection_cut_mid_answer_is_retried(target, proxy, tmp_path):
 
 
 def test_no_connection_at_all_gets_the_answer_s3fs_gives(s3_server, s3_bucket, tmp_path):
-    """A store that went away (its port closed): once the direct path is set up, the error a
-    caller sees is the one s3fs gives a target that never set it up, typed and in time."""
+    """A store that went away (its port closed): the error a caller sees through the direct
+    path is the one s3fs gives a target whose calls all go through it, typed and in time."""
     from mlbackup.testing.fault_proxy import FaultProxy
 
     with FaultProxy(s3_server.endpoint_url) as gateway:
         options = s3_server.storage_options(
             endpoint_url=gateway.endpoint_url, connect_timeout=1, read_timeout=1, deadline=5
         )
-        warm = open_target(f"s3://{s3_bucket}/gone", **options)
-        cold = open_target(f"s3://{s3_bucket}/gone", **options)  # it will read through s3fs
-        backup(write_tree(tmp_path / "run", FILES), target=warm, name="run")
-        restore("run", tmp_path / "warm", target=warm)
-        assert _direct(gateway.log), "the direct path is set up"
-        key = warm.locate(warm.manifest("run"))[0].key
+        direct = open_target(f"s3://{s3_bucket}/gone", **options)
+        through_s3fs = open_target(f"s3://{s3_bucket}/gone", **options)
+        through_s3fs.backend.inner._direct.enabled = False  # every call of it through s3fs
+        backup(write_tree(tmp_path / "run", FILES), target=direct, name="run")
+        assert _direct(gateway.log), "the direct path is used"
+        key = direct.locate(direct.manifest("run"))[0].key
     errors = []
-    for target in (cold, warm):
+    for target in (through_s3fs, direct):
         started = time.monotonic()
         with pytest.raises(BackendUnavailableError) as caught:
             target.backend.read_at_most(key, 100_000)
@@ -188,7 +187,6 @@ def test_a_changed_small_file_and_its_commit_are_sent_straight(target, proxy, tm
 def test_an_upload_whose_etag_does_not_match_is_an_error(target, proxy, tmp_path):
     run = write_tree(tmp_path / "run", FILES)
     backup(run, target=target, name="run")
-    restore("run", tmp_path / "warm", target=target)
     (run / "new.bin").write_bytes(os.urandom(5000))
     proxy.rewrite_header("/objects/", "ETag", '"00000000000000000000000000000000"', count=10)
     with pytest.raises(TargetError, match="could not be verified"):
@@ -220,8 +218,7 @@ def test_a_store_gone_silent_fails_a_direct_read_typed_within_the_deadline(
     )
     target = open_target(f"s3://{s3_bucket}/silent", **options)
     backup(write_tree(tmp_path / "run", FILES), target=target, name="run")
-    restore("run", tmp_path / "warm", target=target)
-    assert _direct(proxy.log), "the direct path is set up"
+    assert _direct(proxy.log), "the direct path is used"
     manifest = target.manifest("run")
     proxy.clear()
     proxy.silence_next(10_000)
@@ -280,11 +277,10 @@ CUT = 5 << 20
 
 @pytest.fixture
 def big(target, proxy, tmp_path):
-    """A large file backed up, and restored once (so the direct path is set up)."""
+    """A large file backed up."""
     path = tmp_path / "big.bin"
     path.write_bytes(os.urandom(BIG))
     backup(path, target=target, name="big")
-    restore("big", tmp_path / "warm.bin", target=target)
     proxy.clear()
     return path
 
@@ -404,7 +400,6 @@ def test_a_store_gone_silent_mid_download_fails_typed_within_the_deadline(
     path = tmp_path / "big.bin"
     path.write_bytes(os.urandom(BIG))
     backup(path, target=target, name="big")
-    restore("big", tmp_path / "warm.bin", target=target)
     key = target.locate(target.manifest("big"))[0].key
     proxy.clear()
     proxy.truncate_gets(1, CUT, reset=False, path_contains="/objects/")

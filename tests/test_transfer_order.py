@@ -51,21 +51,42 @@ def test_a_restore_fetches_the_largest_files_first(tmp_path):
 def test_results_keep_the_items_order_whatever_starts_first():
     from mlbackup.parallel import map_in_threads
 
-    started: list[int] = []
+    started: list[str] = []
 
-    def record(n: int) -> int:
-        started.append(n)
-        return n * 10
+    def record(item: tuple[str, int]) -> str:
+        started.append(item[0])
+        return item[0].upper()
 
-    items = [3, 50, 7, 50, 1]
+    items = [("a", 3), ("b", 50), ("c", 7), ("d", 50), ("e", 1)]
     for workers in (1, 3):
         started.clear()
-        assert map_in_threads(record, items, workers, "t", size=lambda n: n) == [
-            30,
-            500,
-            70,
-            500,
-            10,
-        ]
+        results = map_in_threads(record, items, workers, "t", size_of=lambda item: item[1])
+        assert results == ["A", "B", "C", "D", "E"]
         if workers == 1:
-            assert started == [50, 50, 7, 3, 1]
+            assert started == ["b", "d", "c", "a", "e"]  # ties keep their order
+
+
+def test_a_failure_cancels_what_has_not_started_while_a_large_item_runs():
+    """The largest item starts first and may run long: a small one's failure must not wait
+    for it before the items not started yet are called off."""
+    import threading
+
+    import pytest
+
+    from mlbackup.parallel import map_in_threads
+
+    ran: list[int] = []
+    never_set = threading.Event()
+
+    def work(item: int) -> None:
+        if item == 1000:
+            never_set.wait(1.0)  # a long transfer, still running when the failure comes
+        elif item == 999:
+            raise ValueError("a small file failed")
+        else:
+            ran.append(item)
+
+    items = [1000, 999, *range(50)]
+    with pytest.raises(ValueError, match="small file failed"):
+        map_in_threads(work, items, 2, "t", size_of=lambda item: item)
+    assert len(ran) < 10, f"{len(ran)} of 50 ran after the failure"

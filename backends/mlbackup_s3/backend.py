@@ -6,7 +6,6 @@ import base64
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import io
 import itertools
 import logging
@@ -18,14 +17,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, cast
 
-from mlbackup.registry import needs_extra
+from mlbackup.registry import needs_extra, require_installed
 
 with needs_extra("s3"):  # when missing, loading this plugin fails and names the extra
     # Found, not imported: s3fs (with aiobotocore and aiohttp) takes a quarter second to
     # import, and a run whose requests all go straight (direct.py) never needs it.
-    for _client in ("s3fs", "aiobotocore", "botocore", "urllib3"):
-        if importlib.util.find_spec(_client) is None:
-            raise ModuleNotFoundError(f"No module named {_client!r}", name=_client)
+    require_installed("s3fs", "aiobotocore", "botocore", "urllib3")
 
 from mlbackup.backend import ObjectInfo
 from mlbackup.bucket_backend import BucketBackend, BucketURL, parse_bucket_url

@@ -8,7 +8,7 @@ the calling thread costs about a third of that (``benchmarks/request_cost.py``, 
 docs/benchmarks.md). This path only ever does what it is sure of. An S3 error answer
 raises what s3fs would raise from it (a missing key, a key taken, a refusal the backend's
 error table names), after that one request; an answer it does not expect (a redirect, a
-region to learn, an error status that is no S3 error, a TLS problem) sends the same call
+region to learn, a 4xx that is no S3 error, a TLS problem) sends the same call
 through s3fs, whose answer, and error translation, stands. It is set up at the first call
 (a sync botocore client, once, to learn the URL S3 expects and the region): 0.2 s with its
 imports, against 0.35 s to import s3fs and make its client, which a run whose calls all go
@@ -36,9 +36,6 @@ from typing import Any
 
 log = logging.getLogger("mlbackup")
 
-#: Calls a backend makes through s3fs before setting this path up: none, since setting it
-#: up (botocore's client, to learn the URL and region) costs less than importing s3fs.
-WARM_UP_CALLS = 0
 #: Answers in a row it left to s3fs after which it stops trying (a store that wants more).
 GIVE_UP_AFTER = 16
 #: Ranged GETs in a row, none of which got a byte, after which a cut-off read fails.
@@ -86,7 +83,6 @@ class DirectRequests:
         self._workers = workers
         self._timeouts = timeouts
         self._lock = threading.Lock()
-        self._calls = 0
         self._declined = 0
         self._ready: tuple[str, str, Any, Any] | None = None  # base URL, region, creds, pool
         self.enabled = _usable(options)
@@ -97,9 +93,6 @@ class DirectRequests:
         with self._lock:
             if self._ready is not None or not self.enabled:
                 return self._ready
-            self._calls += 1
-            if self._calls <= WARM_UP_CALLS:
-                return None
             try:
                 self._ready = self._build()
             except Exception as exc:  # noqa: BLE001 - s3fs remains, and works
@@ -258,8 +251,9 @@ class DirectRequests:
         for a create-only write whose key is taken, else an `AnswerError` the backend's error
         table reads as s3fs's), so that a refusal is never asked again through s3fs and a
         busy store's answer is retried by the policy, with its backoff. `Fallback` where
-        s3fs's client knows more: a redirect, a region to learn, an answer that is no S3
-        error."""
+        s3fs's client knows more: a redirect, a region to learn, a refusal that may be this
+        path's own doing (its signature), a 4xx that is no S3 error (a 429 or 5xx without
+        one is still a busy store's)."""
         status = answer.status
         code = _error_code(answer.data[:ERROR_BODY_BYTES] if body is None else body)
         transient = status == 429 or status >= 500

@@ -22,8 +22,11 @@ from .objects import check_expected
 
 __all__ = ["BucketBackend", "BucketURL", "PartSession", "parse_bucket_url", "public_endpoint"]
 
-#: Bytes read ahead per open object when restoring or verifying.
+#: Bytes read ahead per open object when restoring or verifying, at most.
 READ_BLOCK = 8 << 20
+#: Bytes all open objects of one target may read ahead at once: with many workers each reads
+#: ahead less (32 S3 workers: 4 MiB each).
+READ_AHEAD_BUDGET = 128 << 20
 #: Bytes of file data all upload workers of one target may hold at once (the least: two
 #: parts); each byte is copied a few times on its way out, so memory is a few times this.
 UPLOAD_BUDGET = 16 << 20
@@ -208,11 +211,10 @@ class BucketBackend(FsspecBackend):
 
     def open_read(self, key: str) -> BinaryIO:
         with self.translate_errors("read", key):
-            # A plain read-ahead of one block: memory stays at 8 MiB per open file (gcsfs's
-            # default adaptive prefetcher may hold up to 256 MiB).
-            opened = self.fs.open(
-                self.path(key), "rb", block_size=READ_BLOCK, cache_type="readahead"
-            )
+            # A plain read-ahead of one block: memory stays at 8 MiB per open file at most
+            # (gcsfs's default adaptive prefetcher may hold up to 256 MiB).
+            block = max(1 << 20, min(READ_BLOCK, READ_AHEAD_BUDGET // self.max_workers))
+            opened = self.fs.open(self.path(key), "rb", block_size=block, cache_type="readahead")
             return cast(BinaryIO, opened)
 
     def __getstate__(self) -> Any:

@@ -717,5 +717,5 @@ def _check_still_there(target: BackupTarget, entries: list[FileEntry]) -> None:
 def _send_all(transfer: _Transfer, todo: list[tuple[SourceFile, FileEntry | None]]) -> list[_Sent]:
     return map_in_threads(
         lambda job: transfer.send(*job), todo, transfer.backend.max_workers, "mlbackup-send",
-        size=lambda job: job[0].size,
+        size_of=lambda job: job[0].size,
     )  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 __all__ = ["map_in_threads"]
@@ -18,19 +18,19 @@ def map_in_threads(
     workers: int,
     name: str,
     *,
-    size: Callable[[_T], int] | None = None,
+    size_of: Callable[[_T], int] | None = None,
 ) -> list[_R]:
     """``[fn(item) for item in items]``, with up to ``workers`` running at once (in this
     thread when there is only one). The first exception cancels what has not started yet and
     is raised once the running calls have ended.
 
-    With ``size``, the largest items start first (the results keep the items' order): a
+    With ``size_of``, the largest items start first (the results keep the items' order): a
     large file started last is the run's tail, one worker busy while the others idle; started
     first, the small ones fill the other workers meanwhile.
     """
     order = list(range(len(items)))
-    if size is not None:
-        order.sort(key=lambda i: size(items[i]), reverse=True)  # stable: ties keep their order
+    if size_of is not None:
+        order.sort(key=lambda i: size_of(items[i]), reverse=True)  # stable: ties keep order
     results: list[_R] = [None] * len(items)  # type: ignore[list-item]  # each set below
     workers = min(workers, len(items))
     if workers <= 1:
@@ -38,12 +38,17 @@ def map_in_threads(
             results[i] = fn(items[i])
         return results
     with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
-        futures = [(i, pool.submit(fn, items[i])) for i in order]
+        futures = {pool.submit(fn, items[i]): i for i in order}
         try:
-            for i, future in futures:
-                results[i] = future.result()
+            # Not in the order they started: the largest item, first, may run long, and a
+            # failure of a small one must call off the rest at once.
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # raises the failure, if any
         except BaseException:
-            for _, future in futures:
+            for future in futures:
                 future.cancel()
             raise
+        for future, i in futures.items():
+            results[i] = future.result()
     return results

@@ -38,6 +38,7 @@ __all__ = [
     "mounted_backends",
     "needs_extra",
     "register_backend",
+    "require_installed",
 ]
 
 
@@ -61,6 +62,27 @@ def needs_extra(extra: str, package: str = "mlbackup") -> Iterator[None]:
         yield
     except ImportError as exc:
         raise MissingExtraError(extra, package, exc) from exc
+
+
+def require_installed(*modules: str) -> None:
+    """Raise ``ModuleNotFoundError`` for the first of ``modules`` that is not installed,
+    importing none of them: inside `needs_extra()`, a plugin whose client library is slow to
+    import checks it this way at load time and imports it when a call first needs it.
+
+    Examples:
+        >>> require_installed("json")
+        >>> try:
+        ...     with needs_extra("s3"):
+        ...         require_installed("no_such_client")
+        ... except MissingExtraError as exc:
+        ...     print(exc.install)
+        pip install "mlbackup[s3]"
+    """
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
 
 
 ENTRY_POINT_GROUP = "mlbackup.backends"

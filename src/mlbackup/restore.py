@@ -303,7 +303,7 @@ def _fetch_all(
 
     map_in_threads(
         fetch, staged, target.backend.max_workers, "mlbackup-restore",
-        size=lambda item: item.location.entry.size,
+        size_of=lambda item: item.location.entry.size,
     )  # fmt: skip
 
 
