@@ -1,11 +1,17 @@
 import json
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+# A shell that starts the suite in the background leaves SIGINT ignored, and every child
+# inherits that: the tests that press Ctrl-C in a child need its default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
