@@ -540,3 +540,17 @@ def test_a_closed_target_drops_its_connections_and_says_so(target, proxy):
     with pytest.raises(TargetError, match="closed; open the target again"):
         target.backend.read_at_most("probe/one", 100)
     assert list(proxy.log) == [], "nothing sent once closed"
+
+
+def test_reads_through_s3fs_share_one_read_ahead_budget(target):
+    """A restore read through s3fs (anonymous access, a proxy) reads ahead per open object
+    at most its share of one budget: with 32 workers, 4 MiB each, 128 MiB in all."""
+    from mlbackup.bucket_backend import READ_AHEAD_BUDGET
+
+    store = target.backend.inner
+    store.write_new("probe/object", b"x" * 1000)
+    store._direct.enabled = False  # as with anonymous access: every read through s3fs
+    with store.open_read("probe/object") as opened:
+        assert opened.read() == b"x" * 1000
+        assert opened.blocksize * store.max_workers <= READ_AHEAD_BUDGET
+        assert opened.blocksize == 4 << 20
